@@ -1,0 +1,235 @@
+"""Build: one ``docker buildx build --platform P --load`` per platform, skipped when unchanged.
+
+The build key is a SHA-256 over everything that determines the image: the files of the build
+context that .dockerignore lets through (names, exec bits, contents), the Dockerfile, the build
+args, the target, the platform and the builder. The image is tagged and labelled with it; an
+image with the same key already loaded is reused without calling buildx (``--multiarch-rebuild``
+forces a build). Base images pulled by ``FROM`` are not part of the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import stat
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from docker.utils.build import exclude_paths
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException, NoSuchImage
+
+from pytest_multiarch.config import ImageSpec
+from pytest_multiarch.errors import DOCTOR_HINT, BuildError, ImageMismatch, UsageError
+from pytest_multiarch.platforms import Platform
+
+KEY_LABEL = "io.github.pytest-multiarch.key"
+SLOT_LABEL = "io.github.pytest-multiarch.slot"
+_KEY_SCHEME = "1"
+LOG_TAIL_LINES = 30
+
+
+@dataclasses.dataclass(frozen=True)
+class BuiltImage:
+    """An image loaded into the engine for one platform."""
+
+    tag: str
+    id: str
+    platform: Platform
+    key: str
+    reused: bool
+    seconds: float
+    exposed_ports: tuple[int, ...] = ()
+
+
+def build_key(spec: ImageSpec, platform: Platform, builder: str) -> str:
+    """SHA-256 of every input of the build (see the module docstring)."""
+    digest = hashlib.sha256()
+    header = {
+        "scheme": _KEY_SCHEME,
+        "platform": str(platform),
+        "builder": builder,
+        "target": spec.target,
+        "build_args": sorted(spec.build_args.items()),
+        "dockerfile": spec.dockerfile.read_bytes().hex(),
+    }
+    digest.update(json.dumps(header, sort_keys=True).encode())
+    for rel in context_files(spec):
+        path = spec.context / rel
+        info = path.lstat()
+        digest.update(b"\0" + rel.encode() + b"\0")
+        if stat.S_ISLNK(info.st_mode):
+            digest.update(b"L" + os.readlink(path).encode())
+        elif stat.S_ISREG(info.st_mode):
+            digest.update(b"X" if info.st_mode & 0o111 else b"F")
+            with path.open("rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+        else:
+            digest.update(b"D")
+    return digest.hexdigest()
+
+
+def context_files(spec: ImageSpec) -> list[str]:
+    """Paths of the context that buildx sends, honouring .dockerignore as Docker does."""
+    patterns: list[str] = []
+    ignore = Path(f"{spec.dockerfile}.dockerignore")  # a Dockerfile's own ignore file wins
+    if not ignore.is_file():
+        ignore = spec.context / ".dockerignore"
+    if ignore.is_file():
+        lines = (line.strip() for line in ignore.read_text().splitlines())
+        patterns = [line for line in lines if line and not line.startswith("#")]
+    try:
+        dockerfile_rel = str(spec.dockerfile.relative_to(spec.context))
+    except ValueError:
+        dockerfile_rel = None
+    return sorted(exclude_paths(str(spec.context), patterns, dockerfile=dockerfile_rel))
+
+
+def image_tag(spec: ImageSpec, platform: Platform, key: str) -> str:
+    return f"{image_repository(spec)}:{platform.slug}-{key[:16]}"
+
+
+def image_repository(spec: ImageSpec) -> str:
+    """One repository per project folder and image name, so projects never share tags."""
+    where = hashlib.sha256(str(spec.context.resolve()).encode()).hexdigest()[:8]
+    base = re.sub(r"[^a-z0-9]+", "-", (spec.name or spec.context.resolve().name).lower()).strip("-")
+    return f"pytest-multiarch/{base or 'image'}-{where}"
+
+
+def find_loaded(docker: DockerClient, tag: str, key: str) -> str | None:
+    """Id of an already loaded image with this tag and build key, else None."""
+    try:
+        image = docker.image.inspect(tag)
+    except NoSuchImage:
+        return None
+    labels = (image.config.labels if image.config else None) or {}
+    return image.id if labels.get(KEY_LABEL) == key else None
+
+
+def build_image(
+    docker: DockerClient,
+    spec: ImageSpec,
+    platform: Platform,
+    *,
+    builder: str,
+    rebuild: bool = False,
+    on_line: Callable[[str], None] | None = None,
+) -> BuiltImage:
+    """Build (or reuse) the image of ``spec`` for ``platform`` and check its architecture."""
+    spec.check_paths()
+    started = time.monotonic()
+    key = build_key(spec, platform, builder)
+    tag = image_tag(spec, platform, key)
+    reused = not rebuild and find_loaded(docker, tag, key) is not None
+    if not reused:
+        _run_buildx(docker, spec, platform, tag, key, on_line)
+        _prune_stale(docker, spec, platform, key)
+    image = docker.image.inspect(tag)
+    check_image_platform(tag, platform, image.os, image.architecture, image.variant)
+    exposed = sorted(int(p.split("/")[0]) for p in ((image.config.exposed_ports if image.config else None) or {}))
+    return BuiltImage(
+        tag=tag,
+        id=image.id,
+        platform=platform,
+        key=key,
+        reused=reused,
+        seconds=time.monotonic() - started,
+        exposed_ports=tuple(exposed),
+    )
+
+
+def _run_buildx(
+    docker: DockerClient,
+    spec: ImageSpec,
+    platform: Platform,
+    tag: str,
+    key: str,
+    on_line: Callable[[str], None] | None,
+) -> None:
+    log: list[str] = []
+    try:
+        stream = docker.buildx.build(
+            spec.context,
+            file=spec.dockerfile,
+            platforms=[str(platform)],
+            load=True,
+            tags=[tag],
+            build_args=spec.build_args,
+            target=spec.target,
+            labels={KEY_LABEL: key, SLOT_LABEL: f"{image_repository(spec)}:{platform.slug}"},
+            progress="plain",
+            stream_logs=True,
+        )
+        for line in stream:  # type: ignore[union-attr]
+            line = line.rstrip("\n")
+            log.append(line)
+            if on_line is not None:
+                on_line(line)
+    except DockerException as exc:
+        # exc's own text holds the whole command line, build args included: never show it.
+        if not log and exc.stderr:
+            log = exc.stderr.splitlines()
+        raise BuildError(describe_build_failure(spec, platform, log)) from None
+
+
+def describe_build_failure(spec: ImageSpec, platform: Platform, log: list[str]) -> str:
+    """The failing step first, then the last lines of the log."""
+    step = None
+    errors = [m for m in (re.match(r"^#(\d+) ERROR: (.*)", line) for line in log) if m]
+    if errors:
+        step_id, reason = errors[-1].group(1), errors[-1].group(2)
+        header = next((ln for ln in log if re.match(rf"^#{step_id} \[", ln)), None)
+        if header:
+            step = f"{header.split(' ', 1)[1]}\n  {reason}"
+    if step is None:
+        step = next((ln for ln in reversed(log) if ln.startswith("ERROR")), "see the log below")
+    tail = "\n".join(f"  | {line}" for line in log[-LOG_TAIL_LINES:]) or "  (buildx printed nothing)"
+    hint = ""
+    if any("exec format error" in line for line in log):
+        hint = (
+            f"\n'exec format error' means this builder cannot run {platform} binaries: install "
+            f"QEMU (`docker run --privileged --rm tonistiigi/binfmt --install {platform.arch}`). " + DOCTOR_HINT
+        )
+    return (
+        f"build of {spec.dockerfile} for {platform} failed at step: {step}\n"
+        f"last {min(len(log), LOG_TAIL_LINES)} lines of the build log:\n{tail}{hint}"
+    )
+
+
+def check_image_platform(
+    tag: str, platform: Platform, os_name: str | None, arch: str | None, variant: str | None
+) -> None:
+    """The loaded image's config must say the requested platform: never a silent pass."""
+    described = "/".join(p for p in (os_name, arch, variant) if p)
+    try:
+        actual = Platform.parse(described)
+    except UsageError:
+        actual = None
+    if actual != platform:
+        raise ImageMismatch(
+            f"image {tag} was requested for {platform} but its config says {described or 'nothing'}. "
+            f"A FROM line probably pins another platform (`FROM --platform=...`), or the base "
+            f"image lacks {platform}: check the base image's platforms with "
+            f"`docker buildx imagetools inspect IMAGE`."
+        )
+
+
+def _prune_stale(docker: DockerClient, spec: ImageSpec, platform: Platform, key: str) -> None:
+    """Remove this project's older builds for the platform, so edits don't pile up images."""
+    slot = f"{image_repository(spec)}:{platform.slug}"
+    try:
+        stale = docker.image.list(filters=[("label", f"{SLOT_LABEL}={slot}")])
+    except DockerException:
+        return
+    for image in stale:
+        labels = (image.config.labels if image.config else None) or {}
+        if labels.get(KEY_LABEL) != key:
+            try:
+                docker.image.remove(image, force=False, prune=True)
+            except DockerException:
+                pass  # still used by a container (--multiarch-reuse): leave it

@@ -1,0 +1,94 @@
+"""Cleanup: every container the plugin starts is removed, whatever ends the session.
+
+- normal end, failed tests, Ctrl-C: the session's ``close()`` (pytest_unconfigure);
+- SIGTERM (CI cancelling a job): turned into SystemExit so the same path runs;
+- interpreter exit without pytest_unconfigure: ``atexit``;
+- SIGKILL: nothing runs, so the next session removes containers whose owner process is gone
+  (``sweep_orphans``), matched by the owner label on this host.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import socket
+import threading
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
+
+if TYPE_CHECKING:
+    from pytest_multiarch.run import MultiarchContainer
+
+OWNER_LABEL = "io.github.pytest-multiarch.owner"
+_running: list[MultiarchContainer] = []
+_lock = threading.Lock()
+_installed = False
+
+
+def owner_id() -> str:
+    """Value of OWNER_LABEL for containers this process starts."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def track(container: MultiarchContainer) -> None:
+    with _lock:
+        _running.append(container)
+
+
+def remove_all() -> None:
+    with _lock:
+        containers = list(_running)
+        _running.clear()
+    for container in containers:
+        container.stop()
+
+
+def install_handlers() -> None:
+    """atexit and SIGTERM handlers; installed once, and SIGTERM only if nobody else set one."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    atexit.register(remove_all)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread and signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def sweep_orphans(docker: DockerClient) -> int:
+    """Remove containers left by pytest processes on this host that no longer exist."""
+    host = socket.gethostname()
+    try:
+        containers = docker.container.list(all=True, filters=[("label", OWNER_LABEL)])
+    except DockerException:
+        return 0
+    removed = 0
+    for container in containers:
+        owner = (container.config.labels or {}).get(OWNER_LABEL, "")
+        owner_host, _, pid = owner.rpartition(":")
+        if owner_host != host or not pid.isdigit() or _alive(int(pid)):
+            continue
+        try:
+            docker.container.remove(container, force=True, volumes=True)
+            removed += 1
+        except DockerException:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,116 @@
+"""Fixtures: the built image, the running container and an HTTP session, per platform.
+
+``multiarch_fixtures`` makes the three fixtures for one image; the plugin uses it for the
+default image (``multiarch_image``, ``multiarch_container``, ``multiarch_http``) and a project
+with more images calls it in its conftest.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+from urllib.parse import urljoin
+
+import pytest
+import requests
+
+from pytest_multiarch.build import BuiltImage
+from pytest_multiarch.config import ImageSpec
+from pytest_multiarch.errors import UsageError
+from pytest_multiarch.platforms import Platform
+from pytest_multiarch.run import MultiarchContainer
+
+SpecFactory = Callable[[pytest.Config], ImageSpec]
+
+# fixture-name prefix → how to get its ImageSpec; read at collection to start builds early.
+REGISTRY: dict[str, SpecFactory] = {}
+
+
+class ImageFixtures(NamedTuple):
+    image: Any
+    container: Any
+    http: Any
+
+
+class ContainerHTTP(requests.Session):
+    """A ``requests.Session`` whose relative URLs resolve against the container."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__()
+        self.base_url = base_url
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        if isinstance(url, bytes):
+            url = url.decode()
+        return super().request(method, urljoin(self.base_url, url.lstrip("/")), *args, **kwargs)
+
+
+def multiarch_fixtures(
+    name: str,
+    *,
+    context: str | Path = ".",
+    dockerfile: str | Path = "Dockerfile",
+    build_args: Mapping[str, str] | None = None,
+    target: str | None = None,
+    port: int | None = None,
+    ready_path: str = "/",
+) -> ImageFixtures:
+    """Declare one more image; returns fixtures ``<name>_image``, ``<name>_container`` and
+    ``<name>_http``. Assign them to module-level names in a conftest.py::
+
+        api_image, api_container, api_http = multiarch_fixtures("api", context="api", port=8000)
+
+    ``context`` is relative to the rootdir and ``dockerfile`` to the context. The configured build
+    args (``--multiarch-build-arg``, ini ``multiarch_build_args``) apply on top of ``build_args``.
+    Tests using them are parametrized over the platforms exactly like ``multiarch_image``.
+    """
+    if not name.isidentifier():
+        raise UsageError(f"multiarch_fixtures name {name!r} must be a Python identifier, e.g. 'api'.")
+    declared = dict(build_args or {})
+
+    def spec_of(config: pytest.Config) -> ImageSpec:
+        from pytest_multiarch.plugin import settings_of
+
+        settings = settings_of(config)
+        root = Path(config.rootpath) / context
+        return ImageSpec(
+            name=name,
+            context=root,
+            dockerfile=root / dockerfile,
+            build_args={**declared, **settings.image.build_args},
+            target=target,
+            port=port,
+            ready_path=ready_path if ready_path.startswith("/") else "/" + ready_path,
+        )
+
+    return make_fixtures(name, spec_of)
+
+
+def make_fixtures(prefix: str, spec_of: SpecFactory) -> ImageFixtures:
+    REGISTRY[prefix] = spec_of
+
+    @pytest.fixture(scope="session", name=f"{prefix}_image")
+    def image_fixture(request: pytest.FixtureRequest, multiarch_platform: Platform) -> BuiltImage:
+        from pytest_multiarch.plugin import multiarch_session, say
+
+        return multiarch_session(request.config).image(spec_of(request.config), multiarch_platform, say(request.config))
+
+    @pytest.fixture(scope="session", name=f"{prefix}_container")
+    def container_fixture(request: pytest.FixtureRequest, multiarch_platform: Platform) -> MultiarchContainer:
+        from pytest_multiarch.plugin import multiarch_session, say
+
+        return multiarch_session(request.config).container(
+            spec_of(request.config), multiarch_platform, say(request.config)
+        )
+
+    @pytest.fixture(name=f"{prefix}_http")
+    def http_fixture(
+        request: pytest.FixtureRequest, multiarch_platform: Platform
+    ) -> Generator[ContainerHTTP, None, None]:
+        # multiarch_platform is named so that pytest parametrizes tests using only this fixture.
+        container: MultiarchContainer = request.getfixturevalue(f"{prefix}_container")
+        with ContainerHTTP(container.url("/")) as session:
+            yield session
+
+    return ImageFixtures(image_fixture, container_fixture, http_fixture)

@@ -1,0 +1,226 @@
+"""The pytest hooks: options, parametrization by platform, fixtures, errors and reporting."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import pytest
+
+from pytest_multiarch import cleanup, report
+from pytest_multiarch.build import BuiltImage
+from pytest_multiarch.config import Settings, add_options
+from pytest_multiarch.errors import EngineError, MultiarchError, PlatformUnavailable, UsageError
+from pytest_multiarch.fixtures import REGISTRY, make_fixtures
+from pytest_multiarch.platforms import Platform, parse_platforms
+from pytest_multiarch.run import MultiarchContainer
+from pytest_multiarch.session import MultiarchSession
+
+_SETTINGS = pytest.StashKey[Settings]()
+_SESSION = pytest.StashKey[MultiarchSession]()
+_PLATFORM_OF = pytest.StashKey[dict[str, str]]()
+PLATFORM_FIXTURE = "multiarch_platform"
+
+
+def settings_of(config: pytest.Config) -> Settings:
+    return config.stash[_SETTINGS]
+
+
+def multiarch_session(config: pytest.Config) -> MultiarchSession:
+    return config.stash[_SESSION]
+
+
+def say(config: pytest.Config) -> Callable[[str], None]:
+    """A function that writes a ``multiarch:`` line to the terminal (no-op without one)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+
+    def write(message: str) -> None:
+        if reporter is None:
+            return
+        if capture is None:
+            reporter.write_line(f"multiarch: {message}")
+            return
+        with capture.global_and_fixture_disabled():  # fixtures run with output captured
+            reporter.write_line(f"multiarch: {message}")
+
+    return write
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+# -- configuration --------------------------------------------------------------------------------
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from pytest_multiarch import newhooks
+
+    pluginmanager.add_hookspecs(newhooks)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "multiarch(platforms=[...]): run this test only on these of the configured platforms.",
+    )
+    try:
+        settings = Settings.from_pytest(config)
+    except UsageError as exc:
+        raise pytest.UsageError(f"pytest-multiarch: {exc}") from None
+    config.stash[_SETTINGS] = settings
+    config.stash[_SESSION] = MultiarchSession(config, settings)
+    config.stash[_PLATFORM_OF] = {}
+    cleanup.install_handlers()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(_SESSION, None)
+    if session is not None:
+        session.close()
+
+
+# -- parametrization --------------------------------------------------------------------------------
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if PLATFORM_FIXTURE not in metafunc.fixturenames:
+        return
+    session = multiarch_session(metafunc.config)
+    platforms = session.platforms()
+    marker = metafunc.definition.get_closest_marker("multiarch")
+    if marker is not None:
+        wanted = marker.kwargs.get("platforms", marker.args[0] if marker.args else None)
+        if wanted is None:
+            pytest.fail(
+                "@pytest.mark.multiarch needs platforms=[...], e.g. @pytest.mark.multiarch(platforms=['linux/arm64']).",
+                pytrace=False,
+            )
+        try:
+            allowed = parse_platforms(wanted)
+        except UsageError as exc:
+            pytest.fail(f"@pytest.mark.multiarch on {metafunc.definition.nodeid}: {exc}", pytrace=False)
+        configured = ", ".join(map(str, platforms))
+        platforms = [p for p in platforms if p in allowed]
+        if not platforms:
+            reason = (
+                f"none of the configured platforms ({configured}) is in "
+                f"@multiarch(platforms={[str(p) for p in allowed]})"
+            )
+            metafunc.parametrize(
+                PLATFORM_FIXTURE,
+                [pytest.param(None, marks=pytest.mark.skip(reason=reason))],
+                ids=["no-platform"],
+                indirect=True,
+                scope="session",
+            )
+            return
+    metafunc.parametrize(PLATFORM_FIXTURE, platforms, ids=[str(p) for p in platforms], indirect=True, scope="session")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Note each test's platform, and start the builds the selected tests need."""
+    config = session.config
+    platform_of = config.stash[_PLATFORM_OF]
+    wanted = []
+    for item in session.items:
+        callspec = getattr(item, "callspec", None)
+        platform = callspec.params.get(PLATFORM_FIXTURE) if callspec else None
+        if not isinstance(platform, Platform):
+            continue
+        platform_of[item.nodeid] = str(platform)
+        item.user_properties.append(("platform", str(platform)))
+        names = set(getattr(item, "fixturenames", ()))
+        for prefix, spec_of in REGISTRY.items():
+            if names & {f"{prefix}_image", f"{prefix}_container", f"{prefix}_http"}:
+                entry = (spec_of(config), platform)
+                if entry not in wanted:
+                    wanted.append(entry)
+    if wanted:
+        multiarch_session(config).prefetch(wanted)
+
+
+# -- fixtures -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def multiarch_platform(request: pytest.FixtureRequest) -> Platform:
+    """The platform this test runs for, with ``emulated`` set by the engine's preflight."""
+    platform = getattr(request, "param", None)
+    if not isinstance(platform, Platform):
+        raise UsageError(
+            "multiarch_platform is only available to tests parametrized by pytest-multiarch "
+            "(request it as a test argument, not through request.getfixturevalue)."
+        )
+    settings = settings_of(request.config)
+    try:
+        return multiarch_session(request.config).resolve(platform)
+    except PlatformUnavailable as exc:
+        if settings.strict:
+            raise
+        pytest.skip(str(exc))
+    except EngineError as exc:
+        if settings.strict or in_ci():
+            raise EngineError(
+                f"{exc}\n(Docker-backed tests fail instead of skipping because "
+                f"{'--multiarch-strict is set' if settings.strict else 'CI is set'}.)"
+            ) from None
+        pytest.skip(str(exc))
+
+
+multiarch_image, multiarch_container, multiarch_http = make_fixtures(
+    "multiarch", lambda config: settings_of(config).image
+)
+
+
+# -- errors and reporting -------------------------------------------------------------------------
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+    report_ = yield
+    platform = item.config.stash[_PLATFORM_OF].get(item.nodeid)
+    if call.excinfo is not None and report_.failed and isinstance(call.excinfo.value, MultiarchError):
+        error = call.excinfo.value
+        report_.longrepr = f"[{platform}] {type(error).__name__}: {error}"
+    if call.when == "setup" and platform:
+        for value in getattr(item, "funcargs", {}).values():
+            if isinstance(value, (BuiltImage, MultiarchContainer)):
+                tag = value.tag if isinstance(value, BuiltImage) else value.image.tag
+                item.user_properties.append(("image", tag))
+                break
+    return report_
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return report.header_lines(multiarch_session(config))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    config = terminalreporter.config
+    lines = report.summary_lines(multiarch_session(config), terminalreporter.stats, config.stash[_PLATFORM_OF])
+    if lines:
+        terminalreporter.write_sep("=", "multiarch summary")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
+def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    """Between tests, print what the background builds reported."""
+    # Looked up lazily: the hook has no config argument.
+    config = _CURRENT_CONFIG[0] if _CURRENT_CONFIG else None
+    if config is not None:
+        multiarch_session(config).flush_events(say(config))
+
+
+_CURRENT_CONFIG: list[pytest.Config] = []
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _CURRENT_CONFIG[:] = [session.config]

@@ -1,0 +1,158 @@
+"""Preflight: can this engine build and run a platform, natively or through QEMU?
+
+Sources, most to least authoritative:
+1. the platform is the engine's native one (or one its CPU runs directly: 386 on amd64);
+2. the builder's own platform list (``docker buildx inspect``, ``builder.nodes[].platforms``),
+   which BuildKit fills in by actually running a test binary through each emulator;
+3. when the daemon runs on this very kernel, /proc/sys/fs/binfmt_misc (the builder's list is
+   read when the daemon starts, so an emulator installed later appears only there).
+The container start then does the real run: ``uname -m`` inside must match (see run.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform as host
+import socket
+from pathlib import Path
+
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
+
+from pytest_multiarch.errors import DOCTOR_HINT, EngineError, PlatformUnavailable
+from pytest_multiarch.platforms import Platform
+
+BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
+
+# Platforms a CPU runs without emulation, besides its own.
+_COMPATIBLE = {"amd64": {"386"}}
+
+
+@dataclasses.dataclass(frozen=True)
+class Engine:
+    """What the preflight learned about the Docker engine and its builder."""
+
+    server_version: str
+    native: Platform
+    builder_name: str
+    builder_driver: str
+    builder_platforms: tuple[Platform, ...]
+    buildx_version: str
+    local: bool  # the daemon shares this kernel, so /proc/sys/fs/binfmt_misc describes it
+
+    def is_native(self, platform: Platform) -> bool:
+        return platform.arch == self.native.arch or platform.arch in _COMPATIBLE.get(self.native.arch, set())
+
+    def resolve(self, platform: Platform) -> Platform:
+        """Return ``platform`` with ``emulated`` set, or raise PlatformUnavailable."""
+        if self.is_native(platform):
+            return platform.with_emulated(False)
+        if platform in self.builder_platforms:
+            return platform.with_emulated(True)
+        if self.local and binfmt_handler_enabled(platform):
+            return platform.with_emulated(True)
+        raise PlatformUnavailable(self.missing_emulator_message(platform))
+
+    def missing_emulator_message(self, platform: Platform) -> str:
+        listed = ", ".join(str(p) for p in self.builder_platforms) or "none"
+        where = ""
+        if self.local and platform.qemu_name:
+            where = f" and {BINFMT_DIR}/qemu-{platform.qemu_name} is missing or disabled"
+        return (
+            f"{platform} cannot run on this engine ({self.native} native): no QEMU emulator. "
+            f"Builder {self.builder_name!r} lists {listed}{where}. "
+            f"Install one with `docker run --privileged --rm tonistiigi/binfmt --install "
+            f"{platform.arch}`, or on Debian/Ubuntu `apt-get install qemu-user-static "
+            f"binfmt-support` (then restart dockerd). {DOCTOR_HINT}"
+        )
+
+
+def binfmt_handler_enabled(platform: Platform) -> bool:
+    name = platform.qemu_name
+    if not name:
+        return False
+    try:
+        return (BINFMT_DIR / f"qemu-{name}").read_text().startswith("enabled")
+    except OSError:
+        return False
+
+
+def describe_handler(platform: Platform) -> str | None:
+    """``qemu-aarch64 (flags: PF)`` when this kernel has the handler, else None."""
+    name = platform.qemu_name
+    if not name:
+        return None
+    try:
+        text = (BINFMT_DIR / f"qemu-{name}").read_text()
+    except OSError:
+        return None
+    flags = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("flags:")), "")
+    return f"qemu-{name} (flags: {flags or '-'})"
+
+
+def inspect_engine(docker: DockerClient) -> Engine:
+    """Ask the daemon and buildx what they can do; EngineError when either is unusable."""
+    try:
+        info = docker.system.info()
+    except DockerException as exc:
+        raise EngineError(
+            "the Docker daemon does not answer"
+            f"{_daemon_where()}: {_first_line(exc)}. Start Docker (Docker Desktop, "
+            f"`sudo systemctl start docker`, or scripts/setup-docker.sh in this repository's "
+            f"checkout) and try again. {DOCTOR_HINT}"
+        ) from None
+    try:
+        buildx_version = docker.buildx.version()
+        builder = docker.buildx.inspect()
+    except DockerException as exc:
+        raise EngineError(
+            f"docker buildx is not available: {_first_line(exc)}. Install the buildx plugin "
+            f"(Debian/Ubuntu: `apt-get install docker-buildx`; otherwise "
+            f"https://github.com/docker/buildx#installing). {DOCTOR_HINT}"
+        ) from None
+    listed: list[Platform] = []
+    for node in builder.nodes or []:
+        for text in node.platforms or []:
+            try:
+                parsed = Platform.parse(text.rstrip("*"))
+            except Exception:  # a platform we do not model (linux/mips64): not ours to test
+                continue
+            if parsed not in listed:
+                listed.append(parsed)
+    native = Platform.parse(f"{info.os_type or 'linux'}/{info.architecture}")
+    return Engine(
+        server_version=info.server_version or "unknown",
+        native=native,
+        builder_name=builder.name or "default",
+        builder_driver=builder.driver or "unknown",
+        builder_platforms=tuple(listed),
+        buildx_version=_buildx_version_text(buildx_version),
+        local=_daemon_is_local(info.name, info.kernel_version),
+    )
+
+
+def _buildx_version_text(raw: object) -> str:
+    """``github.com/docker/buildx 0.13.1+ds1 abc`` → ``0.13.1+ds1``."""
+    parts = str(raw).split()
+    return parts[1] if len(parts) > 1 else str(raw).strip()
+
+
+def _daemon_is_local(name: str | None, kernel: str | None) -> bool:
+    docker_host = os.environ.get("DOCKER_HOST", "")
+    if docker_host and not docker_host.startswith("unix://"):
+        return False
+    return name == socket.gethostname() and kernel == host.release()
+
+
+def _daemon_where() -> str:
+    docker_host = os.environ.get("DOCKER_HOST")
+    return f" at DOCKER_HOST={docker_host}" if docker_host else ""
+
+
+def _first_line(exc: DockerException) -> str:
+    text = (exc.stderr or exc.stdout or str(exc) or "").strip()
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip().removeprefix("ERROR: ")
+    return "no output"

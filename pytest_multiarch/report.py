@@ -1,0 +1,78 @@
+"""Report: the header pytest prints first and the per-platform summary table at the end."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pytest_multiarch.errors import EngineError, PlatformUnavailable
+from pytest_multiarch.preflight import describe_handler
+from pytest_multiarch.session import MultiarchSession, PlatformStats
+
+
+def header_lines(session: MultiarchSession) -> list[str]:
+    try:
+        engine = session.engine()
+    except EngineError as exc:
+        return [f"multiarch: Docker engine unavailable: {str(exc).split('. ')[0]}"]
+    lines = [
+        f"multiarch: engine {engine.server_version} ({engine.native}), buildx {engine.buildx_version}, "
+        f"builder {engine.builder_name} ({engine.builder_driver})"
+    ]
+    states = []
+    for platform in session.platforms():
+        try:
+            resolved = engine.resolve(platform)
+        except PlatformUnavailable:
+            states.append(f"{platform} (unavailable: no emulator)")
+            continue
+        if not resolved.emulated:
+            states.append(f"{platform} (native)")
+        else:
+            handler = describe_handler(platform) if engine.local else None
+            states.append(f"{platform} (emulated{': ' + handler if handler else ''})")
+    lines.append("multiarch: platforms: " + ", ".join(states))
+    return lines
+
+
+_OUTCOMES = {"passed": "passed", "failed": "failed", "skipped": "skipped", "error": "errors"}
+
+
+def summary_lines(
+    session: MultiarchSession, stats: Mapping[str, Sequence[Any]], platform_of: Mapping[str, str]
+) -> list[str]:
+    """One row per platform: outcomes, native/emulated, build time, image id, ready time."""
+    if not platform_of:
+        return []
+    rows: dict[str, PlatformStats] = {}
+    for key, reports in stats.items():
+        field = _OUTCOMES.get(key)
+        if field is None:
+            continue
+        for rep in reports:
+            platform = platform_of.get(getattr(rep, "nodeid", ""))
+            if platform is None or (key == "passed" and getattr(rep, "when", "call") != "call"):
+                continue
+            row = rows.setdefault(platform, PlatformStats())
+            setattr(row, field, getattr(row, field) + 1)
+    header = ("platform", "passed", "failed", "skipped", "errors", "mode", "build", "image", "ready")
+    table = [header]
+    for platform in sorted(rows):
+        row = rows[platform]
+        known = session.stats.get(platform, PlatformStats())
+        mode = session.emulation_of(platform)
+        table.append(
+            (
+                platform,
+                str(row.passed),
+                str(row.failed),
+                str(row.skipped),
+                str(row.errors),
+                mode,
+                known.build or "-",
+                known.image or "-",
+                known.ready or "-",
+            )
+        )
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table]

@@ -1,0 +1,191 @@
+"""Run: start a built image as its platform with testcontainers, wait until it is ready.
+
+Every container carries ``OWNER_LABEL`` (host and pid of the pytest process) so that the
+session removes it at the end, and a later session removes it if that process was killed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+from urllib.parse import urljoin
+
+import requests
+
+# The Ryuk reaper image is pulled from Docker Hub, which may be unreachable; the plugin removes
+# its own containers (see cleanup.py), so Ryuk is off unless the user turned it on.
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+
+from docker.errors import DockerException as DockerSDKError
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.waiting_utils import WaitStrategy, WaitStrategyTarget
+
+from pytest_multiarch.build import BuiltImage
+from pytest_multiarch.cleanup import OWNER_LABEL, owner_id
+from pytest_multiarch.config import ImageSpec
+from pytest_multiarch.errors import ContainerError, ExecError, ImageMismatch
+from pytest_multiarch.platforms import Platform
+
+LOG_TAIL_LINES = 40
+_POLL_SECONDS = 0.2
+
+
+class MultiarchContainer:
+    """A running container of one platform's image, ready to be tested."""
+
+    def __init__(self, inner: DockerContainer, image: BuiltImage, port: int | None, base_url: str | None):
+        self._inner = inner
+        self.image = image
+        self.port = port
+        self.base_url = base_url
+        self.ready_seconds = 0.0
+
+    @property
+    def platform(self) -> Platform:
+        return self.image.platform
+
+    @property
+    def id(self) -> str:
+        return self._inner.get_container_id()
+
+    def url(self, path: str = "/") -> str:
+        """URL of ``path`` on the published port, e.g. ``http://127.0.0.1:49153/health``."""
+        if self.base_url is None:
+            raise ContainerError(
+                f"the {self.platform} container publishes no port: its image EXPOSEs none. Set "
+                f"--multiarch-port (ini multiarch_port) to the port the app serves."
+            )
+        return urljoin(self.base_url, path.lstrip("/"))
+
+    def exec(self, cmd: str | list[str]) -> str:
+        """Run ``cmd`` inside (no shell: a string is split like a shell would) and return stdout.
+
+        Raises ExecError with the exit code and output when it exits non-zero.
+        """
+        result = self._inner.get_wrapped_container().exec_run(cmd, demux=True)
+        stdout, stderr = (part.decode(errors="replace") if part else "" for part in result.output)
+        if result.exit_code != 0:
+            raise ExecError(cmd, result.exit_code, stdout + stderr)
+        return stdout
+
+    def logs(self) -> str:
+        """Everything the container printed so far, stdout and stderr interleaved."""
+        raw: bytes = self._inner.get_wrapped_container().logs(stdout=True, stderr=True)
+        return raw.decode(errors="replace")
+
+    def stop(self) -> None:
+        """Remove the container (and its anonymous volumes); safe to call twice."""
+        try:
+            self._inner.stop(force=True, delete_volume=True)
+        except DockerSDKError:
+            pass
+
+    def __repr__(self) -> str:
+        return f"<MultiarchContainer {self.platform} {self.image.tag} {self.base_url or 'no port'}>"
+
+
+class ReadyWhenServing(WaitStrategy):
+    """Poll an HTTP path until it answers < 500, failing at once if the container exits.
+
+    testcontainers' HttpWaitStrategy would keep polling a dead container until its timeout.
+    """
+
+    def __init__(self, url: str | None, timeout: float) -> None:
+        super().__init__()
+        self.url = url
+        self.timeout = timeout
+
+    def wait_until_ready(self, container: WaitStrategyTarget) -> None:
+        deadline = time.monotonic() + self.timeout
+        last_error = "no answer yet"
+        while True:
+            _raise_if_exited(container)
+            if self.url is None:
+                return  # nothing to poll: running is ready
+            try:
+                response = requests.get(self.url, timeout=2)
+                if response.status_code < 500:
+                    return
+                last_error = f"HTTP {response.status_code}"
+            except requests.RequestException as exc:
+                last_error = type(exc).__name__ + ": " + str(exc).split("(Caused by")[0].strip()
+            if time.monotonic() > deadline:
+                _raise_if_exited(container)
+                raise ContainerError(
+                    f"the container never became ready: {self.url} did not answer with a status "
+                    f"< 500 within {self.timeout:g} s (last error: {last_error}). Check "
+                    f"--multiarch-port and --multiarch-ready-path, or raise --multiarch-timeout.\n"
+                    f"{_log_tail(container)}"
+                )
+            time.sleep(_POLL_SECONDS)
+
+
+def _raise_if_exited(container: WaitStrategyTarget) -> None:
+    container.reload()
+    if container.status in ("exited", "dead"):
+        state: dict[str, Any] = container.get_wrapped_container().attrs.get("State", {})
+        raise ContainerError(
+            f"the container exited during start with exit code {state.get('ExitCode')}"
+            f"{' (' + state['Error'] + ')' if state.get('Error') else ''}"
+            f"{' (killed: out of memory)' if state.get('OOMKilled') else ''}.\n{_log_tail(container)}"
+        )
+
+
+def _log_tail(container: WaitStrategyTarget) -> str:
+    try:
+        raw = container.get_wrapped_container().logs(stdout=True, stderr=True, tail=LOG_TAIL_LINES)
+    except DockerSDKError:
+        return "(its logs could not be read)"
+    text = raw.decode(errors="replace").rstrip()
+    if not text:
+        return "The container printed nothing."
+    return f"Last {LOG_TAIL_LINES} lines of its logs:\n" + "\n".join(f"  | {ln}" for ln in text.splitlines())
+
+
+def start_container(image: BuiltImage, spec: ImageSpec, *, timeout: float) -> MultiarchContainer:
+    """Start ``image`` as its platform, publish its port on 127.0.0.1, wait until ready,
+    and check ``uname -m`` inside. On any failure the container is removed before raising."""
+    port = spec.port or (image.exposed_ports[0] if image.exposed_ports else None)
+    inner = DockerContainer(image.tag, platform=str(image.platform), labels={OWNER_LABEL: owner_id()})
+    if port is not None:
+        # docker-py takes (host_ip, host_port); None picks a free port. Loopback only.
+        inner.ports[f"{port}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]
+    started = time.monotonic()
+    try:
+        inner.start()  # creates and starts; the image is present, so nothing is pulled
+        base_url = None
+        if port is not None:
+            host_port = inner.get_docker_client().port(inner.get_container_id(), port)
+            base_url = f"http://127.0.0.1:{host_port}/"
+        ready_url = urljoin(base_url, spec.ready_path.lstrip("/")) if base_url else None
+        ReadyWhenServing(ready_url, timeout).wait_until_ready(inner)
+        container = MultiarchContainer(inner, image, port, base_url)
+        check_machine(container)
+    except BaseException:
+        try:
+            inner.stop(force=True, delete_volume=True)
+        except Exception:
+            pass
+        raise
+    container.ready_seconds = time.monotonic() - started
+    return container
+
+
+def check_machine(container: MultiarchContainer) -> None:
+    """``uname -m`` inside must be what the platform's CPU reports: the real run that proves
+    emulation works. Images without ``uname`` (distroless, scratch) are not checked."""
+    try:
+        machine = container.exec(["uname", "-m"]).strip()
+    except ExecError:
+        return
+    except DockerSDKError as exc:  # no uname binary: "executable file not found"
+        if "not found" in str(exc) or "no such file" in str(exc).lower():
+            return
+        raise
+    if machine not in container.platform.machines:
+        raise ImageMismatch(
+            f"the {container.platform} container reports `uname -m` = {machine!r}, expected "
+            f"{container.platform.machine!r}: the engine ran it as another platform. Check the "
+            f"QEMU handlers (`python -m pytest_multiarch doctor`)."
+        )

@@ -1,0 +1,223 @@
+"""The test session's images and containers, one per (image, platform), made at most once.
+
+Builds start in a thread pool as soon as collection knows which platforms are needed, so a
+platform's tests can run while another platform is still building. Every outcome, success or
+error, is cached: a failed build errors that platform's tests once, without retrying per test,
+and never touches another platform.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import pytest
+from python_on_whales import DockerClient
+
+from pytest_multiarch import cleanup
+from pytest_multiarch.build import BuiltImage, build_image
+from pytest_multiarch.config import ImageSpec, Settings
+from pytest_multiarch.errors import EngineError, MultiarchError
+from pytest_multiarch.platforms import Platform
+from pytest_multiarch.preflight import Engine, inspect_engine
+from pytest_multiarch.run import MultiarchContainer, start_container
+
+# While a test waits for a build, say so this often: an emulated build must never look hung.
+PROGRESS_EVERY_SECONDS = 15.0
+
+Key = tuple[ImageSpec, Platform]
+
+
+@dataclasses.dataclass
+class PlatformStats:
+    """What the summary table shows for one platform."""
+
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    errors: int = 0
+    build: str = ""  # "12.3 s", "reused", "failed"
+    image: str = ""
+    ready: str = ""
+
+
+class MultiarchSession:
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.docker = DockerClient()
+        self._engine: Engine | EngineError | None = None
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._builds: dict[Key, Future[BuiltImage]] = {}
+        self._containers: dict[Key, MultiarchContainer | MultiarchError] = {}
+        self._specs: dict[tuple[str, Platform], ImageSpec] = {}
+        self.events: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self.stats: dict[str, PlatformStats] = {}
+        self.verbose = config.get_verbosity() > 0
+
+    # -- engine and platforms ------------------------------------------------------------------
+
+    def engine(self) -> Engine:
+        """The preflight result, asked once; raises EngineError when Docker is unusable."""
+        with self._lock:
+            if self._engine is None:
+                try:
+                    self._engine = inspect_engine(self.docker)
+                except EngineError as exc:
+                    self._engine = exc
+        if isinstance(self._engine, EngineError):
+            raise self._engine
+        return self._engine
+
+    def platforms(self) -> list[Platform]:
+        """The configured platforms (or the engine's native one), after the plugin hook."""
+        if self.settings.platforms is not None:
+            platforms = list(self.settings.platforms)
+        else:
+            try:
+                platforms = [self.engine().native]
+            except EngineError:
+                platforms = [_host_platform()]
+        self.config.hook.pytest_multiarch_modify_platforms(config=self.config, platforms=platforms)
+        return platforms
+
+    def resolve(self, platform: Platform) -> Platform:
+        """``platform`` with ``emulated`` set; EngineError or PlatformUnavailable otherwise."""
+        return self.engine().resolve(platform)
+
+    # -- images ----------------------------------------------------------------------------------
+
+    def spec_for(self, spec: ImageSpec, platform: Platform) -> ImageSpec:
+        """``spec`` with the build args plugins add for this platform."""
+        key = (spec.name + "\0" + str(spec.context) + "\0" + str(spec.dockerfile), platform)
+        if key not in self._specs:
+            extra: dict[str, str] = {}
+            for result in reversed(
+                self.config.hook.pytest_multiarch_build_args(config=self.config, image=spec, platform=platform)
+            ):
+                extra.update(result or {})
+            self._specs[key] = dataclasses.replace(spec, build_args={**spec.build_args, **extra})
+        return self._specs[key]
+
+    def prefetch(self, wanted: list[tuple[ImageSpec, Platform]]) -> None:
+        """Start the builds that collected tests will need, before the first test asks."""
+        for spec, platform in wanted:
+            try:
+                self.build_future(spec, self.resolve(platform))
+            except MultiarchError:
+                pass  # the test's own fixture reports it (skip or error)
+
+    def build_future(self, spec: ImageSpec, platform: Platform) -> Future[BuiltImage]:
+        full = self.spec_for(spec, platform)
+        with self._lock:
+            key = (full, platform)
+            if key not in self._builds:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.settings.build_jobs, thread_name_prefix="multiarch-build")
+                self._builds[key] = self._pool.submit(self._build, full, platform)
+            return self._builds[key]
+
+    def _build(self, spec: ImageSpec, platform: Platform) -> BuiltImage:
+        label = f"{platform}{' (' + spec.name + ')' if spec.name else ''}"
+        self.events.put(f"building {label} ({'emulated' if platform.emulated else 'native'})…")
+        on_line: Callable[[str], None] | None = None
+        if self.verbose:
+
+            def on_line(line: str) -> None:
+                if line.strip():
+                    self.events.put(f"[{platform}] {line}")
+
+        started = time.monotonic()
+        try:
+            image = build_image(
+                self.docker,
+                spec,
+                platform,
+                builder=self.engine().builder_name,
+                rebuild=self.settings.rebuild,
+                on_line=on_line,
+            )
+        except Exception:
+            self.events.put(f"build {label}: failed after {time.monotonic() - started:.1f} s")
+            self._stats(platform).build = "failed"
+            raise
+        done = "reused (unchanged)" if image.reused else f"done in {image.seconds:.1f} s"
+        self.events.put(f"build {label}: {done}")
+        stats = self._stats(platform)
+        stats.build = "reused" if image.reused else f"{image.seconds:.1f} s"
+        stats.image = image.id.removeprefix("sha256:")[:12]
+        return image
+
+    def image(self, spec: ImageSpec, platform: Platform, say: Callable[[str], None]) -> BuiltImage:
+        """The built image, waiting for its build and reporting progress meanwhile."""
+        future = self.build_future(spec, platform)
+        started = time.monotonic()
+        while True:
+            try:
+                return future.result(timeout=PROGRESS_EVERY_SECONDS)
+            except TimeoutError:
+                say(f"still building {platform} ({time.monotonic() - started:.0f} s)…")
+            finally:
+                self.flush_events(say)
+
+    # -- containers ------------------------------------------------------------------------------
+
+    def container(self, spec: ImageSpec, platform: Platform, say: Callable[[str], None]) -> MultiarchContainer:
+        full = self.spec_for(spec, platform)
+        key = (full, platform)
+        cached = self._containers.get(key)
+        if cached is None:
+            image = self.image(spec, platform, say)
+            say(f"starting {platform} container of {image.tag}…")
+            try:
+                cached = start_container(image, full, timeout=self.settings.timeout_for(platform))
+                cleanup.track(cached)
+                self.config.hook.pytest_multiarch_container_started(config=self.config, container=cached)
+                self._stats(platform).ready = f"{cached.ready_seconds:.1f} s"
+                say(f"{platform} container ready in {cached.ready_seconds:.1f} s at {cached.base_url}")
+            except MultiarchError as exc:
+                cached = exc
+            self._containers[key] = cached
+        if isinstance(cached, MultiarchError):
+            raise cached
+        return cached
+
+    # -- reporting and the end -------------------------------------------------------------------
+
+    def flush_events(self, say: Callable[[str], None]) -> None:
+        while True:
+            try:
+                say(self.events.get_nowait())
+            except queue.Empty:
+                return
+
+    def emulation_of(self, platform_text: str) -> str:
+        """ "native", "emulated" or "unavailable", for the summary."""
+        try:
+            resolved = self.resolve(Platform.parse(platform_text))
+        except MultiarchError:
+            return "unavailable"
+        return "emulated" if resolved.emulated else "native"
+
+    def _stats(self, platform: Platform) -> PlatformStats:
+        return self.stats.setdefault(str(platform), PlatformStats())
+
+    def close(self) -> None:
+        """Stop every container of this session; builds still running are abandoned."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        cleanup.remove_all()
+
+
+def _host_platform() -> Platform:
+    import platform as host
+
+    try:
+        return Platform.parse(host.machine())
+    except MultiarchError:
+        return Platform("linux", "amd64")

@@ -1,0 +1,91 @@
+"""Fixtures for the plugin's own tests: a real engine check and small busybox projects."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+REGISTRY = os.environ.get("MULTIARCH_REGISTRY", "127.0.0.1:5000")
+BUSYBOX = f"{REGISTRY}/multiarch/busybox:1"
+PYTHON = f"{REGISTRY}/multiarch/python:3"
+PLATFORMS = "linux/amd64,linux/arm64"
+
+# A small web app: / answers with `uname -m` read at start, so it proves the runtime platform.
+BUSYBOX_DOCKERFILE = """\
+ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
+RUN mkdir -p /www && uname -m > /www/built-on
+EXPOSE 8080
+CMD ["sh", "-c", "echo \\"CPU Architecture: $(uname -m)\\" > /www/index.html && exec httpd -f -p 8080 -h /www"]
+"""
+
+SETUP_HINT = "run `bash scripts/setup-docker.sh` first"
+
+
+def _engine_problem() -> str | None:
+    if shutil.which("docker") is None:
+        return "the docker CLI is not installed"
+    info = subprocess.run(["docker", "info"], capture_output=True, text=True)
+    if info.returncode != 0:
+        return "the Docker daemon does not answer"
+    for ref in (BUSYBOX,):
+        found = subprocess.run(["docker", "buildx", "imagetools", "inspect", ref], capture_output=True, text=True)
+        if found.returncode != 0:
+            return f"base image {ref} is missing"
+    return None
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    """Skip (fail under CI=true, see ../conftest.py) when the engine or base images are missing."""
+    problem = _engine_problem()
+    if problem:
+        pytest.skip(f"Docker-backed test: {problem}; {SETUP_HINT}")
+
+
+@pytest.fixture
+def busybox_project(pytester: pytest.Pytester, docker_engine: None) -> pytest.Pytester:
+    """A pytester project with the busybox app's Dockerfile and both platforms configured."""
+    pytester.makefile("", Dockerfile=BUSYBOX_DOCKERFILE)
+    pytester.makeini(
+        f"""
+        [pytest]
+        multiarch_platforms = {PLATFORMS}
+        multiarch_build_args = BASE_IMAGE={BUSYBOX}
+        """
+    )
+    return pytester
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "docker_engine" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.docker)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_test_images() -> Iterator[None]:
+    """Remove the images the pytester projects built (their repositories start with test-)."""
+    yield
+    if shutil.which("docker") is None:
+        return
+    listed = subprocess.run(
+        [
+            "docker",
+            "image",
+            "ls",
+            "--filter",
+            "label=io.github.pytest-multiarch.slot",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    tags = [t for t in listed.stdout.split() if t.startswith("pytest-multiarch/test-")]
+    if tags:
+        subprocess.run(["docker", "image", "rm", "--force", *tags], capture_output=True)

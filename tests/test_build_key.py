@@ -1,0 +1,86 @@
+"""The build key: every input of the build changes it, nothing else does (no engine needed)."""
+
+from pathlib import Path
+
+import pytest
+
+from pytest_multiarch.build import build_key, context_files, describe_build_failure, image_tag
+from pytest_multiarch.config import ImageSpec
+from pytest_multiarch.platforms import Platform
+
+ARM = Platform.parse("linux/arm64")
+
+
+@pytest.fixture
+def spec(tmp_path: Path) -> ImageSpec:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY app.py /\n")
+    (tmp_path / "app.py").write_text("print('hi')\n")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("x")
+    (tmp_path / ".dockerignore").write_text("# comment\nnotes\n*.log\n")
+    return ImageSpec(name="", context=tmp_path, dockerfile=tmp_path / "Dockerfile")
+
+
+def key(spec: ImageSpec, platform: Platform = ARM, builder: str = "default") -> str:
+    return build_key(spec, platform, builder)
+
+
+def test_same_inputs_same_key(spec):
+    assert key(spec) == key(spec)
+
+
+def test_context_file_change_changes_key(spec):
+    before = key(spec)
+    (spec.context / "app.py").write_text("print('bye')\n")
+    assert key(spec) != before
+
+
+def test_new_file_and_exec_bit_change_key(spec):
+    before = key(spec)
+    (spec.context / "extra.py").write_text("")
+    after_new = key(spec)
+    assert after_new != before
+    (spec.context / "extra.py").chmod(0o755)
+    assert key(spec) != after_new
+
+
+def test_dockerignored_files_do_not_change_key(spec):
+    before = key(spec)
+    (spec.context / "notes" / "todo.txt").write_text("changed")
+    (spec.context / "debug.log").write_text("noise")
+    assert key(spec) == before
+    assert "notes/todo.txt" not in context_files(spec)
+
+
+def test_dockerfile_args_target_platform_builder_change_key(spec):
+    import dataclasses
+
+    base = key(spec)
+    assert key(dataclasses.replace(spec, build_args={"A": "1"})) != base
+    assert key(dataclasses.replace(spec, target="runtime")) != base
+    assert key(spec, Platform.parse("linux/amd64")) != base
+    assert key(spec, builder="other") != base
+    (spec.context / "Dockerfile").write_text("FROM scratch\n")
+    assert key(spec) != base
+
+
+def test_tag_is_unique_per_platform(spec):
+    k = key(spec)
+    assert image_tag(spec, ARM, k) != image_tag(spec, Platform.parse("amd64"), k)
+    assert ":linux-arm64-" in image_tag(spec, ARM, k)
+
+
+def test_failure_message_puts_the_failing_step_first(spec):
+    log = [
+        "#5 [2/3] RUN echo one",
+        "#5 DONE 0.1s",
+        "#6 [3/3] RUN false",
+        '#6 ERROR: process "/bin/sh -c false" did not complete successfully: exit code: 1',
+        "------",
+        'ERROR: failed to solve: process "/bin/sh -c false" did not complete successfully: exit code: 1',
+    ]
+    message = describe_build_failure(spec, ARM, log)
+    first = message.splitlines()[0]
+    assert "for linux/arm64 failed at step: [3/3] RUN false" in first
+    assert "exit code: 1" in message
+    assert "| ERROR: failed to solve" in message

@@ -1,0 +1,116 @@
+"""Configuration: ini and CLI merging, validation messages (no engine needed)."""
+
+from pathlib import Path
+
+import pytest
+
+from pytest_multiarch import UsageError
+from pytest_multiarch.config import EMULATION_TIMEOUT_FACTOR, Settings, parse_build_args
+from pytest_multiarch.platforms import Platform
+
+
+def settings(pytester: pytest.Pytester, *args: str) -> Settings:
+    return Settings.from_pytest(pytester.parseconfigure(*args))
+
+
+def test_defaults(pytester: pytest.Pytester):
+    s = settings(pytester)
+    assert s.platforms is None
+    assert s.image.context == Path(pytester.path)
+    assert s.image.dockerfile == Path(pytester.path) / "Dockerfile"
+    assert s.image.build_args == {}
+    assert (s.image.target, s.image.port, s.image.ready_path) == (None, None, "/")
+    assert (s.timeout, s.strict, s.rebuild) == (30.0, False, False)
+
+
+def test_ini_values_are_read(pytester: pytest.Pytester):
+    pytester.makeini(
+        """
+        [pytest]
+        multiarch_platforms =
+            linux/amd64
+            arm64
+        multiarch_context = app
+        multiarch_dockerfile = docker/Dockerfile.prod
+        multiarch_build_args =
+            BASE_IMAGE=python:3.12-slim
+            GREETING=hello world
+        multiarch_target = runtime
+        multiarch_port = 8000
+        multiarch_ready_path = health
+        multiarch_timeout = 12.5
+        multiarch_strict = true
+        """
+    )
+    s = settings(pytester)
+    assert s.platforms == [Platform.parse("linux/amd64"), Platform.parse("linux/arm64")]
+    assert s.image.dockerfile == Path(pytester.path) / "app" / "docker" / "Dockerfile.prod"
+    assert s.image.build_args == {"BASE_IMAGE": "python:3.12-slim", "GREETING": "hello world"}
+    assert (s.image.target, s.image.port, s.image.ready_path) == ("runtime", 8000, "/health")
+    assert s.timeout == 12.5 and s.strict is True
+
+
+def test_cli_wins_over_ini(pytester: pytest.Pytester):
+    pytester.makeini(
+        """
+        [pytest]
+        multiarch_platforms = linux/amd64
+        multiarch_build_args = A=ini, B=ini
+        multiarch_port = 8000
+        """
+    )
+    s = settings(
+        pytester,
+        "--multiarch-platforms=linux/arm64",
+        "--multiarch-build-arg",
+        "B=cli",
+        "--multiarch-build-arg",
+        "C=x=y",
+        "--multiarch-port",
+        "9000",
+    )
+    assert s.platforms == [Platform.parse("linux/arm64")]
+    assert s.image.build_args == {"A": "ini", "B": "cli", "C": "x=y"}
+    assert s.image.port == 9000
+
+
+def test_pyproject_toml_is_read(pytester: pytest.Pytester):
+    pytester.makepyprojecttoml(
+        """
+        [tool.pytest.ini_options]
+        multiarch_platforms = "linux/arm64 linux/amd64"
+        """
+    )
+    assert [str(p) for p in settings(pytester).platforms] == ["linux/arm64", "linux/amd64"]
+
+
+def test_emulated_platforms_get_a_longer_timeout(pytester: pytest.Pytester):
+    s = settings(pytester, "--multiarch-timeout=10")
+    assert s.timeout_for(Platform.parse("arm64")) == 10
+    assert s.timeout_for(Platform.parse("arm64").with_emulated(True)) == 10 * EMULATION_TIMEOUT_FACTOR
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--multiarch-platforms=linux/arm65"], "unknown platform 'linux/arm65'"),
+        (["--multiarch-platforms= , "], "the platform list is empty"),
+        (["--multiarch-build-arg=NOEQUALS"], "malformed build arg 'NOEQUALS'"),
+        (["--multiarch-port=http"], "is not a port number"),
+        (["--multiarch-timeout=-3"], "is not a positive number"),
+    ],
+)
+def test_bad_input_is_a_usage_error_before_any_test(pytester: pytest.Pytester, args, message):
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest_inprocess(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: pytest-multiarch: *{message}*"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_build_args_forms():
+    assert parse_build_args("A=1, B=2 C=3") == {"A": "1", "B": "2", "C": "3"}
+    assert parse_build_args("A=1 2\nB=") == {"A": "1 2", "B": ""}
+    assert parse_build_args(["A=1"]) == {"A": "1"}
+    with pytest.raises(UsageError, match="malformed build arg '=x'"):
+        parse_build_args(["=x"])
