@@ -1,0 +1,251 @@
+"""``python -m pytest_multiarch doctor``: check this machine's Docker setup, one line per check.
+
+When the plugin skips a platform or cannot reach the engine, its message names one cause; the
+doctor walks every layer in order (CLI, daemon, buildx, builder, each platform's emulator, a real
+``uname -m`` run) so the first broken one is obvious, each failure followed by the command that
+fixes it. Environment problems are reported as lines, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from collections.abc import Iterable
+from typing import TextIO, cast
+
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
+
+from pytest_multiarch.errors import MultiarchError, PlatformUnavailable, UsageError
+from pytest_multiarch.platforms import Platform, parse_platforms
+from pytest_multiarch.preflight import BINFMT_DIR, Engine, binfmt_handler_enabled, describe_handler, inspect_engine
+
+DEFAULT_PLATFORMS = "linux/amd64,linux/arm64"
+IMAGE_ENV = "MULTIARCH_DOCTOR_IMAGE"
+SETUP_FIX = "start Docker (`sudo systemctl start docker`, Docker Desktop); on Debian: `bash scripts/setup-docker.sh`"
+
+
+class Report:
+    """Prints each check as it finishes (a pull can take a while) and remembers any failure."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.failed = False
+
+    def line(self, status: str, what: str, fix: str | None = None) -> None:
+        print(f"{status:<4} {what}", file=self.out, flush=True)
+        if fix:
+            print(f"     fix: {fix}", file=self.out, flush=True)
+
+    def ok(self, what: str) -> None:
+        self.line("ok", what)
+
+    def warn(self, what: str, fix: str) -> None:
+        self.line("warn", what, fix)
+
+    def skip(self, what: str) -> None:
+        self.line("skip", what)
+
+    def fail(self, what: str, fix: str) -> None:
+        self.failed = True
+        self.line("fail", what, fix)
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``doctor`` on the ``python -m pytest_multiarch`` command line."""
+    parser = commands.add_parser(
+        "doctor",
+        help="check Docker, buildx and QEMU emulation for each platform",
+        description="Check each layer the plugin needs, in order: the docker CLI, the daemon, buildx, the "
+        "builder, each platform's emulator, and a real `uname -m` run per platform. Exit 0 when no check "
+        "failed (warnings allowed), 1 otherwise.",
+    )
+    parser.add_argument(
+        "--platforms",
+        type=_platform_list,
+        default=DEFAULT_PLATFORMS,
+        metavar="LIST",
+        help=f"platforms to check, separated by commas or spaces (default: {DEFAULT_PLATFORMS})",
+    )
+    parser.add_argument(
+        "--image",
+        metavar="REF",
+        help=f"multi-arch image with `uname` for a real run per platform (default: ${IMAGE_ENV}; none: skipped)",
+    )
+    parser.set_defaults(handler=lambda args: run_doctor(args.platforms, args.image or os.environ.get(IMAGE_ENV)))
+
+
+def run_doctor(platforms: list[Platform], image: str | None, out: TextIO = sys.stdout) -> int:
+    """Run every check, print one line each; 0 when nothing failed (warnings allowed), else 1."""
+    report = Report(out)
+    checked = _check_engine(report)
+    if checked is None:
+        report.skip("builder, platform and run checks: they need a working daemon and buildx")
+    else:
+        docker, engine = checked
+        runnable = [p for p in platforms if _check_platform(report, engine, p)]
+        if not image:
+            report.skip("run: skipped: no image given (use --image REF with a multi-arch image that has uname)")
+        else:
+            for platform in platforms:
+                if platform in runnable:
+                    _check_run(report, docker, image, platform)
+                else:
+                    report.skip(f"run {platform}: the platform is unavailable")
+    summary = "some checks failed: each fail line says how to fix it" if report.failed else "no check failed"
+    print(f"\n{summary}", file=out)
+    return 1 if report.failed else 0
+
+
+def _check_engine(report: Report) -> tuple[DockerClient, Engine] | None:
+    """CLI, daemon, buildx and builder, in the order each one needs the previous."""
+    cli = shutil.which("docker")
+    if cli is None:
+        report.fail("Docker CLI: `docker` is not on PATH", f"install Docker; {SETUP_FIX}")
+        return None
+    report.ok(f"Docker CLI: {cli}")
+    docker = DockerClient()
+    try:
+        info = docker.system.info()
+    except (DockerException, OSError) as exc:
+        docker_host = os.environ.get("DOCKER_HOST")
+        where = f" at DOCKER_HOST={docker_host}" if docker_host else ""
+        fix = SETUP_FIX + (", or point DOCKER_HOST at a running daemon (or unset it)" if docker_host else "")
+        report.fail(f"Docker daemon unreachable{where}: {_reason(exc)}", fix)
+        return None
+    native = f"{info.os_type or 'linux'}/{info.architecture}"
+    try:
+        native = str(Platform.parse(native))  # x86_64 → linux/amd64, Docker's name for it
+    except UsageError:
+        pass  # an arch the plugin does not model: show the daemon's own words
+    report.ok(f"Docker daemon: server {info.server_version}, native {native}")
+    try:
+        docker.buildx.version()
+    except (DockerException, OSError) as exc:
+        report.fail(
+            f"buildx: not available: {_reason(exc)}",
+            "Debian/Ubuntu: `apt-get install docker-buildx`; otherwise https://github.com/docker/buildx#installing",
+        )
+        return None
+    try:
+        engine = inspect_engine(docker)
+    except MultiarchError as exc:
+        report.fail(f"builder: {exc}", "run `docker buildx inspect` to see the whole error")
+        return None
+    report.ok(f"buildx {engine.buildx_version}")
+    what = f"builder {engine.builder_name} (driver {engine.builder_driver})"
+    if engine.builder_platforms:
+        report.ok(f"{what}: {', '.join(str(p) for p in engine.builder_platforms)}")
+    else:
+        report.warn(f"{what}: lists no platforms", f"docker buildx inspect --bootstrap {engine.builder_name}")
+    return docker, engine
+
+
+def _check_platform(report: Report, engine: Engine, platform: Platform) -> bool:
+    """Native, emulated or unavailable (False); on a local daemon also the binfmt handler QEMU runs through."""
+    install = _binfmt_install(platform)
+    try:
+        resolved = engine.resolve(platform)
+    except PlatformUnavailable:
+        report.fail(
+            f"{platform}: unavailable on this {engine.native} engine (no QEMU emulator)",
+            f"`{install}`, or on Debian/Ubuntu `apt-get install qemu-user-static binfmt-support` "
+            "then `sudo systemctl restart docker`",
+        )
+        return False
+    if not resolved.emulated:
+        report.ok(f"{platform}: native")
+        return True
+    if not engine.local:
+        report.ok(f"{platform}: emulated (remote daemon: its binfmt handlers are not visible here)")
+        return True
+    handler = describe_handler(platform)
+    enable = f"`sudo update-binfmts --enable qemu-{platform.qemu_name}` or `{install}`"
+    if handler is None:
+        report.warn(f"{platform}: emulated, but {BINFMT_DIR}/qemu-{platform.qemu_name} is missing", enable)
+    elif not binfmt_handler_enabled(platform):
+        report.warn(f"{platform}: emulated, but binfmt handler {handler} is disabled", enable)
+    elif "F" not in handler.rsplit("flags:", 1)[-1]:
+        # Without F the kernel looks the interpreter up inside each container, where it is absent.
+        report.warn(f"{platform}: emulated, binfmt handler {handler} lacks the F (fix binary) flag", enable)
+    else:
+        report.ok(f"{platform}: emulated, binfmt handler {handler}")
+    return True
+
+
+def _check_run(report: Report, docker: DockerClient, image: str, platform: Platform) -> None:
+    """The proof: a container of that platform starts and its ``uname -m`` is that CPU's."""
+    command = f"docker run --rm --platform {platform} {image} uname -m"
+    pull_error = ""
+    pulled = ""
+    if not _local_image_is(docker, image, platform):
+        try:
+            docker.pull(image, platform=str(platform), quiet=True)
+            pulled = f", pulled {platform}"
+        except (DockerException, OSError) as exc:
+            pull_error = _reason(exc)
+    try:
+        machine = _uname(docker, image, platform)
+    except (DockerException, OSError) as exc:
+        reason = _reason(exc)
+        if pull_error:
+            what, fix = f"{reason} (pull failed: {pull_error})", f"`docker pull --platform {platform} {image}`"
+        elif "exec format error" in reason:
+            what, fix = reason, f"install the emulator: `{_binfmt_install(platform)}`"
+        else:
+            what, fix = reason, f"run `{command}` to see the whole error"
+        report.fail(f"run {platform}: {what}", fix)
+        return
+    if machine in platform.machines:
+        report.ok(f"run {platform}: uname -m = {machine} ({image}{pulled})")
+    else:
+        report.fail(
+            f"run {platform}: uname -m = {machine!r}, expected {' or '.join(platform.machines)} ({image}{pulled})",
+            f"check the image's platforms with `docker buildx imagetools inspect {image}`",
+        )
+
+
+def _uname(docker: DockerClient, image: str, platform: Platform) -> str:
+    """``uname -m`` in a fresh container. Streamed because only then does python-on-whales
+    capture stderr, so a failure carries docker's own reason instead of printing it on ours."""
+    chunks = docker.run(image, ["uname", "-m"], platform=str(platform), remove=True, pull="never", stream=True)
+    stdout = b"".join(line for source, line in cast(Iterable[tuple[str, bytes]], chunks) if source == "stdout")
+    return stdout.decode(errors="replace").strip()
+
+
+def _local_image_is(docker: DockerClient, image: str, platform: Platform) -> bool:
+    """Whether ``image`` is here for ``platform``: one tag holds one platform in Docker's classic store."""
+    try:
+        found = docker.image.inspect(image)
+    except (DockerException, OSError):
+        return False
+    return (found.os, found.architecture) == (platform.os, platform.arch) and (
+        platform.variant is None or found.variant == platform.variant
+    )
+
+
+def _binfmt_install(platform: Platform) -> str:
+    """The distribution-independent way to register (with the F flag) the emulator for ``platform``."""
+    return f"docker run --privileged --rm tonistiigi/binfmt --install {platform.arch}"
+
+
+def _platform_list(text: str) -> list[Platform]:
+    """argparse type for --platforms: a bad entry becomes a usage error (exit 2) naming it."""
+    try:
+        platforms = parse_platforms(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not platforms:
+        raise argparse.ArgumentTypeError("no platform given")
+    return platforms
+
+
+def _reason(exc: Exception) -> str:
+    """The first meaningful line of what docker said, without its prefixes."""
+    text = getattr(exc, "stderr", None) or getattr(exc, "stdout", None) or str(exc)
+    line = next((ln.strip() for ln in str(text).splitlines() if ln.strip()), "no output")
+    for prefix in ("ERROR: ", "docker: ", "Error response from daemon: "):
+        line = line.removeprefix(prefix)
+    return line
