@@ -5,6 +5,10 @@ context that .dockerignore lets through (names, exec bits, contents), the Docker
 args, the target, the platform and the builder. The image is tagged and labelled with it; an
 image with the same key already loaded is reused without calling buildx (``--multiarch-rebuild``
 forces a build). Base images pulled by ``FROM`` are not part of the key.
+
+Files that running the tests itself writes into the context (``__pycache__``, ``*.pyc``,
+``.pytest_cache``) and ``.git`` are left out of the key even without a .dockerignore: otherwise
+every first run would invalidate the second one.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pytest_multiarch.errors import DOCTOR_HINT, BuildError, ImageMismatch, Usag
 from pytest_multiarch.platforms import Platform
 
 KEY_LABEL = "io.github.pytest-multiarch.key"
+_NOT_IN_KEY = ("__pycache__", ".pytest_cache", ".git")
 SLOT_LABEL = "io.github.pytest-multiarch.slot"
 _KEY_SCHEME = "1"
 LOG_TAIL_LINES = 30
@@ -87,7 +92,13 @@ def context_files(spec: ImageSpec) -> list[str]:
         dockerfile_rel = str(spec.dockerfile.relative_to(spec.context))
     except ValueError:
         dockerfile_rel = None
-    return sorted(exclude_paths(str(spec.context), patterns, dockerfile=dockerfile_rel))
+    included = exclude_paths(str(spec.context), patterns, dockerfile=dockerfile_rel)
+    return sorted(path for path in included if not _written_by_test_runs(path))
+
+
+def _written_by_test_runs(rel: str) -> bool:
+    parts = rel.split("/")
+    return rel.endswith(".pyc") or any(part in _NOT_IN_KEY for part in parts)
 
 
 def image_tag(spec: ImageSpec, platform: Platform, key: str) -> str:

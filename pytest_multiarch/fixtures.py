@@ -36,9 +36,10 @@ class ImageFixtures(NamedTuple):
 class ContainerHTTP(requests.Session):
     """A ``requests.Session`` whose relative URLs resolve against the container."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, container: MultiarchContainer) -> None:
         super().__init__()
-        self.base_url = base_url
+        self.container = container
+        self.base_url = container.url("/")
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         if isinstance(url, bytes):
@@ -110,7 +111,7 @@ def make_fixtures(prefix: str, spec_of: SpecFactory) -> ImageFixtures:
     ) -> Generator[ContainerHTTP, None, None]:
         # multiarch_platform is named so that pytest parametrizes tests using only this fixture.
         container: MultiarchContainer = request.getfixturevalue(f"{prefix}_container")
-        with ContainerHTTP(container.url("/")) as session:
+        with ContainerHTTP(container) as session:
             yield session
 
     return ImageFixtures(image_fixture, container_fixture, http_fixture)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import pytest
 
@@ -11,7 +11,7 @@ from pytest_multiarch import cleanup, report
 from pytest_multiarch.build import BuiltImage
 from pytest_multiarch.config import Settings, add_options
 from pytest_multiarch.errors import EngineError, MultiarchError, PlatformUnavailable, UsageError
-from pytest_multiarch.fixtures import REGISTRY, make_fixtures
+from pytest_multiarch.fixtures import REGISTRY, ContainerHTTP, make_fixtures
 from pytest_multiarch.platforms import Platform, parse_platforms
 from pytest_multiarch.run import MultiarchContainer
 from pytest_multiarch.session import MultiarchSession
@@ -76,6 +76,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SETTINGS] = settings
     config.stash[_SESSION] = MultiarchSession(config, settings)
     config.stash[_PLATFORM_OF] = {}
+    config.pluginmanager.register(_BuildProgress(config), "multiarch-build-progress")
     cleanup.install_handlers()
 
 
@@ -189,12 +190,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         error = call.excinfo.value
         report_.longrepr = f"[{platform}] {type(error).__name__}: {error}"
     if call.when == "setup" and platform:
-        for value in getattr(item, "funcargs", {}).values():
-            if isinstance(value, (BuiltImage, MultiarchContainer)):
-                tag = value.tag if isinstance(value, BuiltImage) else value.image.tag
-                item.user_properties.append(("image", tag))
-                break
+        for tag in _image_tags(getattr(item, "funcargs", {}).values()):
+            item.user_properties.append(("image", tag))
     return report_
+
+
+def _image_tags(values: Iterable[object]) -> list[str]:
+    """Tags of the images a test's fixture values stand for, for JUnit's properties."""
+    tags: list[str] = []
+    for value in values:
+        if isinstance(value, ContainerHTTP):
+            value = value.container
+        if isinstance(value, MultiarchContainer):
+            value = value.image
+        if isinstance(value, BuiltImage) and value.tag not in tags:
+            tags.append(value.tag)
+    return tags
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -210,17 +221,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(line)
 
 
-def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) -> None:
-    """Between tests, print what the background builds reported."""
-    # Looked up lazily: the hook has no config argument.
-    config = _CURRENT_CONFIG[0] if _CURRENT_CONFIG else None
-    if config is not None:
-        multiarch_session(config).flush_events(say(config))
+class _BuildProgress:
+    """Prints, between tests, what the background builds reported (one per config)."""
 
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
 
-_CURRENT_CONFIG: list[pytest.Config] = []
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionstart(session: pytest.Session) -> None:
-    _CURRENT_CONFIG[:] = [session.config]
+    def pytest_runtest_logstart(self) -> None:
+        multiarch_session(self.config).flush_events(say(self.config))

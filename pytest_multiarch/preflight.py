@@ -98,7 +98,7 @@ def inspect_engine(docker: DockerClient) -> Engine:
     except DockerException as exc:
         raise EngineError(
             "the Docker daemon does not answer"
-            f"{_daemon_where()}: {_first_line(exc)}. Start Docker (Docker Desktop, "
+            f"{_daemon_where()} ({_first_line(exc)}). Start Docker (Docker Desktop, "
             f"`sudo systemctl start docker`, or scripts/setup-docker.sh in this repository's "
             f"checkout) and try again. {DOCTOR_HINT}"
         ) from None
@@ -107,7 +107,7 @@ def inspect_engine(docker: DockerClient) -> Engine:
         builder = docker.buildx.inspect()
     except DockerException as exc:
         raise EngineError(
-            f"docker buildx is not available: {_first_line(exc)}. Install the buildx plugin "
+            f"docker buildx is not available ({_first_line(exc)}). Install the buildx plugin "
             f"(Debian/Ubuntu: `apt-get install docker-buildx`; otherwise "
             f"https://github.com/docker/buildx#installing). {DOCTOR_HINT}"
         ) from None
@@ -154,5 +154,5 @@ def _first_line(exc: DockerException) -> str:
     text = (exc.stderr or exc.stdout or str(exc) or "").strip()
     for line in text.splitlines():
         if line.strip():
-            return line.strip().removeprefix("ERROR: ")
+            return line.strip().removeprefix("ERROR: ").rstrip(".")
     return "no output"

@@ -84,3 +84,12 @@ def test_failure_message_puts_the_failing_step_first(spec):
     assert "for linux/arm64 failed at step: [3/3] RUN false" in first
     assert "exit code: 1" in message
     assert "| ERROR: failed to solve" in message
+
+
+def test_files_that_test_runs_write_do_not_change_key(spec):
+    before = key(spec)
+    (spec.context / "__pycache__").mkdir()
+    (spec.context / "__pycache__" / "app.cpython-311.pyc").write_bytes(b"x")
+    (spec.context / ".pytest_cache").mkdir()
+    (spec.context / ".pytest_cache" / "README.md").write_text("x")
+    assert key(spec) == before

@@ -1,0 +1,365 @@
+"""Real pytest sessions (pytester) against real buildx builds and containers, amd64 and arm64.
+
+Every session here is checked afterwards for containers left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from conftest import BUSYBOX, PLATFORMS
+
+OWNER_LABEL = "io.github.pytest-multiarch.owner"
+
+APP_TESTS = """
+import pytest
+
+def test_root(multiarch_http, multiarch_platform):
+    assert multiarch_http.get("/").text.strip() == f"CPU Architecture: {multiarch_platform.machine}"
+
+def test_exec(multiarch_container, multiarch_platform):
+    assert multiarch_container.exec("cat /www/built-on").strip() == multiarch_platform.machine
+    assert multiarch_container.exec(["uname", "-m"]).strip() == multiarch_platform.machine
+
+def test_image(multiarch_image, multiarch_platform):
+    assert multiarch_image.platform == multiarch_platform
+    assert multiarch_image.tag.endswith(multiarch_platform.slug + "-" + multiarch_image.key[:16])
+
+def test_not_parametrized():
+    pass
+"""
+
+
+def containers_of(owner: str) -> list[str]:
+    out = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label={OWNER_LABEL}={owner}"], capture_output=True, text=True
+    )
+    return out.stdout.split()
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """Run pytest in this process and check that the plugin removed every container it started."""
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", *args)
+    assert containers_of(f"{socket.gethostname()}:{os.getpid()}") == []
+    return result
+
+
+@pytest.mark.usefixtures("docker_engine")
+class TestBothPlatforms:
+    def test_tests_run_once_per_platform_with_the_platform_as_id(self, busybox_project):
+        busybox_project.makepyfile(test_app=APP_TESTS)
+        result = run(busybox_project, "-v")
+        result.assert_outcomes(passed=7)
+        result.stdout.fnmatch_lines_random(
+            [
+                "*test_root?linux/amd64? PASSED*",
+                "*test_root?linux/arm64? PASSED*",
+                "*test_exec?linux/arm64? PASSED*",
+                "*test_not_parametrized PASSED*",
+                "multiarch: platforms: linux/amd64 (native), linux/arm64 (emulated*",
+                "linux/amd64*3*0*0*0*native*",
+                "linux/arm64*3*0*0*0*emulated*",
+            ]
+        )
+
+    def test_unchanged_image_is_reused_and_a_change_rebuilds(self, busybox_project):
+        busybox_project.makepyfile(test_app="def test_x(multiarch_image): pass")
+        run(busybox_project).assert_outcomes(passed=2)
+        again = run(busybox_project)
+        again.assert_outcomes(passed=2)
+        again.stdout.fnmatch_lines(["linux/amd64*native*reused*", "linux/arm64*emulated*reused*"])
+        busybox_project.makefile(".txt", extra="a new file in the context")
+        changed = run(busybox_project)
+        changed.stdout.fnmatch_lines(["linux/amd64*native*[0-9].[0-9] s*"])
+        changed.stdout.no_fnmatch_line("linux/*reused*")
+
+    def test_marker_limits_platforms(self, busybox_project):
+        busybox_project.makepyfile(
+            test_app="""
+            import pytest
+
+            @pytest.mark.multiarch(platforms=["arm64"])
+            def test_arm_only(multiarch_platform):
+                assert str(multiarch_platform) == "linux/arm64"
+
+            @pytest.mark.multiarch(platforms=["linux/s390x"])
+            def test_not_configured(multiarch_platform):
+                pass
+
+            @pytest.mark.multiarch(platforms=["linux/amd64"])
+            class TestAmd:
+                def test_amd_only(self, multiarch_platform):
+                    assert multiarch_platform.machine == "x86_64"
+            """
+        )
+        result = run(busybox_project, "-v", "-rs")
+        result.assert_outcomes(passed=2, skipped=1)
+        result.stdout.fnmatch_lines_random(
+            [
+                "*test_arm_only?linux/arm64? PASSED*",
+                "*TestAmd::test_amd_only?linux/amd64? PASSED*",
+                "*none of the configured platforms (linux/amd64, linux/arm64) is in*linux/s390x*",
+            ]
+        )
+
+    def test_unknown_platform_in_marker_names_it(self, busybox_project):
+        busybox_project.makepyfile(
+            test_app="""
+            import pytest
+
+            @pytest.mark.multiarch(platforms=["linux/arm65"])
+            def test_x(multiarch_platform):
+                pass
+            """
+        )
+        result = run(busybox_project)
+        result.stdout.fnmatch_lines(["*unknown platform 'linux/arm65'*"])
+        assert "Traceback" not in result.stdout.str()
+        assert result.ret == pytest.ExitCode.INTERRUPTED  # a collection error stops the run
+
+
+@pytest.mark.usefixtures("docker_engine")
+class TestOnePlatformFailing:
+    def test_build_failing_on_arm64_only_errors_arm64_and_amd64_passes(self, busybox_project):
+        busybox_project.makefile(
+            "",
+            Dockerfile="""\
+            ARG BASE_IMAGE
+            FROM ${BASE_IMAGE}
+            RUN echo "building on $(uname -m)"
+            RUN if [ "$(uname -m)" = aarch64 ]; then echo "no arm64 support in this step" >&2; exit 3; fi
+            EXPOSE 8080
+            CMD ["httpd", "-f", "-p", "8080", "-h", "/"]
+            """,
+        )
+        busybox_project.makepyfile(test_app="def test_x(multiarch_container): pass\ndef test_y(multiarch_image): pass")
+        result = run(busybox_project, "-v")
+        result.assert_outcomes(passed=2, errors=2)
+        result.stdout.fnmatch_lines_random(
+            [
+                "*test_x?linux/amd64? PASSED*",
+                "*test_y?linux/amd64? PASSED*",
+                "*[[]linux/arm64[]] BuildError: build of *Dockerfile for linux/arm64 failed at step: [[]3/3[]] RUN if*",
+                "*no arm64 support in this step*",
+                "*exit code: 3*",
+            ]
+        )
+        assert "Traceback" not in result.stdout.str()
+
+    def test_binaries_of_another_platform_are_an_error_naming_both(self, busybox_project):
+        busybox_project.makefile(
+            "",
+            Dockerfile="""\
+            ARG BASE_IMAGE
+            FROM --platform=linux/amd64 ${BASE_IMAGE}
+            CMD ["sleep", "60"]
+            """,
+        )
+        busybox_project.makepyfile(test_app="def test_x(multiarch_container): pass")
+        result = run(busybox_project)
+        result.assert_outcomes(passed=1, errors=1)
+        # BuildKit labels the image arm64 but its binaries are amd64: `uname -m` inside tells.
+        result.stdout.fnmatch_lines(
+            ["*ImageMismatch: the linux/arm64 container reports `uname -m` = 'x86_64', expected 'aarch64'*"]
+        )
+
+    def test_container_exiting_during_start_errors_quickly_with_code_and_logs(self, busybox_project):
+        busybox_project.makefile(
+            "",
+            Dockerfile="""\
+            ARG BASE_IMAGE
+            FROM ${BASE_IMAGE}
+            EXPOSE 8080
+            CMD ["sh", "-c", "echo 'config file /etc/app.conf missing' >&2; exit 7"]
+            """,
+        )
+        busybox_project.makepyfile(test_app="def test_x(multiarch_http): pass\ndef test_y(multiarch_container): pass")
+        # A timeout of 10 minutes: only early exit detection lets this finish in seconds.
+        result = run(busybox_project, "--multiarch-timeout=600")
+        result.assert_outcomes(errors=4)
+        result.stdout.fnmatch_lines(
+            [
+                "*ContainerError: the container exited during start with exit code 7*",
+                "*| config file /etc/app.conf missing*",
+            ]
+        )
+        assert result.duration < 300
+
+    def test_port_never_ready_says_what_was_polled(self, busybox_project):
+        busybox_project.makefile(
+            "",
+            Dockerfile="""\
+            ARG BASE_IMAGE
+            FROM ${BASE_IMAGE}
+            EXPOSE 8080
+            CMD ["sh", "-c", "echo still warming up; sleep 600"]
+            """,
+        )
+        busybox_project.makepyfile(test_app="def test_x(multiarch_http): pass")
+        result = run(busybox_project, "--multiarch-timeout=1", "--multiarch-platforms=linux/amd64")
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines(
+            [
+                "*never became ready: http://127.0.0.1:*/ did not answer with a status < 500 within 1 s "
+                "(last error: ConnectionError*",
+                "*| still warming up*",
+            ]
+        )
+
+    def test_missing_dockerfile_names_its_path(self, busybox_project):
+        busybox_project.makepyfile(test_app="def test_x(multiarch_image): pass")
+        result = run(busybox_project, "--multiarch-dockerfile=docker/Dockerfile.prod")
+        result.assert_outcomes(errors=2)
+        result.stdout.fnmatch_lines(["*UsageError: Dockerfile not found: '*docker/Dockerfile.prod'*"])
+        assert "Traceback" not in result.stdout.str()
+
+    def test_exec_failure_carries_exit_code_and_output(self, busybox_project):
+        busybox_project.makepyfile(
+            test_app="""
+            import pytest
+            from pytest_multiarch import ExecError
+
+            def test_x(multiarch_container):
+                with pytest.raises(ExecError) as err:
+                    multiarch_container.exec(["sh", "-c", "echo oops; exit 4"])
+                assert err.value.exit_code == 4
+                assert "oops" in err.value.output
+                assert "oops" not in multiarch_container.logs()
+            """
+        )
+        run(busybox_project, "--multiarch-platforms=linux/arm64").assert_outcomes(passed=1)
+
+
+@pytest.mark.usefixtures("docker_engine")
+class TestProjectApi:
+    def test_two_images_declared_in_conftest(self, busybox_project):
+        dockerfile = (busybox_project.path / "Dockerfile").read_text()
+        for name in ("api", "worker"):
+            (busybox_project.path / name).mkdir()
+            (busybox_project.path / name / "Dockerfile").write_text(
+                dockerfile.replace("uname -m > /www/built-on", f"echo {name} > /www/name")
+            )
+        busybox_project.makeconftest(
+            """
+            from pytest_multiarch import multiarch_fixtures
+
+            api_image, api_container, api_http = multiarch_fixtures("api", context="api")
+            worker_image, worker_container, worker_http = multiarch_fixtures("worker", context="worker")
+            """
+        )
+        busybox_project.makepyfile(
+            test_app="""
+            def test_api(api_http, api_container, multiarch_platform):
+                assert api_http.get("/").text.strip().endswith(multiarch_platform.machine)
+                assert api_container.exec("cat /www/name").strip() == "api"
+
+            def test_worker(worker_container, worker_image, multiarch_platform):
+                assert worker_container.exec("cat /www/name").strip() == "worker"
+                assert worker_image.platform == multiarch_platform
+                assert "worker" in worker_image.tag
+            """
+        )
+        result = run(busybox_project, "-v")
+        result.assert_outcomes(passed=4)
+        result.stdout.fnmatch_lines_random(["*test_api?linux/arm64? PASSED*", "*test_worker?linux/amd64? PASSED*"])
+
+    def test_hooks(self, busybox_project):
+        busybox_project.makefile(
+            "",
+            Dockerfile="""\
+            ARG BASE_IMAGE
+            FROM ${BASE_IMAGE}
+            ARG GREETING=unset
+            RUN mkdir -p /www && echo "$GREETING" > /www/greeting
+            EXPOSE 8080
+            CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]
+            """,
+        )
+        busybox_project.makeconftest(
+            """
+            def pytest_multiarch_modify_platforms(config, platforms):
+                platforms.reverse()
+
+            def pytest_multiarch_build_args(config, image, platform):
+                return {"GREETING": "hello-" + platform.arch}
+
+            def pytest_multiarch_container_started(config, container):
+                container.exec(["sh", "-c", "echo seeded-$(uname -m) > /www/seed"])
+            """
+        )
+        busybox_project.makepyfile(
+            test_app="""
+            def test_x(multiarch_container, multiarch_http, multiarch_platform):
+                assert multiarch_http.get("/greeting").text.strip() == "hello-" + multiarch_platform.arch
+                assert multiarch_http.get("/seed").text.strip() == "seeded-" + multiarch_platform.machine
+            """
+        )
+        result = run(busybox_project, "-v")
+        result.assert_outcomes(passed=2)
+        result.stdout.fnmatch_lines(["*test_x?linux/arm64? PASSED*", "*test_x?linux/amd64? PASSED*"])
+
+    def test_junit_properties(self, busybox_project):
+        busybox_project.makepyfile(test_app="def test_x(multiarch_http): pass\ndef test_plain(): pass")
+        result = run(busybox_project, "--junitxml=report.xml", "-W", "error::pytest.PytestWarning")
+        result.assert_outcomes(passed=3)
+        cases = ET.parse(busybox_project.path / "report.xml").getroot().iter("testcase")
+        props = {case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")} for case in cases}
+        assert props["test_x[linux/arm64]"]["platform"] == "linux/arm64"
+        assert "linux-arm64" in props["test_x[linux/arm64]"]["image"]
+        assert props["test_x[linux/amd64]"]["platform"] == "linux/amd64"
+        assert props["test_plain"] == {}
+
+
+@pytest.mark.usefixtures("docker_engine")
+class TestCleanup:
+    @pytest.mark.parametrize("how", ["sigterm", "keyboardinterrupt", "failure"])
+    def test_containers_are_removed_however_the_run_ends(self, busybox_project, how):
+        busybox_project.makepyfile(
+            test_app=f"""
+            import os, signal
+            from pathlib import Path
+
+            def test_x(multiarch_container):
+                Path("pid").write_text(str(os.getpid()))
+                how = {how!r}
+                if how == "sigterm":
+                    os.kill(os.getpid(), signal.SIGTERM)
+                elif how == "keyboardinterrupt":
+                    raise KeyboardInterrupt
+                assert False, "failing on purpose"
+            """
+        )
+        result = busybox_project.runpytest_subprocess("--multiarch-platforms=linux/arm64", "-x")
+        assert result.ret != 0
+        pid = (busybox_project.path / "pid").read_text()
+        assert containers_of(f"{socket.gethostname()}:{pid}") == []
+
+
+def test_without_an_engine_docker_tests_skip_with_one_reason(pytester, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")
+    monkeypatch.delenv("CI", raising=False)
+    pytester.makeini(f"[pytest]\nmultiarch_platforms = {PLATFORMS}\n")
+    pytester.makepyfile(test_app="def test_x(multiarch_container): pass\ndef test_unit(): pass")
+    result = pytester.runpytest_subprocess("-rs")
+    result.assert_outcomes(passed=1, skipped=2)
+    result.stdout.fnmatch_lines(
+        ["SKIPPED [[]2[]] *the Docker daemon does not answer at DOCKER_HOST=tcp://127.0.0.1:9*"]
+    )
+
+
+def test_without_an_engine_ci_fails_instead_of_skipping(pytester, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")
+    monkeypatch.setenv("CI", "true")
+    pytester.makeini(f"[pytest]\nmultiarch_platforms = {PLATFORMS}\nmultiarch_build_args = BASE_IMAGE={BUSYBOX}\n")
+    pytester.makepyfile(test_app="def test_x(multiarch_container): pass")
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(
+        ["*EngineError: the Docker daemon does not answer at DOCKER_HOST=tcp://127.0.0.1:9*", "*because CI is set*"]
+    )
+    assert "Traceback" not in result.stdout.str()
