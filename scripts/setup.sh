@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Everything a fresh machine needs before any test: Docker with buildx, QEMU, the local registry
+# and base images (setup-docker.sh), then a virtualenv in .venv with this package installed.
+# Idempotent; a second run takes a few seconds.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/setup-docker.sh
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "[setup] creating .venv with $($PYTHON --version)" >&2
+  "$PYTHON" -m venv .venv
+fi
+if ! .venv/bin/python -c "import pytest_multiarch, ruff, xdist" >/dev/null 2>&1 \
+  || [ pyproject.toml -nt .venv/.installed ]; then
+  echo "[setup] installing pytest-multiarch and its test dependencies into .venv" >&2
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -e '.[test]'
+  touch .venv/.installed
+fi
