@@ -59,6 +59,7 @@ class MultiarchSession:
         self.events: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.stats: dict[str, PlatformStats] = {}
         self.verbose = config.get_verbosity() > 0
+        self._swept = False
 
     # -- engine and platforms ------------------------------------------------------------------
 
@@ -172,6 +173,11 @@ class MultiarchSession:
         key = (full, platform)
         cached = self._containers.get(key)
         if cached is None:
+            if not self._swept:
+                self._swept = True
+                removed = cleanup.sweep_orphans(self.docker)
+                if removed:
+                    say(f"removed {removed} container(s) left by killed pytest runs")
             image = self.image(spec, platform, say)
             say(f"starting {platform} container of {image.tag}…")
             try:

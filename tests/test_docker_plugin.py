@@ -339,6 +339,33 @@ class TestCleanup:
         pid = (busybox_project.path / "pid").read_text()
         assert containers_of(f"{socket.gethostname()}:{pid}") == []
 
+    def test_containers_of_a_killed_run_are_removed_by_the_next(self, busybox_project):
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        owner = f"{socket.gethostname()}:{dead.pid}"
+        subprocess.run(
+            [
+                "docker",
+                "run",
+                "-d",
+                "--platform",
+                "linux/amd64",
+                "--label",
+                f"{OWNER_LABEL}={owner}",
+                f"{BUSYBOX}-amd64",
+                "sleep",
+                "600",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        assert len(containers_of(owner)) == 1
+        busybox_project.makepyfile(test_app="def test_x(multiarch_container): pass")
+        result = run(busybox_project, "--multiarch-platforms=linux/amd64")
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines(["*removed 1 container(s) left by killed pytest runs*"])
+        assert containers_of(owner) == []
+
 
 def test_without_an_engine_docker_tests_skip_with_one_reason(pytester, monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")
