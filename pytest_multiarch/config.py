@@ -94,6 +94,16 @@ _OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
         },
     ),
     (
+        "--multiarch-image",
+        "multiarch_image",
+        "string",
+        {
+            "metavar": "REF",
+            "help": "release gate: test this published image (tag or digest) from its registry "
+            "instead of building; every configured platform must be in its index",
+        },
+    ),
+    (
         "--multiarch-build-jobs",
         "multiarch_build_jobs",
         "string",
@@ -159,6 +169,7 @@ class Settings:
     strict: bool = False
     rebuild: bool = False
     build_jobs: int = DEFAULT_BUILD_JOBS
+    published: str | None = None  # --multiarch-image: test this reference instead of building
 
     @classmethod
     def from_pytest(cls, config: pytest.Config) -> Settings:
@@ -197,6 +208,7 @@ class Settings:
             timeout=parse_positive(get("multiarch_timeout"), "multiarch_timeout", DEFAULT_TIMEOUT),
             strict=bool(get("multiarch_strict")),
             rebuild=bool(get("multiarch_rebuild")),
+            published=(get("multiarch_image") or "").strip() or None,
             build_jobs=int(parse_positive(get("multiarch_build_jobs"), "multiarch_build_jobs", DEFAULT_BUILD_JOBS)),
         )
 

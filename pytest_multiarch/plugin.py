@@ -12,6 +12,7 @@ from pytest_multiarch.build import BuiltImage
 from pytest_multiarch.config import Settings, add_options
 from pytest_multiarch.errors import EngineError, MultiarchError, PlatformUnavailable, UsageError
 from pytest_multiarch.fixtures import REGISTRY, ContainerHTTP, make_fixtures
+from pytest_multiarch.gate import PublishedIndex
 from pytest_multiarch.platforms import Platform, parse_platforms
 from pytest_multiarch.run import MultiarchContainer
 from pytest_multiarch.session import MultiarchSession
@@ -174,6 +175,12 @@ def multiarch_platform(request: pytest.FixtureRequest) -> Platform:
         pytest.skip(str(exc))
 
 
+@pytest.fixture(scope="session")
+def multiarch_index(request: pytest.FixtureRequest) -> PublishedIndex:
+    """The parsed index of --multiarch-image: ``.digest``, ``.media_type``, ``.manifests``."""
+    return multiarch_session(request.config).published_index()
+
+
 multiarch_image, multiarch_container, multiarch_http = make_fixtures(
     "multiarch", lambda config: settings_of(config).image
 )
@@ -188,7 +195,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     platform = item.config.stash[_PLATFORM_OF].get(item.nodeid)
     if call.excinfo is not None and report_.failed and isinstance(call.excinfo.value, MultiarchError):
         error = call.excinfo.value
-        report_.longrepr = f"[{platform}] {type(error).__name__}: {error}"
+        prefix = f"[{platform}] " if platform else ""
+        report_.longrepr = f"{prefix}{type(error).__name__}: {error}"
     if call.when == "setup" and platform:
         for tag in _image_tags(getattr(item, "funcargs", {}).values()):
             item.user_properties.append(("image", tag))

@@ -18,10 +18,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import pytest
 from python_on_whales import DockerClient
 
-from pytest_multiarch import cleanup
+from pytest_multiarch import cleanup, gate
 from pytest_multiarch.build import BuiltImage, build_image
 from pytest_multiarch.config import ImageSpec, Settings
-from pytest_multiarch.errors import EngineError, MultiarchError
+from pytest_multiarch.errors import EngineError, MultiarchError, UsageError
 from pytest_multiarch.platforms import Platform
 from pytest_multiarch.preflight import Engine, inspect_engine
 from pytest_multiarch.run import MultiarchContainer, start_container
@@ -60,6 +60,7 @@ class MultiarchSession:
         self.stats: dict[str, PlatformStats] = {}
         self.verbose = config.get_verbosity() > 0
         self._swept = False
+        self._index: gate.PublishedIndex | gate.GateError | None = None
 
     # -- engine and platforms ------------------------------------------------------------------
 
@@ -90,6 +91,20 @@ class MultiarchSession:
     def resolve(self, platform: Platform) -> Platform:
         """``platform`` with ``emulated`` set; EngineError or PlatformUnavailable otherwise."""
         return self.engine().resolve(platform)
+
+    def published_index(self) -> gate.PublishedIndex:
+        """The index of --multiarch-image, read once; GateError when unreadable or not set."""
+        if not self.settings.published:
+            raise UsageError("multiarch_index needs --multiarch-image REF (ini multiarch_image).")
+        with self._lock:
+            if self._index is None:
+                try:
+                    self._index = gate.inspect_published(self.docker, self.settings.published)
+                except gate.GateError as exc:
+                    self._index = exc
+        if isinstance(self._index, gate.GateError):
+            raise self._index
+        return self._index
 
     # -- images ----------------------------------------------------------------------------------
 
@@ -125,7 +140,8 @@ class MultiarchSession:
 
     def _build(self, spec: ImageSpec, platform: Platform) -> BuiltImage:
         label = f"{platform}{' (' + spec.name + ')' if spec.name else ''}"
-        self.events.put(f"building {label} ({'emulated' if platform.emulated else 'native'})…")
+        verb = "pulling" if self.settings.published and not spec.name else "building"
+        self.events.put(f"{verb} {label} ({'emulated' if platform.emulated else 'native'})…")
         on_line: Callable[[str], None] | None = None
         if self.verbose:
 
@@ -135,14 +151,18 @@ class MultiarchSession:
 
         started = time.monotonic()
         try:
-            image = build_image(
-                self.docker,
-                spec,
-                platform,
-                builder=self.engine().builder_name,
-                rebuild=self.settings.rebuild,
-                on_line=on_line,
-            )
+            if self.settings.published and not spec.name:
+                image = gate.pull_platform(self.docker, self.published_index(), platform)
+                self.events.put(f"{platform}: testing manifest {image.key} of {self.settings.published}")
+            else:
+                image = build_image(
+                    self.docker,
+                    spec,
+                    platform,
+                    builder=self.engine().builder_name,
+                    rebuild=self.settings.rebuild,
+                    on_line=on_line,
+                )
         except Exception:
             self.events.put(f"build {label}: failed after {time.monotonic() - started:.1f} s")
             self._stats(platform).build = "failed"
@@ -151,7 +171,8 @@ class MultiarchSession:
         self.events.put(f"build {label}: {done}")
         stats = self._stats(platform)
         stats.build = "reused" if image.reused else f"{image.seconds:.1f} s"
-        stats.image = image.id.removeprefix("sha256:")[:12]
+        is_pulled = self.settings.published and not spec.name
+        stats.image = image.key if is_pulled else image.id.removeprefix("sha256:")[:12]
         return image
 
     def image(self, spec: ImageSpec, platform: Platform, say: Callable[[str], None]) -> BuiltImage:

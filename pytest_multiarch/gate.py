@@ -1,0 +1,146 @@
+"""Release gate: test a published image (``--multiarch-image REF``) instead of building one.
+
+The index is read with ``docker buildx imagetools inspect`` (no pull). Each configured platform's
+manifest is then pulled by its own digest, so the classic image store's one-platform-per-tag
+limit can never make a test run another platform's image. A platform the index lacks is an error
+of that platform's tests, never a skip. Registry credentials stay with the docker CLI
+(``docker login``): the plugin never reads, stores or prints them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from typing import Any
+
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
+from python_on_whales.utils import run
+
+from pytest_multiarch.build import BuiltImage, check_image_platform
+from pytest_multiarch.errors import MultiarchError, UsageError
+from pytest_multiarch.platforms import Platform
+
+
+class GateError(MultiarchError):
+    """The published image cannot be read, or lacks a platform."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PublishedIndex:
+    """What the registry holds under ``ref``: an index (or one manifest) and its platforms."""
+
+    ref: str
+    digest: str
+    media_type: str
+    manifests: dict[str, str]  # "linux/arm64" -> manifest digest
+    is_index: bool
+
+    @property
+    def platforms(self) -> list[str]:
+        return list(self.manifests)
+
+    def digest_for(self, platform: Platform) -> str:
+        digest = self.manifests.get(str(platform))
+        if digest is None:
+            has = ", ".join(self.manifests) or "no platform"
+            kind = "index" if self.is_index else "single-platform manifest"
+            wanted = ",".join([*self.manifests, str(platform)])
+            raise GateError(
+                f"{self.ref} has no {platform} image: its {kind} ({self.digest}) holds {has}. "
+                f"Publish {platform} too (e.g. `docker buildx build --platform {wanted} --push`) "
+                f"or drop it from --multiarch-platforms."
+            )
+        return digest
+
+
+def parse_index(ref: str, manifest: dict[str, Any], image_config: dict[str, Any] | None = None) -> PublishedIndex:
+    """Build a PublishedIndex from ``imagetools inspect --format '{{json .Manifest}}'`` output.
+
+    Attestation entries (platform ``unknown/unknown``) are ignored. A single manifest has no
+    platform of its own: ``image_config`` (``{{json .Image}}``) supplies it.
+    """
+    digest = str(manifest.get("digest", ""))
+    media_type = str(manifest.get("mediaType", ""))
+    entries = manifest.get("manifests")
+    found: dict[str, str] = {}
+    if entries is None:
+        config = image_config or {}
+        text = "/".join(p for p in (config.get("os"), config.get("architecture"), config.get("variant")) if p)
+        platform = _platform_or_none(text)
+        if platform is not None:
+            found[str(platform)] = digest
+        return PublishedIndex(ref, digest, media_type, found, is_index=False)
+    for entry in entries:
+        described = entry.get("platform") or {}
+        text = "/".join(p for p in (described.get("os"), described.get("architecture"), described.get("variant")) if p)
+        platform = _platform_or_none(text)
+        if platform is not None and str(platform) not in found:
+            found[str(platform)] = str(entry.get("digest", ""))
+    return PublishedIndex(ref, digest, media_type, found, is_index=True)
+
+
+def _platform_or_none(text: str) -> Platform | None:
+    try:
+        return Platform.parse(text)
+    except UsageError:  # unknown/unknown (attestations) and platforms we do not model
+        return None
+
+
+def inspect_published(docker: DockerClient, ref: str) -> PublishedIndex:
+    """Read ``ref``'s index from its registry; GateError naming ``ref`` when that fails."""
+    manifest = json.loads(_imagetools(docker, ref, "{{json .Manifest}}"))
+    config = None
+    if manifest.get("manifests") is None:
+        config = json.loads(_imagetools(docker, ref, "{{json .Image}}"))
+    return parse_index(ref, manifest, config)
+
+
+def _imagetools(docker: DockerClient, ref: str, fmt: str) -> str:
+    cmd = [*docker.client_config.docker_cmd, "buildx", "imagetools", "inspect", ref, "--format", fmt]
+    try:
+        return str(run(cmd, capture_stderr=True))
+    except DockerException as exc:
+        reason = next((ln for ln in (exc.stderr or "").splitlines() if ln.strip()), "no output")
+        raise GateError(
+            f"cannot read {ref} from its registry: {reason.removeprefix('ERROR: ')}. Check the reference "
+            f"(tag or digest), that the registry is reachable, and for a private registry "
+            f"`docker login <registry>`."
+        ) from None
+
+
+def repository_of(ref: str) -> str:
+    """``host:5000/app:1.2@sha256:…`` → ``host:5000/app``."""
+    name = ref.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        name = name[: len(name) - len(last)] + last.split(":", 1)[0]
+    return name
+
+
+def pull_platform(docker: DockerClient, index: PublishedIndex, platform: Platform) -> BuiltImage:
+    """Pull ``platform``'s manifest by digest, tag it locally, check its config's platform."""
+    started = time.monotonic()
+    digest = index.digest_for(platform)
+    source = f"{repository_of(index.ref)}@{digest}"
+    try:
+        docker.image.pull(source, quiet=True, platform=str(platform))
+    except DockerException as exc:
+        reason = next((ln for ln in (exc.stderr or "").splitlines() if ln.strip()), "no output")
+        raise GateError(f"cannot pull {platform} of {index.ref} ({source}): {reason}") from None
+    local = f"pytest-multiarch/gate-{hashlib.sha256(index.ref.encode()).hexdigest()[:8]}:{platform.slug}"
+    docker.image.tag(source, local)
+    image = docker.image.inspect(local)
+    check_image_platform(f"{index.ref} ({digest})", platform, image.os, image.architecture, image.variant)
+    exposed = sorted(int(p.split("/")[0]) for p in ((image.config.exposed_ports if image.config else None) or {}))
+    return BuiltImage(
+        tag=local,
+        id=image.id,
+        platform=platform,
+        key=digest,
+        reused=False,
+        seconds=time.monotonic() - started,
+        exposed_ports=tuple(exposed),
+    )

@@ -1,0 +1,176 @@
+"""Release gate: --multiarch-image tests a published image from the local registry."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import BUSYBOX, BUSYBOX_DOCKERFILE, PLATFORMS, REGISTRY
+from pytest_multiarch import Platform
+from pytest_multiarch.gate import GateError, parse_index, repository_of
+
+GATE_TESTS = """
+def test_root(multiarch_http, multiarch_platform):
+    assert multiarch_http.get("/").text.strip() == f"CPU Architecture: {multiarch_platform.machine}"
+
+def test_built_on(multiarch_container, multiarch_platform, multiarch_index):
+    assert multiarch_container.exec("cat /www/built-on").strip() == multiarch_platform.machine
+    assert multiarch_container.image.key == multiarch_index.manifests[str(multiarch_platform)]
+"""
+
+INDEX_TESTS = """
+def test_index_has_exactly_the_release_platforms(multiarch_index):
+    assert sorted(multiarch_index.platforms) == ["linux/amd64", "linux/arm64"]
+    assert multiarch_index.digest.startswith("sha256:")
+    assert multiarch_index.media_type.endswith("manifest.list.v2+json")
+"""
+
+
+def _run(*cmd: str) -> str:
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def published(docker_engine: None, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Build the busybox app per arch, push it, and publish a complete and an incomplete index."""
+    context = tmp_path_factory.mktemp("gate-app")
+    (context / "Dockerfile").write_text(BUSYBOX_DOCKERFILE)
+    repo = f"{REGISTRY}/pytest-multiarch-test/gate-app"
+    refs = {}
+    for platform in PLATFORMS.split(","):
+        tag = f"{repo}:{Platform.parse(platform).slug}-{os.getpid()}"
+        _run(
+            "docker",
+            "buildx",
+            "build",
+            "--platform",
+            platform,
+            "--load",
+            "-t",
+            tag,
+            "--build-arg",
+            f"BASE_IMAGE={BUSYBOX}",
+            str(context),
+        )
+        _run("docker", "push", "-q", tag)
+        refs[platform] = tag
+    refs["complete"] = f"{repo}:complete-{os.getpid()}"
+    refs["amd64-only"] = f"{repo}:amd64-only-{os.getpid()}"
+    _run("docker", "buildx", "imagetools", "create", "-t", refs["complete"], refs["linux/amd64"], refs["linux/arm64"])
+    _run("docker", "buildx", "imagetools", "create", "-t", refs["amd64-only"], refs["linux/amd64"])
+    manifest = _run("docker", "buildx", "imagetools", "inspect", refs["complete"], "--format", "{{json .Manifest}}")
+    refs["by-digest"] = f"{repo}@{json.loads(manifest)['digest']}"
+    return refs
+
+
+@pytest.fixture
+def gate_project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeini(f"[pytest]\nmultiarch_platforms = {PLATFORMS}\n")
+    return pytester
+
+
+@pytest.mark.parametrize("which", ["complete", "by-digest"])
+def test_complete_index_passes_on_every_platform(gate_project, published, which):
+    gate_project.makepyfile(test_release=GATE_TESTS, test_index=INDEX_TESTS)
+    result = gate_project.runpytest_inprocess("-v", f"--multiarch-image={published[which]}")
+    result.assert_outcomes(passed=5)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*test_root?linux/arm64? PASSED*",
+            "*test_built_on?linux/amd64? PASSED*",
+            "multiarch: linux/arm64: testing manifest sha256:* of *gate-app*",
+            "linux/arm64*emulated*sha256:*",
+        ]
+    )
+    assert not (Path(gate_project.path) / "Dockerfile").exists()  # nothing was built
+
+
+def test_incomplete_index_fails_the_missing_platform_and_passes_the_other(gate_project, published):
+    gate_project.makepyfile(test_release=GATE_TESTS)
+    result = gate_project.runpytest_inprocess("-v", f"--multiarch-image={published['amd64-only']}")
+    result.assert_outcomes(passed=2, errors=2)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*test_root?linux/amd64? PASSED*",
+            "*GateError: *amd64-only* has no linux/arm64 image: its index (sha256:*) holds linux/amd64.*",
+        ]
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_single_manifest_tests_its_platform_and_fails_the_others(gate_project, published):
+    gate_project.makepyfile(test_release=GATE_TESTS.split("def test_built_on")[0])  # no multiarch_index
+    result = gate_project.runpytest_inprocess("-v", f"--multiarch-image={published['linux/arm64']}")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*test_root?linux/arm64? PASSED*",
+            "*has no linux/amd64 image: its single-platform manifest*holds linux/arm64*",
+        ]
+    )
+
+
+def test_nonexistent_tag_is_a_clear_error_naming_it(gate_project, docker_engine):
+    gate_project.makepyfile(test_release=GATE_TESTS)
+    ref = f"{REGISTRY}/pytest-multiarch-test/gate-app:does-not-exist"
+    result = gate_project.runpytest_inprocess(f"--multiarch-image={ref}")
+    result.assert_outcomes(errors=4)
+    result.stdout.fnmatch_lines([f"*GateError: cannot read {ref} from its registry: *not found*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_unreachable_registry_is_a_clear_error(gate_project, docker_engine):
+    gate_project.makepyfile(test_release="def test_x(multiarch_image): pass")
+    result = gate_project.runpytest_inprocess("--multiarch-image=127.0.0.1:9/app:1")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(["*cannot read 127.0.0.1:9/app:1 from its registry: *connection refused*docker login*"])
+
+
+# -- pure logic ---------------------------------------------------------------------------------
+
+ATTESTED_INDEX = {
+    "mediaType": "application/vnd.oci.image.index.v1+json",
+    "digest": "sha256:aaa",
+    "manifests": [
+        {"digest": "sha256:amd", "platform": {"architecture": "amd64", "os": "linux"}},
+        {"digest": "sha256:arm", "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"}},
+        {
+            "digest": "sha256:att",
+            "platform": {"architecture": "unknown", "os": "unknown"},
+            "annotations": {"vnd.docker.reference.type": "attestation-manifest"},
+        },
+    ],
+}
+
+
+def test_attestation_entries_are_ignored():
+    index = parse_index("r", ATTESTED_INDEX)
+    assert index.manifests == {"linux/amd64": "sha256:amd", "linux/arm64": "sha256:arm"}
+    assert index.digest_for(Platform.parse("arm64")) == "sha256:arm"
+    with pytest.raises(GateError, match=r"r has no linux/s390x image: its index .* holds linux/amd64, linux/arm64"):
+        index.digest_for(Platform.parse("s390x"))
+
+
+def test_single_manifest_takes_its_platform_from_the_config():
+    index = parse_index("r", {"mediaType": "m", "digest": "sha256:one"}, {"os": "linux", "architecture": "arm64"})
+    assert (index.is_index, index.manifests) == (False, {"linux/arm64": "sha256:one"})
+
+
+@pytest.mark.parametrize(
+    ("ref", "repo"),
+    [
+        ("127.0.0.1:5000/app:1.2", "127.0.0.1:5000/app"),
+        ("127.0.0.1:5000/team/app", "127.0.0.1:5000/team/app"),
+        ("ghcr.io/o/app@sha256:abc", "ghcr.io/o/app"),
+        ("ghcr.io/o/app:1@sha256:abc", "ghcr.io/o/app"),
+        ("busybox", "busybox"),
+    ],
+)
+def test_repository_of(ref, repo):
+    assert repository_of(ref) == repo
