@@ -19,11 +19,13 @@ import json
 import os
 import re
 import stat
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from docker.utils.build import exclude_paths
+from filelock import FileLock
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException, NoSuchImage
 
@@ -36,6 +38,7 @@ _NOT_IN_KEY = ("__pycache__", ".pytest_cache", ".git")
 SLOT_LABEL = "io.github.pytest-multiarch.slot"
 _KEY_SCHEME = "1"
 LOG_TAIL_LINES = 30
+LOCK_DIR = Path(tempfile.gettempdir()) / "pytest-multiarch-locks"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,17 +133,26 @@ def build_image(
     builder: str,
     rebuild: bool = False,
     on_line: Callable[[str], None] | None = None,
+    cache: tuple[str | None, str | None] = (None, None),
 ) -> BuiltImage:
     """Build (or reuse) the image of ``spec`` for ``platform`` and check its architecture."""
     spec.check_paths()
     started = time.monotonic()
     key = build_key(spec, platform, builder)
     tag = image_tag(spec, platform, key)
-    reused = not rebuild and find_loaded(docker, tag, key) is not None
-    if not reused:
-        _run_buildx(docker, spec, platform, tag, key, on_line)
-        _prune_stale(docker, spec, platform, key)
-    image = docker.image.inspect(tag)
+    # One build per key across processes (pytest-xdist workers, parallel runs): the others wait
+    # here and then find the image loaded.
+    with FileLock(LOCK_DIR / f"{key}.lock"):
+        reused = not rebuild and find_loaded(docker, tag, key) is not None
+        if not reused:
+            _run_buildx(docker, spec, platform, tag, key, on_line, cache)
+    try:
+        image = docker.image.inspect(tag)
+    except NoSuchImage:
+        raise BuildError(
+            f"image {tag} for {platform} was removed right after its build (by `docker image prune` "
+            f"or another process?). Run the tests again."
+        ) from None
     check_image_platform(tag, platform, image.os, image.architecture, image.variant)
     exposed = sorted(int(p.split("/")[0]) for p in ((image.config.exposed_ports if image.config else None) or {}))
     return BuiltImage(
@@ -161,6 +173,7 @@ def _run_buildx(
     tag: str,
     key: str,
     on_line: Callable[[str], None] | None,
+    cache: tuple[str | None, str | None],
 ) -> None:
     log: list[str] = []
     try:
@@ -172,6 +185,8 @@ def _run_buildx(
             tags=[tag],
             build_args=spec.build_args,
             target=spec.target,
+            cache_from=cache[0],
+            cache_to=cache[1],
             labels={KEY_LABEL: key, SLOT_LABEL: f"{image_repository(spec)}:{platform.slug}"},
             progress="plain",
             stream_logs=True,
@@ -230,8 +245,13 @@ def check_image_platform(
         )
 
 
-def _prune_stale(docker: DockerClient, spec: ImageSpec, platform: Platform, key: str) -> None:
-    """Remove this project's older builds for the platform, so edits don't pile up images."""
+def prune_stale(docker: DockerClient, spec: ImageSpec, platform: Platform, key: str) -> None:
+    """Remove this project's older builds for the platform, so edits don't pile up images.
+
+    Called when a session ends, never during a build: a concurrent session (another xdist
+    worker that saw the context a moment earlier) may be about to start a container from one.
+    An image a container still uses is kept.
+    """
     slot = f"{image_repository(spec)}:{platform.slug}"
     try:
         stale = docker.image.list(filters=[("label", f"{SLOT_LABEL}={slot}")])

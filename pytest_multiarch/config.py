@@ -94,6 +94,18 @@ _OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
         },
     ),
     (
+        "--multiarch-cache-from",
+        "multiarch_cache_from",
+        "string",
+        {"help": "passed to buildx --cache-from, e.g. type=local,src=.buildx-cache or type=gha"},
+    ),
+    (
+        "--multiarch-cache-to",
+        "multiarch_cache_to",
+        "string",
+        {"help": "passed to buildx --cache-to, e.g. type=local,dest=.buildx-cache,mode=max or type=gha"},
+    ),
+    (
         "--multiarch-image",
         "multiarch_image",
         "string",
@@ -170,6 +182,8 @@ class Settings:
     rebuild: bool = False
     build_jobs: int = DEFAULT_BUILD_JOBS
     published: str | None = None  # --multiarch-image: test this reference instead of building
+    cache_from: str | None = None
+    cache_to: str | None = None
 
     @classmethod
     def from_pytest(cls, config: pytest.Config) -> Settings:
@@ -209,6 +223,8 @@ class Settings:
             strict=bool(get("multiarch_strict")),
             rebuild=bool(get("multiarch_rebuild")),
             published=(get("multiarch_image") or "").strip() or None,
+            cache_from=(get("multiarch_cache_from") or "").strip() or None,
+            cache_to=(get("multiarch_cache_to") or "").strip() or None,
             build_jobs=int(parse_positive(get("multiarch_build_jobs"), "multiarch_build_jobs", DEFAULT_BUILD_JOBS)),
         )
 

@@ -42,19 +42,21 @@ def summary_lines(
     session: MultiarchSession, stats: Mapping[str, Sequence[Any]], platform_of: Mapping[str, str]
 ) -> list[str]:
     """One row per platform: outcomes, native/emulated, build time, image id, ready time."""
-    if not platform_of:
-        return []
     rows: dict[str, PlatformStats] = {}
     for key, reports in stats.items():
         field = _OUTCOMES.get(key)
         if field is None:
             continue
         for rep in reports:
-            platform = platform_of.get(getattr(rep, "nodeid", ""))
+            nodeid = getattr(rep, "nodeid", "")
+            # Under pytest-xdist the controller collects nothing: read the platform from the id.
+            platform = platform_of.get(nodeid) or _platform_from_id(nodeid)
             if platform is None or (key == "passed" and getattr(rep, "when", "call") != "call"):
                 continue
             row = rows.setdefault(platform, PlatformStats())
             setattr(row, field, getattr(row, field) + 1)
+    if not rows:
+        return []
     header = ("platform", "passed", "failed", "skipped", "errors", "mode", "build", "image", "ready")
     table = [header]
     for platform in sorted(rows):
@@ -76,3 +78,14 @@ def summary_lines(
         )
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table]
+
+
+def _platform_from_id(nodeid: str) -> str | None:
+    """``test_x[linux/arm64]`` → ``linux/arm64`` (the id pytest-multiarch gives)."""
+    if not nodeid.endswith("]") or "[" not in nodeid:
+        return None
+    param = nodeid[nodeid.rindex("[") + 1 : -1]
+    for part in param.split("-"):
+        if part.startswith("linux/"):
+            return part
+    return None

@@ -153,7 +153,7 @@ def start_container(image: BuiltImage, spec: ImageSpec, *, timeout: float) -> Mu
         inner.ports[f"{port}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]
     started = time.monotonic()
     try:
-        inner.start()  # creates and starts; the image is present, so nothing is pulled
+        _start(inner, image)
         base_url = None
         if port is not None:
             host_port = inner.get_docker_client().port(inner.get_container_id(), port)
@@ -170,6 +170,17 @@ def start_container(image: BuiltImage, spec: ImageSpec, *, timeout: float) -> Mu
         raise
     container.ready_seconds = time.monotonic() - started
     return container
+
+
+def _start(inner: DockerContainer, image: BuiltImage) -> None:
+    """Create and start (the image is loaded, so nothing is pulled); engine errors → ContainerError."""
+    try:
+        inner.start()
+    except DockerSDKError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ContainerError(
+            f"the engine could not start a {image.platform} container of {image.tag}: {reason}"
+        ) from None
 
 
 def check_machine(container: MultiarchContainer) -> None:

@@ -9,6 +9,7 @@ and never touches another platform.
 from __future__ import annotations
 
 import dataclasses
+import os
 import queue
 import threading
 import time
@@ -17,11 +18,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
 
 from pytest_multiarch import cleanup, gate
-from pytest_multiarch.build import BuiltImage, build_image
+from pytest_multiarch.build import BuiltImage, build_image, prune_stale
 from pytest_multiarch.config import ImageSpec, Settings
-from pytest_multiarch.errors import EngineError, MultiarchError, UsageError
+from pytest_multiarch.errors import BuildError, EngineError, MultiarchError, UsageError
 from pytest_multiarch.platforms import Platform
 from pytest_multiarch.preflight import Engine, inspect_engine
 from pytest_multiarch.run import MultiarchContainer, start_container
@@ -162,10 +164,15 @@ class MultiarchSession:
                     builder=self.engine().builder_name,
                     rebuild=self.settings.rebuild,
                     on_line=on_line,
+                    cache=(self.settings.cache_from, self.settings.cache_to),
                 )
-        except Exception:
+        except BaseException as exc:
             self.events.put(f"build {label}: failed after {time.monotonic() - started:.1f} s")
             self._stats(platform).build = "failed"
+            if isinstance(exc, DockerException):
+                # Only docker's own words: the exception's text holds the command line, build args too.
+                reason = next((ln for ln in (exc.stderr or "").splitlines() if ln.strip()), "no output")
+                raise BuildError(f"the engine failed while preparing {label}: {reason}") from None
             raise
         done = "reused (unchanged)" if image.reused else f"done in {image.seconds:.1f} s"
         self.events.put(f"build {label}: {done}")
@@ -235,10 +242,21 @@ class MultiarchSession:
         return self.stats.setdefault(str(platform), PlatformStats())
 
     def close(self) -> None:
-        """Stop every container of this session; builds still running are abandoned."""
+        """Stop every container of this session, then drop older builds of the images it built.
+
+        Builds still running are abandoned. xdist workers leave pruning alone: another worker may
+        still need an image.
+        """
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         cleanup.remove_all()
+        if os.environ.get("PYTEST_XDIST_WORKER"):
+            return
+        for (spec, platform), future in list(self._builds.items()):
+            if future.done() and not future.cancelled() and future.exception() is None:
+                image = future.result()
+                if not image.key.startswith("sha256:"):  # built here, not pulled by --multiarch-image
+                    prune_stale(self.docker, spec, platform, image.key)
 
 
 def _host_platform() -> Platform:

@@ -77,6 +77,13 @@ class TestBothPlatforms:
         changed = run(busybox_project)
         changed.stdout.fnmatch_lines(["linux/amd64*native*[0-9].[0-9] s*"])
         changed.stdout.no_fnmatch_line("linux/*reused*")
+        # The builds the change replaced were pruned when the session ended: one image per platform.
+        listed = subprocess.run(
+            ["docker", "image", "ls", "-q", "--filter", "reference=pytest-multiarch/test-unchanged-image-is-reused*"],
+            capture_output=True,
+            text=True,
+        )
+        assert len(listed.stdout.split()) == 2
 
     def test_marker_limits_platforms(self, busybox_project):
         busybox_project.makepyfile(
@@ -390,3 +397,28 @@ def test_without_an_engine_ci_fails_instead_of_skipping(pytester, monkeypatch):
         ["*EngineError: the Docker daemon does not answer at DOCKER_HOST=tcp://127.0.0.1:9*", "*because CI is set*"]
     )
     assert "Traceback" not in result.stdout.str()
+
+
+@pytest.mark.usefixtures("docker_engine")
+def test_xdist_builds_each_platform_once_across_workers(busybox_project):
+    busybox_project.makepyfile(
+        test_app="""
+        import pytest
+        from pathlib import Path
+
+        @pytest.mark.parametrize("n", range(6))
+        def test_x(multiarch_image, multiarch_container, worker_id, n):
+            out = Path(f"images-{worker_id}-{multiarch_image.platform.slug}")
+            out.write_text(f"{multiarch_image.id} reused={multiarch_image.reused}")
+            assert multiarch_container.exec(["uname", "-m"]).strip() == multiarch_image.platform.machine
+        """
+    )
+    busybox_project.makefile(".txt", fresh=str(os.getpid()) + "-xdist")  # a new build key: a real build
+    result = busybox_project.runpytest_subprocess("-p", "xdist", "-n", "2", "--dist", "load", "-v")
+    result.assert_outcomes(passed=12)
+    records = [p.read_text() for p in busybox_project.path.glob("images-gw*")]
+    # Both workers used both platforms' images, and only one build per platform really ran.
+    assert len(records) == 4, records
+    assert sum("reused=False" in r for r in records) == 2, records
+    assert len({r.split()[0] for r in records}) == 2
+    result.stdout.fnmatch_lines_random(["*PASSED*test_x?linux/arm64-0?*", "linux/arm64*6*0*0*0*emulated*"])
