@@ -263,4 +263,4 @@ def prune_stale(docker: DockerClient, spec: ImageSpec, platform: Platform, key: 
             try:
                 docker.image.remove(image, force=False, prune=True)
             except DockerException:
-                pass  # still used by a container (--multiarch-reuse): leave it
+                pass  # still used by a container: leave it

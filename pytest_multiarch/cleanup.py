@@ -1,7 +1,7 @@
 """Cleanup: every container the plugin starts is removed, whatever ends the session.
 
 - normal end, failed tests, Ctrl-C: the session's ``close()`` (pytest_unconfigure);
-- SIGTERM (CI cancelling a job): turned into SystemExit so the same path runs;
+- SIGTERM (CI cancelling a job): turned into KeyboardInterrupt so the same path runs;
 - interpreter exit without pytest_unconfigure: ``atexit``;
 - SIGKILL: nothing runs, so the next session removes containers whose owner process is gone
   (``sweep_orphans``), matched by the owner label on this host.
@@ -44,7 +44,10 @@ def remove_all() -> None:
         containers = list(_running)
         _running.clear()
     for container in containers:
-        container.stop()
+        try:
+            container.stop()
+        except Exception:
+            pass
 
 
 def install_handlers() -> None:
@@ -60,7 +63,9 @@ def install_handlers() -> None:
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
+    # pytest treats KeyboardInterrupt as "stop the session" and runs every teardown; a
+    # SystemExit raised inside a test would only fail that test.
+    raise KeyboardInterrupt(f"signal {signum} (SIGTERM)")
 
 
 def sweep_orphans(docker: DockerClient) -> int:

@@ -139,7 +139,7 @@ class ImageSpec:
     name: str
     context: Path
     dockerfile: Path
-    build_args: dict[str, str] = dataclasses.field(default_factory=dict)
+    build_args: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)  # may hold secrets
     target: str | None = None
     port: int | None = None
     ready_path: str = "/"
@@ -225,7 +225,7 @@ class Settings:
             published=(get("multiarch_image") or "").strip() or None,
             cache_from=(get("multiarch_cache_from") or "").strip() or None,
             cache_to=(get("multiarch_cache_to") or "").strip() or None,
-            build_jobs=int(parse_positive(get("multiarch_build_jobs"), "multiarch_build_jobs", DEFAULT_BUILD_JOBS)),
+            build_jobs=parse_count(get("multiarch_build_jobs"), "multiarch_build_jobs", DEFAULT_BUILD_JOBS),
         )
 
     def timeout_for(self, platform: Platform) -> float:
@@ -242,16 +242,18 @@ def parse_build_args(raw: str | list[str]) -> dict[str, str]:
     """
     if isinstance(raw, str):
         lines = [line.strip() for line in raw.splitlines() if line.strip()]
-        items = lines if len(lines) > 1 else split_list(raw)
+        items = lines if "\n" in raw.strip("\n ") or raw.startswith("\n") else split_list(raw)
     else:
         items = list(raw)
     result: dict[str, str] = {}
-    for item in items:
+    for number, item in enumerate(items, 1):
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not _BUILD_ARG_KEY.match(key):
+            # Name the key only: the rest may be a secret passed in the wrong form.
+            shown = repr(key) if sep else f"number {number} (it has no '=')"
             raise UsageError(
-                f"malformed build arg {item!r}: write KEY=VALUE, for example "
+                f"malformed build arg {shown}: write KEY=VALUE, for example "
                 f"--multiarch-build-arg BASE_IMAGE=python:3.12-slim."
             )
         result[key] = value
@@ -284,4 +286,16 @@ def parse_positive(raw: Any, name: str, default: float) -> float:
         value = -1.0
     if value <= 0:
         raise UsageError(f"{name} {raw!r} is not a positive number.")
+    return value
+
+
+def parse_count(raw: Any, name: str, default: int) -> int:
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(str(raw))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UsageError(f"{name} {raw!r} is not a whole number of at least 1.")
     return value

@@ -18,6 +18,8 @@ _ARCH_ALIASES: dict[str, str] = {
     "arm": "arm",
     "armhf": "arm",
     "armel": "arm",
+    "armv7l": "arm",
+    "armv6l": "arm",
     "386": "386",
     "i386": "386",
     "i486": "386",
@@ -77,7 +79,7 @@ KNOWN_PLATFORMS = (
 _SEPARATORS = re.compile(r"[\s,]+")
 
 
-@dataclasses.dataclass(frozen=True, order=True)
+@dataclasses.dataclass(frozen=True)
 class Platform:
     """One OS/architecture(/variant) target, normalized as Docker does.
 
@@ -101,7 +103,7 @@ class Platform:
     @property
     def machines(self) -> tuple[str, ...]:
         """Every ``uname -m`` answer that is correct for this platform (see ``_MACHINES``)."""
-        return _MACHINES.get((self.arch, self.variant), (self.arch,))
+        return _MACHINES.get((self.arch, self.variant)) or _MACHINES.get((self.arch, None), (self.arch,))
 
     @property
     def slug(self) -> str:
@@ -114,6 +116,7 @@ class Platform:
         return QEMU_NAMES.get(self.arch)
 
     def with_emulated(self, emulated: bool) -> Platform:
+        """A copy with ``emulated`` set (the preflight's verdict for this engine)."""
         return dataclasses.replace(self, emulated=emulated)
 
     @classmethod
@@ -150,7 +153,7 @@ def _normalize_variant(arch: str, arch_name: str, variant: str | None, raw: str)
         return None  # linux/arm64/v8 is linux/arm64
     if arch == "arm":
         if variant is None:
-            return "v6" if arch_name == "armel" else "v7"  # linux/arm means linux/arm/v7
+            return "v6" if arch_name in ("armel", "armv6l") else "v7"  # linux/arm means linux/arm/v7
         if variant in ("v5", "v6", "v7"):
             return variant
         if variant == "v8":

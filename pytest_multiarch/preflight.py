@@ -20,7 +20,7 @@ from pathlib import Path
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
-from pytest_multiarch.errors import DOCTOR_HINT, EngineError, PlatformUnavailable
+from pytest_multiarch.errors import DOCTOR_HINT, EngineError, PlatformUnavailable, UsageError
 from pytest_multiarch.platforms import Platform
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
@@ -95,7 +95,7 @@ def inspect_engine(docker: DockerClient) -> Engine:
     """Ask the daemon and buildx what they can do; EngineError when either is unusable."""
     try:
         info = docker.system.info()
-    except DockerException as exc:
+    except Exception as exc:  # DockerException, ClientNotFoundError (no docker CLI), ...
         raise EngineError(
             "the Docker daemon does not answer"
             f"{_daemon_where()} ({_first_line(exc)}). Start Docker (Docker Desktop, "
@@ -105,7 +105,7 @@ def inspect_engine(docker: DockerClient) -> Engine:
     try:
         buildx_version = docker.buildx.version()
         builder = docker.buildx.inspect()
-    except DockerException as exc:
+    except Exception as exc:
         raise EngineError(
             f"docker buildx is not available ({_first_line(exc)}). Install the buildx plugin "
             f"(Debian/Ubuntu: `apt-get install docker-buildx`; otherwise "
@@ -120,7 +120,13 @@ def inspect_engine(docker: DockerClient) -> Engine:
                 continue
             if parsed not in listed:
                 listed.append(parsed)
-    native = Platform.parse(f"{info.os_type or 'linux'}/{info.architecture}")
+    try:
+        native = Platform.parse(f"{info.os_type or 'linux'}/{info.architecture}")
+    except UsageError:
+        raise EngineError(
+            f"the Docker engine runs on {info.os_type}/{info.architecture}, which pytest-multiarch does not "
+            f"know; please report it."
+        ) from None
     return Engine(
         server_version=info.server_version or "unknown",
         native=native,
@@ -150,8 +156,11 @@ def _daemon_where() -> str:
     return f" at DOCKER_HOST={docker_host}" if docker_host else ""
 
 
-def _first_line(exc: DockerException) -> str:
-    text = (exc.stderr or exc.stdout or str(exc) or "").strip()
+def _first_line(exc: Exception) -> str:
+    if isinstance(exc, DockerException):
+        text = (exc.stderr or exc.stdout or "").strip()
+    else:
+        text = str(exc).strip() or type(exc).__name__
     for line in text.splitlines():
         if line.strip():
             return line.strip().removeprefix("ERROR: ").rstrip(".")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pytest_multiarch.errors import EngineError, PlatformUnavailable
+from pytest_multiarch.errors import MultiarchError, PlatformUnavailable
 from pytest_multiarch.preflight import describe_handler
 from pytest_multiarch.session import MultiarchSession, PlatformStats
 
@@ -13,7 +13,7 @@ from pytest_multiarch.session import MultiarchSession, PlatformStats
 def header_lines(session: MultiarchSession) -> list[str]:
     try:
         engine = session.engine()
-    except EngineError as exc:
+    except MultiarchError as exc:
         return [f"multiarch: Docker engine unavailable: {str(exc).split('. ')[0]}"]
     lines = [
         f"multiarch: engine {engine.server_version} ({engine.native}), buildx {engine.buildx_version}, "
@@ -39,9 +39,13 @@ _OUTCOMES = {"passed": "passed", "failed": "failed", "skipped": "skipped", "erro
 
 
 def summary_lines(
-    session: MultiarchSession, stats: Mapping[str, Sequence[Any]], platform_of: Mapping[str, str]
+    session: MultiarchSession,
+    stats: Mapping[str, Sequence[Any]],
+    platform_of: Mapping[str, str],
+    ids_from_workers: bool = False,
 ) -> list[str]:
     """One row per platform: outcomes, native/emulated, build time, image id, ready time."""
+    configured = {str(p) for p in session.platforms()} if ids_from_workers else set()
     rows: dict[str, PlatformStats] = {}
     for key, reports in stats.items():
         field = _OUTCOMES.get(key)
@@ -50,7 +54,9 @@ def summary_lines(
         for rep in reports:
             nodeid = getattr(rep, "nodeid", "")
             # Under pytest-xdist the controller collects nothing: read the platform from the id.
-            platform = platform_of.get(nodeid) or _platform_from_id(nodeid)
+            platform = platform_of.get(nodeid)
+            if platform is None and ids_from_workers:
+                platform = _platform_from_id(nodeid, configured)
             if platform is None or (key == "passed" and getattr(rep, "when", "call") != "call"):
                 continue
             row = rows.setdefault(platform, PlatformStats())
@@ -80,12 +86,9 @@ def summary_lines(
     return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table]
 
 
-def _platform_from_id(nodeid: str) -> str | None:
+def _platform_from_id(nodeid: str, configured: set[str]) -> str | None:
     """``test_x[linux/arm64]`` → ``linux/arm64`` (the id pytest-multiarch gives)."""
     if not nodeid.endswith("]") or "[" not in nodeid:
         return None
     param = nodeid[nodeid.rindex("[") + 1 : -1]
-    for part in param.split("-"):
-        if part.startswith("linux/"):
-            return part
-    return None
+    return next((part for part in param.split("-") if part in configured), None)

@@ -78,8 +78,9 @@ class MultiarchContainer:
         """Remove the container (and its anonymous volumes); safe to call twice."""
         try:
             self._inner.stop(force=True, delete_volume=True)
-        except DockerSDKError:
-            pass
+        except DockerSDKError as exc:
+            if "No such container" not in str(exc):
+                raise
 
     def __repr__(self) -> str:
         return f"<MultiarchContainer {self.platform} {self.image.tag} {self.base_url or 'no port'}>"
@@ -155,6 +156,7 @@ def start_container(image: BuiltImage, spec: ImageSpec, *, timeout: float) -> Mu
     try:
         _start(inner, image)
         base_url = None
+        _raise_if_exited(inner)  # an exited container has no port mapping to look up
         if port is not None:
             host_port = inner.get_docker_client().port(inner.get_container_id(), port)
             base_url = f"http://127.0.0.1:{host_port}/"

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout  # not the builtin before 3.11
 
 import pytest
 from python_on_whales import DockerClient
@@ -23,7 +24,7 @@ from python_on_whales.exceptions import DockerException
 from pytest_multiarch import cleanup, gate
 from pytest_multiarch.build import BuiltImage, build_image, prune_stale
 from pytest_multiarch.config import ImageSpec, Settings
-from pytest_multiarch.errors import BuildError, EngineError, MultiarchError, UsageError
+from pytest_multiarch.errors import BuildError, ContainerError, EngineError, MultiarchError, UsageError
 from pytest_multiarch.platforms import Platform
 from pytest_multiarch.preflight import Engine, inspect_engine
 from pytest_multiarch.run import MultiarchContainer, start_container
@@ -48,6 +49,8 @@ class PlatformStats:
 
 
 class MultiarchSession:
+    """Owns the engine connection, the builds and the containers of one pytest session."""
+
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
@@ -62,6 +65,7 @@ class MultiarchSession:
         self.stats: dict[str, PlatformStats] = {}
         self.verbose = config.get_verbosity() > 0
         self._swept = False
+        self._platforms: list[Platform] | None = None
         self._index: gate.PublishedIndex | gate.GateError | None = None
 
     # -- engine and platforms ------------------------------------------------------------------
@@ -79,7 +83,9 @@ class MultiarchSession:
         return self._engine
 
     def platforms(self) -> list[Platform]:
-        """The configured platforms (or the engine's native one), after the plugin hook."""
+        """The configured platforms (or the engine's native one), after the plugin hook (once)."""
+        if self._platforms is not None:
+            return list(self._platforms)
         if self.settings.platforms is not None:
             platforms = list(self.settings.platforms)
         else:
@@ -88,6 +94,7 @@ class MultiarchSession:
             except EngineError:
                 platforms = [_host_platform()]
         self.config.hook.pytest_multiarch_modify_platforms(config=self.config, platforms=platforms)
+        self._platforms = list(platforms)
         return platforms
 
     def resolve(self, platform: Platform) -> Platform:
@@ -173,6 +180,8 @@ class MultiarchSession:
                 # Only docker's own words: the exception's text holds the command line, build args too.
                 reason = next((ln for ln in (exc.stderr or "").splitlines() if ln.strip()), "no output")
                 raise BuildError(f"the engine failed while preparing {label}: {reason}") from None
+            if isinstance(exc, Exception) and not isinstance(exc, MultiarchError):
+                raise BuildError(f"preparing {label} failed: {type(exc).__name__}: {exc}") from None
             raise
         done = "reused (unchanged)" if image.reused else f"done in {image.seconds:.1f} s"
         self.events.put(f"build {label}: {done}")
@@ -189,7 +198,7 @@ class MultiarchSession:
         while True:
             try:
                 return future.result(timeout=PROGRESS_EVERY_SECONDS)
-            except TimeoutError:
+            except FutureTimeout:
                 say(f"still building {platform} ({time.monotonic() - started:.0f} s)…")
             finally:
                 self.flush_events(say)
@@ -210,16 +219,32 @@ class MultiarchSession:
             say(f"starting {platform} container of {image.tag}…")
             try:
                 cached = start_container(image, full, timeout=self.settings.timeout_for(platform))
-                cleanup.track(cached)
-                self.config.hook.pytest_multiarch_container_started(config=self.config, container=cached)
-                self._stats(platform).ready = f"{cached.ready_seconds:.1f} s"
-                say(f"{platform} container ready in {cached.ready_seconds:.1f} s at {cached.base_url}")
             except MultiarchError as exc:
                 cached = exc
+            else:
+                cleanup.track(cached)
+                cached = self._announce(cached, say)
             self._containers[key] = cached
         if isinstance(cached, MultiarchError):
             raise cached
         return cached
+
+    def _announce(
+        self, container: MultiarchContainer, say: Callable[[str], None]
+    ) -> MultiarchContainer | MultiarchError:
+        """Run the container-started hook; if it raises, the container is stopped and its
+        platform's tests error with the hook's exception (once, not once per test)."""
+        try:
+            self.config.hook.pytest_multiarch_container_started(config=self.config, container=container)
+        except Exception as exc:
+            container.stop()
+            return ContainerError(
+                f"pytest_multiarch_container_started failed for the {container.platform} container: "
+                f"{type(exc).__name__}: {exc}"
+            )
+        self._stats(container.platform).ready = f"{container.ready_seconds:.1f} s"
+        say(f"{container.platform} container ready in {container.ready_seconds:.1f} s at {container.base_url}")
+        return container
 
     # -- reporting and the end -------------------------------------------------------------------
 

@@ -95,7 +95,8 @@ def test_emulated_platforms_get_a_longer_timeout(pytester: pytest.Pytester):
     [
         (["--multiarch-platforms=linux/arm65"], "unknown platform 'linux/arm65'"),
         (["--multiarch-platforms= , "], "the platform list is empty"),
-        (["--multiarch-build-arg=NOEQUALS"], "malformed build arg 'NOEQUALS'"),
+        (["--multiarch-build-arg=s3cr3t"], "malformed build arg number 1 (it has no '=')"),
+        (["--multiarch-build-jobs=0.5"], "is not a whole number of at least 1"),
         (["--multiarch-port=http"], "is not a port number"),
         (["--multiarch-timeout=-3"], "is not a positive number"),
     ],
@@ -106,11 +107,13 @@ def test_bad_input_is_a_usage_error_before_any_test(pytester: pytest.Pytester, a
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: pytest-multiarch: *{message}*"])
     assert "Traceback" not in result.stderr.str()
+    assert "s3cr3t" not in result.stderr.str() + result.stdout.str()
 
 
 def test_build_args_forms():
     assert parse_build_args("A=1, B=2 C=3") == {"A": "1", "B": "2", "C": "3"}
     assert parse_build_args("A=1 2\nB=") == {"A": "1 2", "B": ""}
     assert parse_build_args(["A=1"]) == {"A": "1"}
-    with pytest.raises(UsageError, match="malformed build arg '=x'"):
+    assert parse_build_args("\nGREETING=hello world") == {"GREETING": "hello world"}
+    with pytest.raises(UsageError, match="malformed build arg ''"):
         parse_build_args(["=x"])

@@ -275,6 +275,54 @@ class TestProjectApi:
         result.assert_outcomes(passed=4)
         result.stdout.fnmatch_lines_random(["*test_api?linux/arm64? PASSED*", "*test_worker?linux/amd64? PASSED*"])
 
+    def test_a_failing_container_started_hook_errors_that_platform_once(self, busybox_project):
+        busybox_project.makeconftest(
+            """
+            calls = []
+
+            def pytest_multiarch_container_started(config, container):
+                calls.append(str(container.platform))
+                if container.platform.arch == "arm64":
+                    raise RuntimeError("seed data missing for " + str(container.platform))
+            """
+        )
+        busybox_project.makepyfile(
+            test_app="""
+            def test_a(multiarch_container): pass
+            def test_b(multiarch_container): pass
+            def test_calls(request):
+                import conftest
+                assert sorted(conftest.calls) == ["linux/amd64", "linux/arm64"]  # arm64 tried once
+            """
+        )
+        result = run(busybox_project, "-p", "no:randomly")
+        result.assert_outcomes(passed=3, errors=2)
+        result.stdout.fnmatch_lines(
+            [
+                "*ContainerError: pytest_multiarch_container_started failed for the linux/arm64 container: "
+                "RuntimeError: seed data missing for linux/arm64*"
+            ]
+        )
+
+    def test_collect_only_starts_no_build(self, busybox_project):
+        busybox_project.makepyfile(test_app="def test_x(multiarch_image): pass")
+        busybox_project.makefile(".txt", fresh=str(os.getpid()) + "-collect-only")
+        result = run(busybox_project, "--collect-only", "-q")
+        result.stdout.fnmatch_lines(["test_app.py::test_x[[]linux/amd64[]]", "test_app.py::test_x[[]linux/arm64[]]"])
+        listed = subprocess.run(
+            [
+                "docker",
+                "image",
+                "ls",
+                "-q",
+                "--filter",
+                "reference=pytest-multiarch/test-collect-only-starts-no-build*",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert listed.stdout.split() == []
+
     def test_hooks(self, busybox_project):
         busybox_project.makefile(
             "",
@@ -341,8 +389,14 @@ class TestCleanup:
                 assert False, "failing on purpose"
             """
         )
-        result = busybox_project.runpytest_subprocess("--multiarch-platforms=linux/arm64", "-x")
+        busybox_project.makepyfile(test_later="def test_after(): pass")
+        result = busybox_project.runpytest_subprocess("--multiarch-platforms=linux/arm64", "-p", "no:randomly")
         assert result.ret != 0
+        if how == "failure":
+            result.assert_outcomes(failed=1, passed=1)
+        else:  # SIGTERM stops the whole session like Ctrl-C, it does not just fail one test
+            result.stdout.fnmatch_lines(["*KeyboardInterrupt*"])
+            result.stdout.no_fnmatch_line("*test_later.py .*")
         pid = (busybox_project.path / "pid").read_text()
         assert containers_of(f"{socket.gethostname()}:{pid}") == []
 
