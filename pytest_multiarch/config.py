@@ -94,6 +94,17 @@ _OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
         },
     ),
     (
+        "--multiarch-reuse",
+        "multiarch_reuse",
+        "bool",
+        {
+            "action": "store_true",
+            "default": None,
+            "help": "keep the containers running after the session and reuse them in the next one "
+            "while their image and settings are unchanged",
+        },
+    ),
+    (
         "--multiarch-cache-from",
         "multiarch_cache_from",
         "string",
@@ -182,6 +193,7 @@ class Settings:
     rebuild: bool = False
     build_jobs: int = DEFAULT_BUILD_JOBS
     published: str | None = None  # --multiarch-image: test this reference instead of building
+    reuse: bool = False
     cache_from: str | None = None
     cache_to: str | None = None
 
@@ -223,6 +235,7 @@ class Settings:
             strict=bool(get("multiarch_strict")),
             rebuild=bool(get("multiarch_rebuild")),
             published=(get("multiarch_image") or "").strip() or None,
+            reuse=bool(get("multiarch_reuse")),
             cache_from=(get("multiarch_cache_from") or "").strip() or None,
             cache_to=(get("multiarch_cache_to") or "").strip() or None,
             build_jobs=parse_count(get("multiarch_build_jobs"), "multiarch_build_jobs", DEFAULT_BUILD_JOBS),

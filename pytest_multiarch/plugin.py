@@ -140,7 +140,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         names = set(getattr(item, "fixturenames", ()))
         for prefix, spec_of in REGISTRY.items():
             if names & {f"{prefix}_image", f"{prefix}_container", f"{prefix}_http"}:
-                entry = (spec_of(config), platform)
+                needs_container = bool(names & {f"{prefix}_container", f"{prefix}_http"})
+                entry = (spec_of(config), platform, needs_container)
                 if entry not in wanted:
                     wanted.append(entry)
     if wanted and not config.option.collectonly:

@@ -6,8 +6,11 @@ session removes it at the end, and a later session removes it if that process wa
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urljoin
 
@@ -17,7 +20,9 @@ import requests
 # its own containers (see cleanup.py), so Ryuk is off unless the user turned it on.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
+import docker
 from docker.errors import DockerException as DockerSDKError
+from docker.models.containers import Container
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.waiting_utils import WaitStrategy, WaitStrategyTarget
 
@@ -27,6 +32,8 @@ from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.errors import ContainerError, ExecError, ImageMismatch
 from pytest_multiarch.platforms import Platform
 
+REUSE_SLOT_LABEL = "io.github.pytest-multiarch.reuse-slot"
+REUSE_KEY_LABEL = "io.github.pytest-multiarch.reuse-key"
 LOG_TAIL_LINES = 40
 _POLL_SECONDS = 0.2
 
@@ -34,12 +41,13 @@ _POLL_SECONDS = 0.2
 class MultiarchContainer:
     """A running container of one platform's image, ready to be tested."""
 
-    def __init__(self, inner: DockerContainer, image: BuiltImage, port: int | None, base_url: str | None):
-        self._inner = inner
+    def __init__(self, container: Container, image: BuiltImage, port: int | None, base_url: str | None) -> None:
+        self._container = container
         self.image = image
         self.port = port
         self.base_url = base_url
         self.ready_seconds = 0.0
+        self.reused = False  # found running from an earlier session (--multiarch-reuse)
 
     @property
     def platform(self) -> Platform:
@@ -47,7 +55,7 @@ class MultiarchContainer:
 
     @property
     def id(self) -> str:
-        return self._inner.get_container_id()
+        return str(self._container.id)
 
     def url(self, path: str = "/") -> str:
         """URL of ``path`` on the published port, e.g. ``http://127.0.0.1:49153/health``."""
@@ -63,7 +71,7 @@ class MultiarchContainer:
 
         Raises ExecError with the exit code and output when it exits non-zero.
         """
-        result = self._inner.get_wrapped_container().exec_run(cmd, demux=True)
+        result = self._container.exec_run(cmd, demux=True)
         stdout, stderr = (part.decode(errors="replace") if part else "" for part in result.output)
         if result.exit_code != 0:
             raise ExecError(cmd, result.exit_code, stdout + stderr)
@@ -71,13 +79,13 @@ class MultiarchContainer:
 
     def logs(self) -> str:
         """Everything the container printed so far, stdout and stderr interleaved."""
-        raw: bytes = self._inner.get_wrapped_container().logs(stdout=True, stderr=True)
+        raw: bytes = self._container.logs(stdout=True, stderr=True)
         return raw.decode(errors="replace")
 
     def stop(self) -> None:
         """Remove the container (and its anonymous volumes); safe to call twice."""
         try:
-            self._inner.stop(force=True, delete_volume=True)
+            self._container.remove(force=True, v=True)
         except DockerSDKError as exc:
             if "No such container" not in str(exc):
                 raise
@@ -144,11 +152,24 @@ def _log_tail(container: WaitStrategyTarget) -> str:
     return f"Last {LOG_TAIL_LINES} lines of its logs:\n" + "\n".join(f"  | {ln}" for ln in text.splitlines())
 
 
-def start_container(image: BuiltImage, spec: ImageSpec, *, timeout: float) -> MultiarchContainer:
+def start_container(
+    image: BuiltImage,
+    spec: ImageSpec,
+    *,
+    timeout: float,
+    reuse: bool = False,
+    on_created: Callable[[MultiarchContainer], None] | None = None,
+) -> MultiarchContainer:
     """Start ``image`` as its platform, publish its port on 127.0.0.1, wait until ready,
-    and check ``uname -m`` inside. On any failure the container is removed before raising."""
-    port = spec.port or (image.exposed_ports[0] if image.exposed_ports else None)
-    inner = DockerContainer(image.tag, platform=str(image.platform), labels={OWNER_LABEL: owner_id()})
+    and check ``uname -m`` inside. On any failure the container is removed before raising.
+
+    ``on_created`` gets the container as soon as it exists, so that cleanup knows it even when
+    the session ends while it is still starting. With ``reuse`` it carries the reuse labels
+    instead of the owner label and outlives the session.
+    """
+    port = _port_of(image, spec)
+    labels = reuse_labels(image, spec) if reuse else {OWNER_LABEL: owner_id()}
+    inner = DockerContainer(image.tag, platform=str(image.platform), labels=labels)
     if port is not None:
         # docker-py takes (host_ip, host_port); None picks a free port. Loopback only.
         inner.ports[f"{port}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]
@@ -160,9 +181,11 @@ def start_container(image: BuiltImage, spec: ImageSpec, *, timeout: float) -> Mu
         if port is not None:
             host_port = inner.get_docker_client().port(inner.get_container_id(), port)
             base_url = f"http://127.0.0.1:{host_port}/"
+        container = MultiarchContainer(inner.get_wrapped_container(), image, port, base_url)
+        if on_created is not None and not reuse:
+            on_created(container)
         ready_url = urljoin(base_url, spec.ready_path.lstrip("/")) if base_url else None
         ReadyWhenServing(ready_url, timeout).wait_until_ready(inner)
-        container = MultiarchContainer(inner, image, port, base_url)
         check_machine(container)
     except BaseException:
         try:
@@ -171,6 +194,47 @@ def start_container(image: BuiltImage, spec: ImageSpec, *, timeout: float) -> Mu
             pass
         raise
     container.ready_seconds = time.monotonic() - started
+    return container
+
+
+def _port_of(image: BuiltImage, spec: ImageSpec) -> int | None:
+    return spec.port or (image.exposed_ports[0] if image.exposed_ports else None)
+
+
+def reuse_labels(image: BuiltImage, spec: ImageSpec) -> dict[str, str]:
+    """Labels of a --multiarch-reuse container: its slot (project image and platform) and a key
+    over everything that shapes the running container, so that any change replaces it."""
+    slot = f"{image.tag.split(':')[0]}:{image.platform.slug}"
+    key = hashlib.sha256(f"{image.id}|{_port_of(image, spec)}|{spec.ready_path}".encode()).hexdigest()
+    return {REUSE_SLOT_LABEL: slot, REUSE_KEY_LABEL: key}
+
+
+def find_reusable(image: BuiltImage, spec: ImageSpec) -> MultiarchContainer | None:
+    """A running container left by an earlier --multiarch-reuse session for exactly this image
+    and configuration; containers of the same slot that don't match are removed (replaced)."""
+    wanted = reuse_labels(image, spec)
+    client = docker.from_env()
+    found = None
+    same_slot = client.containers.list(all=True, filters={"label": f"{REUSE_SLOT_LABEL}={wanted[REUSE_SLOT_LABEL]}"})
+    for candidate in same_slot:
+        matches = candidate.labels.get(REUSE_KEY_LABEL) == wanted[REUSE_KEY_LABEL]
+        if found is None and matches and candidate.status == "running":
+            found = candidate
+            continue
+        with contextlib.suppress(DockerSDKError):
+            candidate.remove(force=True, v=True)
+    if found is None:
+        return None
+    port = _port_of(image, spec)
+    base_url = None
+    if port is not None:
+        bindings = client.api.port(found.id, port) or []
+        if not bindings:
+            found.remove(force=True, v=True)
+            return None
+        base_url = f"http://127.0.0.1:{bindings[0]['HostPort']}/"
+    container = MultiarchContainer(found, image, port, base_url)
+    container.reused = True
     return container
 
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout  # not the builtin before 3.11
+from typing import TypeVar
 
 import pytest
 from python_on_whales import DockerClient
@@ -27,12 +28,13 @@ from pytest_multiarch.config import ImageSpec, Settings
 from pytest_multiarch.errors import BuildError, ContainerError, EngineError, MultiarchError, UsageError
 from pytest_multiarch.platforms import Platform
 from pytest_multiarch.preflight import Engine, inspect_engine
-from pytest_multiarch.run import MultiarchContainer, start_container
+from pytest_multiarch.run import MultiarchContainer, find_reusable, start_container
 
 # While a test waits for a build, say so this often: an emulated build must never look hung.
 PROGRESS_EVERY_SECONDS = 15.0
 
 Key = tuple[ImageSpec, Platform]
+T = TypeVar("T")
 
 
 @dataclasses.dataclass
@@ -59,6 +61,8 @@ class MultiarchSession:
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._builds: dict[Key, Future[BuiltImage]] = {}
+        self._starts: dict[Key, Future[MultiarchContainer]] = {}
+        self._start_pool: ThreadPoolExecutor | None = None
         self._containers: dict[Key, MultiarchContainer | MultiarchError] = {}
         self._specs: dict[tuple[str, Platform], ImageSpec] = {}
         self.events: queue.SimpleQueue[str] = queue.SimpleQueue()
@@ -129,11 +133,15 @@ class MultiarchSession:
             self._specs[key] = dataclasses.replace(spec, build_args={**spec.build_args, **extra})
         return self._specs[key]
 
-    def prefetch(self, wanted: list[tuple[ImageSpec, Platform]]) -> None:
-        """Start the builds that collected tests will need, before the first test asks."""
-        for spec, platform in wanted:
+    def prefetch(self, wanted: list[tuple[ImageSpec, Platform, bool]]) -> None:
+        """Start the builds, and the containers, that collected tests will need, before the first
+        test asks: ``(spec, platform, needs_container)``."""
+        for spec, platform, needs_container in wanted:
             try:
-                self.build_future(spec, self.resolve(platform))
+                resolved = self.resolve(platform)
+                self.build_future(spec, resolved)
+                if needs_container:
+                    self.start_future(spec, resolved)
             except MultiarchError:
                 pass  # the test's own fixture reports it (skip or error)
 
@@ -193,37 +201,75 @@ class MultiarchSession:
 
     def image(self, spec: ImageSpec, platform: Platform, say: Callable[[str], None]) -> BuiltImage:
         """The built image, waiting for its build and reporting progress meanwhile."""
-        future = self.build_future(spec, platform)
+        return self._wait(self.build_future(spec, platform), f"building {platform}", say)
+
+    def _wait(self, future: Future[T], doing: str, say: Callable[[str], None]) -> T:
         started = time.monotonic()
         while True:
             try:
                 return future.result(timeout=PROGRESS_EVERY_SECONDS)
             except FutureTimeout:
-                say(f"still building {platform} ({time.monotonic() - started:.0f} s)…")
+                say(f"still {doing} ({time.monotonic() - started:.0f} s)…")
             finally:
                 self.flush_events(say)
 
     # -- containers ------------------------------------------------------------------------------
 
-    def container(self, spec: ImageSpec, platform: Platform, say: Callable[[str], None]) -> MultiarchContainer:
+    def start_future(self, spec: ImageSpec, platform: Platform) -> Future[MultiarchContainer]:
+        """The container of (spec, platform), started in the background once its image is ready,
+        so that platforms start concurrently and while other tests run."""
         full = self.spec_for(spec, platform)
-        key = (full, platform)
-        cached = self._containers.get(key)
-        if cached is None:
+        build = self.build_future(spec, platform)
+        with self._lock:
+            key = (full, platform)
+            if key not in self._starts:
+                if self._start_pool is None:
+                    self._start_pool = ThreadPoolExecutor(4, thread_name_prefix="multiarch-start")
+                self._starts[key] = self._start_pool.submit(self._start, full, platform, build)
+            return self._starts[key]
+
+    def _start(self, spec: ImageSpec, platform: Platform, build: Future[BuiltImage]) -> MultiarchContainer:
+        image = build.result()
+        if self.settings.reuse:
+            found = find_reusable(image, spec)
+            if found is not None:
+                self.events.put(f"reusing the running {platform} container at {found.base_url}")
+                return found
+        with self._lock:
             if not self._swept:
                 self._swept = True
                 removed = cleanup.sweep_orphans(self.docker)
                 if removed:
-                    say(f"removed {removed} container(s) left by killed pytest runs")
-            image = self.image(spec, platform, say)
-            say(f"starting {platform} container of {image.tag}…")
+                    self.events.put(f"removed {removed} container(s) left by killed pytest runs")
+        self.events.put(f"starting the {platform} container of {image.tag}…")
+        try:
+            return start_container(
+                image,
+                spec,
+                timeout=self.settings.timeout_for(platform),
+                reuse=self.settings.reuse,
+                on_created=cleanup.track,
+            )
+        except MultiarchError:
+            raise
+        except Exception as exc:
+            raise ContainerError(f"starting the {platform} container failed: {type(exc).__name__}: {exc}") from None
+
+    def container(self, spec: ImageSpec, platform: Platform, say: Callable[[str], None]) -> MultiarchContainer:
+        """The ready container; the container-started hook runs here, in pytest's thread."""
+        key = (self.spec_for(spec, platform), platform)
+        cached = self._containers.get(key)
+        if cached is None:
+            future = self.start_future(spec, platform)
             try:
-                cached = start_container(image, full, timeout=self.settings.timeout_for(platform))
+                self.image(spec, platform, say)  # build errors come first, with their own message
+                started = self._wait(future, f"starting the {platform} container", say)
             except MultiarchError as exc:
                 cached = exc
             else:
-                cleanup.track(cached)
-                cached = self._announce(cached, say)
+                cached = started if started.reused else self._announce(started, say)
+                if started.reused:
+                    self._stats(platform).ready = "reused"
             self._containers[key] = cached
         if isinstance(cached, MultiarchError):
             raise cached
@@ -272,8 +318,9 @@ class MultiarchSession:
         Builds still running are abandoned. xdist workers leave pruning alone: another worker may
         still need an image.
         """
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        for pool in (self._pool, self._start_pool):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
         cleanup.remove_all()
         if os.environ.get("PYTEST_XDIST_WORKER"):
             return

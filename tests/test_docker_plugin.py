@@ -371,6 +371,46 @@ class TestProjectApi:
 
 
 @pytest.mark.usefixtures("docker_engine")
+class TestReuse:
+    def test_reuse_keeps_containers_for_the_next_run_and_replaces_stale_ones(self, busybox_project):
+        busybox_project.makepyfile(
+            test_app="""
+            from pathlib import Path
+
+            def test_x(multiarch_container, multiarch_http, multiarch_platform):
+                Path(f"images-{multiarch_platform.slug}").write_text(multiarch_container.id)
+                assert multiarch_http.get("/").ok
+            """
+        )
+        slot_filter = "label=io.github.pytest-multiarch.reuse-slot"
+
+        def ids() -> dict[str, str]:
+            return {p.name: p.read_text() for p in busybox_project.path.glob("images-*")}
+
+        try:
+            run(busybox_project, "--multiarch-reuse").assert_outcomes(passed=2)
+            first = ids()
+            second_run = run(busybox_project, "--multiarch-reuse")
+            second_run.assert_outcomes(passed=2)
+            second_run.stdout.fnmatch_lines(
+                ["linux/amd64*native*reused*reused*", "linux/arm64*emulated*reused*reused*"]
+            )
+            assert ids() == first  # the very same containers answered
+            busybox_project.makefile(".txt", changed="a change to the context: new image, new container")
+            run(busybox_project, "--multiarch-reuse").assert_outcomes(passed=2)
+            third = ids()
+            assert set(third.values()).isdisjoint(first.values())
+            listed = subprocess.run(
+                ["docker", "ps", "-aq", "--no-trunc", "--filter", slot_filter], capture_output=True, text=True
+            ).stdout.split()
+            assert not set(first.values()) & set(listed)  # the stale ones were replaced, not kept
+            assert set(third.values()) <= set(listed)
+        finally:
+            for cid in set(ids().values()) | set(first.values() if "first" in locals() else []):
+                subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
+
+
+@pytest.mark.usefixtures("docker_engine")
 class TestCleanup:
     @pytest.mark.parametrize("how", ["sigterm", "keyboardinterrupt", "failure"])
     def test_containers_are_removed_however_the_run_ends(self, busybox_project, how):
