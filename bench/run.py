@@ -1,0 +1,254 @@
+"""Benchmark pytest-multiarch against the hand-written per-platform script (bench/plain_script.sh).
+
+Run after the README's set-up, from the repository root:
+
+    .venv/bin/python bench/run.py            # --pairs 3 by default; --quick for a smoke run
+
+Scenarios (medians over --pairs runs; in a/b the two sides alternate within each pair):
+  a. cold: no image of the example, empty build cache; the example's tests on amd64 + arm64
+     vs. the script doing the same checks;
+  b. warm (nothing changed), the same pair; and the plugin with --multiarch-reuse;
+  c. 10, 100 and 1000 trivial tests per platform against the session container;
+  d. cold with 1, 2 and 3 platforms (amd64, arm64, arm/v7);
+  e. -n 2 vs -n 0 (cold), counting the builds that really ran.
+Writes bench/results/results.json and bench/results/results.md, and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "example_project"
+REGISTRY = os.environ.get("MULTIARCH_REGISTRY", "127.0.0.1:5000")
+BASE = f"{REGISTRY}/multiarch/python:3"
+TWO = ["linux/amd64", "linux/arm64"]
+THREE = [*TWO, "linux/arm/v7"]
+
+
+def sh(*cmd: str, check: bool = True, cwd: Path = ROOT, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+    if check and done.returncode != 0:
+        raise SystemExit(
+            f"command failed ({done.returncode}): {' '.join(cmd)}\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
+        )
+    return done.stdout
+
+
+def timed(action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def reset_cold() -> None:
+    """No image of the example (plugin's or script's), no build cache, no reuse containers."""
+    containers = sh("docker", "ps", "-aq", "--filter", "label=io.github.pytest-multiarch.reuse-slot").split()
+    if containers:
+        sh("docker", "rm", "-f", *containers)
+    images = sh("docker", "image", "ls", "-q", "--filter", "label=io.github.pytest-multiarch.slot").split()
+    images += sh("docker", "image", "ls", "-q", "bench-script/example").split()
+    if images:
+        sh("docker", "image", "rm", "-f", *sorted(set(images)), check=False)
+    sh("docker", "builder", "prune", "-af")
+
+
+def plugin(platforms: list[str], *extra: str, tests: list[str] | None = None) -> None:
+    args = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+        f"--multiarch-build-arg=BASE_IMAGE={BASE}",
+        f"--multiarch-platforms={','.join(platforms)}",
+        "-c",
+        str(EXAMPLE / "pytest.ini"),
+        "--rootdir",
+        str(EXAMPLE),
+        *extra,
+        *(tests or [str(EXAMPLE / "tests")]),
+    ]
+    sh(*args, cwd=EXAMPLE)
+
+
+def script(platforms: list[str]) -> None:
+    sh("bash", str(ROOT / "bench" / "plain_script.sh"), str(EXAMPLE), BASE, *platforms)
+
+
+def median(values: list[float]) -> float:
+    return round(statistics.median(values), 2)
+
+
+def pairs(n: int, first: Callable[[], float], second: Callable[[], float]) -> tuple[list[float], list[float]]:
+    """Alternate the sides: ABAB... so that drift on the machine hits both alike."""
+    a, b = [], []
+    for i in range(n):
+        if i % 2 == 0:
+            a.append(first())
+            b.append(second())
+        else:
+            b.append(second())
+            a.append(first())
+    return a, b
+
+
+def cold(run: Callable[[], None]) -> float:
+    reset_cold()
+    return timed(run)
+
+
+def many_tests(count: int, folder: Path) -> str:
+    path = folder / f"test_many_{count}.py"
+    body = "\n".join(
+        f"def test_{i}(multiarch_container):\n    assert multiarch_container.base_url\n" for i in range(count)
+    )
+    path.write_text(body)
+    return str(path)
+
+
+def count_builds(workers: str, folder: Path) -> tuple[float, int]:
+    """Cold run of the example plus a recorder test; returns (seconds, builds that ran)."""
+    records = folder / f"records-{workers}"
+    shutil.rmtree(records, ignore_errors=True)
+    records.mkdir()
+    recorder = folder / "test_record_builds.py"
+    recorder.write_text(
+        "import os\nfrom pathlib import Path\n\n"
+        "def test_record(multiarch_image):\n"
+        "    worker = os.environ.get('PYTEST_XDIST_WORKER', 'main')\n"
+        f"    out = Path({str(records)!r}) / f'{{worker}}-{{multiarch_image.platform.slug}}'\n"
+        "    out.write_text(str(multiarch_image.reused))\n"
+    )
+    extra = ["-p", "xdist", "-n", workers] if workers != "0" else []
+    reset_cold()
+    seconds = timed(lambda: plugin(TWO, *extra, tests=[str(EXAMPLE / "tests"), str(recorder)]))
+    builds = sum(p.read_text() == "False" for p in records.iterdir())
+    return seconds, builds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="one pair, fewer tests: a smoke run")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    opts = parser.parse_args()
+    n = 1 if opts.quick else opts.pairs
+    sizes = [10, 100] if opts.quick else [10, 100, 1000]
+    # The third platform of (d) needs the python base image for linux/arm/v7 too.
+    sh("bash", "scripts/setup-docker.sh", env={**os.environ, "MULTIARCH_BASE_PLATFORMS": " ".join(THREE)})
+    results: dict[str, object] = {
+        "machine": f"{platform.node()}: {os.cpu_count()} cores, {platform.machine()}, "
+        f"docker {sh('docker', 'version', '--format', '{{.Server.Version}}').strip()}",
+        "pairs": n,
+    }
+    work = Path(tempfile.mkdtemp(prefix="multiarch-bench-"))
+
+    print("a. cold", flush=True)
+    a_plugin, a_script = pairs(n, lambda: cold(lambda: plugin(TWO)), lambda: cold(lambda: script(TWO)))
+    print("b. warm", flush=True)
+    plugin(TWO)  # make sure both sides are warm
+    script(TWO)
+    b_plugin, b_script = pairs(n, lambda: timed(lambda: plugin(TWO)), lambda: timed(lambda: script(TWO)))
+    plugin(TWO, "--multiarch-reuse")  # leaves the containers running
+    b_reuse, b_script2 = pairs(
+        n, lambda: timed(lambda: plugin(TWO, "--multiarch-reuse")), lambda: timed(lambda: script(TWO))
+    )
+    print("c. per-test overhead", flush=True)
+    per_size = {}
+    for size in sizes:
+        tests = many_tests(size, work)
+        per_size[size] = median(
+            [timed(lambda tests=tests: plugin(TWO, "--multiarch-reuse", tests=[tests])) for _ in range(n)]
+        )
+    low, high = sizes[0], sizes[-1]
+    overhead_ms = (per_size[high] - per_size[low]) / ((high - low) * len(TWO)) * 1000
+    print("d. platforms", flush=True)
+    scaling = {
+        len(p): median([cold(lambda p=p: plugin(p, "-k", "not arm64_only")) for _ in range(n)])
+        for p in (TWO[:1], TWO, THREE)
+    }
+    print("e. xdist", flush=True)
+    xdist = {w: [count_builds(w, work) for _ in range(n)] for w in ("0", "2")}
+    reset_cold()
+
+    results.update(
+        cold={
+            "plugin": median(a_plugin),
+            "script": median(a_script),
+            "ratio": round(median(a_plugin) / median(a_script), 2),
+        },
+        warm={
+            "plugin": median(b_plugin),
+            "script": median(b_script),
+            "ratio": round(median(b_plugin) / median(b_script), 2),
+        },
+        warm_reuse={
+            "plugin": median(b_reuse),
+            "script": median(b_script2),
+            "ratio": round(median(b_reuse) / median(b_script2), 2),
+        },
+        tests_per_platform={str(k): v for k, v in per_size.items()},
+        overhead_ms_per_test=round(overhead_ms, 2),
+        cold_by_platform_count={str(k): v for k, v in scaling.items()},
+        xdist={
+            w: {"seconds": median([s for s, _ in runs]), "max_builds": max(b for _, b in runs)}
+            for w, runs in xdist.items()
+        },
+        raw={"cold": [a_plugin, a_script], "warm": [b_plugin, b_script], "warm_reuse": [b_reuse, b_script2]},
+    )
+    opts.out.mkdir(parents=True, exist_ok=True)
+    (opts.out / "results.json").write_text(json.dumps(results, indent=2))
+    table = markdown(results)
+    (opts.out / "results.md").write_text(table)
+    print(table)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def markdown(r: dict) -> str:
+    def row(name: str, key: str, target: str) -> str:
+        return f"| {name} | {r[key]['plugin']} | {r[key]['script']} | {r[key]['ratio']} | {target} |"
+
+    rows = [
+        f"Measured on {r['machine']}; medians of {r['pairs']} alternating pairs, seconds.",
+        "",
+        "| scenario | pytest-multiarch | plain script | ratio | target |",
+        "|---|---|---|---|---|",
+        row("a. cold, amd64 + arm64", "cold", "≤ 0.75"),
+        row("b. warm, nothing changed", "warm", "≤ 0.6"),
+        row("b. warm, `--multiarch-reuse`", "warm_reuse", "≤ 0.3"),
+        "",
+        "| trivial tests per platform | " + " | ".join(r["tests_per_platform"]) + " | overhead per test |",
+        "|---|" + "---|" * (len(r["tests_per_platform"]) + 1),
+        "| seconds (reused containers) | "
+        + " | ".join(str(v) for v in r["tests_per_platform"].values())
+        + f" | {r['overhead_ms_per_test']} ms (target ≤ 5 ms) |",
+        "",
+        "| cold, platforms | " + " | ".join(r["cold_by_platform_count"]) + " |",
+        "|---|" + "---|" * len(r["cold_by_platform_count"]),
+        "| seconds | " + " | ".join(str(v) for v in r["cold_by_platform_count"].values()) + " |",
+        "",
+        "| cold, pytest-xdist | seconds | builds that ran (2 platforms; most in any run) |",
+        "|---|---|---|",
+    ]
+    for workers, data in r["xdist"].items():
+        rows.append(f"| `-n {workers}` | {data['seconds']} | {data['max_builds']} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    main()
