@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import pytest
 
@@ -14,12 +14,14 @@ from pytest_multiarch.errors import EngineError, MultiarchError, PlatformUnavail
 from pytest_multiarch.fixtures import REGISTRY, ContainerHTTP, make_fixtures
 from pytest_multiarch.gate import PublishedIndex
 from pytest_multiarch.platforms import Platform, parse_platforms
+from pytest_multiarch.progress import Terminal
 from pytest_multiarch.run import MultiarchContainer
 from pytest_multiarch.session import MultiarchSession
 
 _SETTINGS = pytest.StashKey[Settings]()
 _SESSION = pytest.StashKey[MultiarchSession]()
 _PLATFORM_OF = pytest.StashKey[dict[str, str]]()
+_TERMINAL = pytest.StashKey[Terminal]()
 PLATFORM_FIXTURE = "multiarch_platform"
 
 
@@ -31,21 +33,12 @@ def multiarch_session(config: pytest.Config) -> MultiarchSession:
     return config.stash[_SESSION]
 
 
-def say(config: pytest.Config) -> Callable[[str], None]:
-    """A function that writes a ``multiarch:`` line to the terminal (no-op without one)."""
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    capture = config.pluginmanager.get_plugin("capturemanager")
-
-    def write(message: str) -> None:
-        if reporter is None:
-            return
-        if capture is None:
-            reporter.write_line(f"multiarch: {message}")
-            return
-        with capture.global_and_fixture_disabled():  # fixtures run with output captured
-            reporter.write_line(f"multiarch: {message}")
-
-    return write
+def say(config: pytest.Config) -> Terminal:
+    """Where the plugin's ``multiarch:`` lines and waiting status go."""
+    terminal = config.stash.get(_TERMINAL, None)
+    if terminal is None:
+        terminal = config.stash[_TERMINAL] = Terminal(config)
+    return terminal
 
 
 def in_ci() -> bool:
@@ -75,7 +68,9 @@ def pytest_configure(config: pytest.Config) -> None:
     except UsageError as exc:
         raise pytest.UsageError(f"pytest-multiarch: {exc}") from None
     config.stash[_SETTINGS] = settings
-    config.stash[_SESSION] = MultiarchSession(config, settings)
+    config.stash[_SESSION] = session = MultiarchSession(config, settings)
+    if settings.platforms is not None or settings.published:  # configured: it will be used
+        session.start_preflight()
     config.stash[_PLATFORM_OF] = {}
     config.pluginmanager.register(_BuildProgress(config), "multiarch-build-progress")
     cleanup.install_handlers()
@@ -137,6 +132,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             continue
         platform_of[item.nodeid] = str(platform)
         item.user_properties.append(("platform", str(platform)))
+        # With pytest-xdist's --dist loadgroup, a worker then gets one platform's tests.
+        item.add_marker(pytest.mark.xdist_group(str(platform)))
         names = set(getattr(item, "fixturenames", ()))
         for prefix, spec_of in REGISTRY.items():
             if names & {f"{prefix}_image", f"{prefix}_container", f"{prefix}_http"}:
@@ -146,6 +143,26 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                     wanted.append(entry)
     if wanted and not config.option.collectonly:
         multiarch_session(config).prefetch(wanted)
+    if platform_of:
+        _junit_suite_properties(config)
+
+
+def _junit_suite_properties(config: pytest.Config) -> None:
+    """Engine and buildx versions on the JUnit test suite, as record_testsuite_property does."""
+    try:
+        from _pytest.junitxml import xml_key
+    except ImportError:  # pragma: no cover - pytest moved it: the properties are a nicety
+        return
+    xml = config.stash.get(xml_key, None)
+    if xml is None:
+        return
+    try:
+        engine = multiarch_session(config).engine()
+    except MultiarchError:
+        return
+    xml.add_global_property("multiarch.engine", f"{engine.server_version} ({engine.native})")
+    xml.add_global_property("multiarch.buildx", engine.buildx_version)
+    xml.add_global_property("multiarch.builder", f"{engine.builder_name} ({engine.builder_driver})")
 
 
 # -- fixtures -------------------------------------------------------------------------------------

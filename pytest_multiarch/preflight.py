@@ -12,9 +12,12 @@ The container start then does the real run: ``uname -m`` inside must match (see 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import platform as host
 import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from python_on_whales import DockerClient
@@ -92,9 +95,16 @@ def describe_handler(platform: Platform) -> str | None:
 
 
 def inspect_engine(docker: DockerClient) -> Engine:
-    """Ask the daemon and buildx what they can do; EngineError when either is unusable."""
+    """Ask the daemon and buildx what they can do; EngineError when either is unusable.
+
+    The three CLI calls run at once: ``buildx inspect`` alone takes most of a second.
+    """
+    with ThreadPoolExecutor(3, thread_name_prefix="multiarch-preflight") as pool:
+        info_call = pool.submit(docker.system.info)
+        version_call = pool.submit(docker.buildx.version)
+        builder_call = pool.submit(docker.buildx.inspect)
     try:
-        info = docker.system.info()
+        info = info_call.result()
     except Exception as exc:  # DockerException, ClientNotFoundError (no docker CLI), ...
         raise EngineError(
             "the Docker daemon does not answer"
@@ -103,8 +113,8 @@ def inspect_engine(docker: DockerClient) -> Engine:
             f"checkout) and try again. {DOCTOR_HINT}"
         ) from None
     try:
-        buildx_version = docker.buildx.version()
-        builder = docker.buildx.inspect()
+        buildx_version = version_call.result()
+        builder = builder_call.result()
     except Exception as exc:
         raise EngineError(
             f"docker buildx is not available ({_first_line(exc)}). Install the buildx plugin "
@@ -165,3 +175,79 @@ def _first_line(exc: Exception) -> str:
         if line.strip():
             return line.strip().removeprefix("ERROR: ").rstrip(".")
     return "no output"
+
+
+# -- a short-lived cache, so that an edit-test loop does not pay `buildx inspect` every run -------
+
+CACHE_SECONDS = 600.0
+
+
+def cached_engine(docker: DockerClient, cache_dir: Path) -> Engine:
+    """``inspect_engine``, remembered for CACHE_SECONDS per daemon and builder selection.
+
+    The daemon's ID is asked through the Docker API first (milliseconds): a different daemon, a
+    restarted one with another ID, another DOCKER_HOST or BUILDX_BUILDER, or a `docker buildx use`
+    (which rewrites ~/.docker/buildx) each miss the cache. An emulator installed since is still
+    found through binfmt_misc (see ``Engine.resolve``).
+    """
+    fingerprint = _fingerprint()
+    path = cache_dir / "engine.json"
+    if fingerprint is not None:
+        try:
+            saved = json.loads(path.read_text())
+            if saved["fingerprint"] == fingerprint and time.time() - saved["time"] < CACHE_SECONDS:
+                return _engine_from_dict(saved["engine"])
+        except (OSError, ValueError, KeyError, TypeError, UsageError):
+            pass
+    engine = inspect_engine(docker)
+    if fingerprint is not None:
+        try:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            record = {"fingerprint": fingerprint, "time": time.time(), "engine": _engine_to_dict(engine)}
+            path.write_text(json.dumps(record))
+        except OSError:
+            pass
+    return engine
+
+
+def _fingerprint() -> str | None:
+    """Identity of the daemon and the builder selection, or None when the daemon does not answer
+    through the API (then the full inspection reports why)."""
+    try:
+        import docker as docker_sdk
+
+        client = docker_sdk.from_env(timeout=5)
+        try:
+            daemon_id = client.info().get("ID", "")
+        finally:
+            client.close()
+    except Exception:
+        return None
+    buildx_dir = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker")) / "buildx"
+    try:
+        selected = str(max((p.stat().st_mtime for p in buildx_dir.rglob("current")), default=0.0))
+    except OSError:
+        selected = "0"
+    parts = [
+        daemon_id,
+        os.environ.get("DOCKER_HOST", ""),
+        os.environ.get("DOCKER_CONTEXT", ""),
+        os.environ.get("BUILDX_BUILDER", ""),
+        selected,
+        socket.gethostname(),
+    ]
+    return "|".join(parts)
+
+
+def _engine_to_dict(engine: Engine) -> dict[str, object]:
+    data = dataclasses.asdict(engine)
+    data["native"] = str(engine.native)
+    data["builder_platforms"] = [str(p) for p in engine.builder_platforms]
+    return data
+
+
+def _engine_from_dict(data: dict[str, object]) -> Engine:
+    fields = dict(data)
+    fields["native"] = Platform.parse(str(fields["native"]))
+    fields["builder_platforms"] = tuple(Platform.parse(p) for p in fields["builder_platforms"])  # type: ignore[attr-defined]
+    return Engine(**fields)  # type: ignore[arg-type]

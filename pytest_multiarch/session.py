@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout  # not the builtin before 3.11
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -27,11 +28,9 @@ from pytest_multiarch.build import BuiltImage, build_image, prune_stale
 from pytest_multiarch.config import ImageSpec, Settings
 from pytest_multiarch.errors import BuildError, ContainerError, EngineError, MultiarchError, UsageError
 from pytest_multiarch.platforms import Platform
-from pytest_multiarch.preflight import Engine, inspect_engine
+from pytest_multiarch.preflight import Engine, cached_engine
+from pytest_multiarch.progress import Terminal
 from pytest_multiarch.run import MultiarchContainer, find_reusable, start_container
-
-# While a test waits for a build, say so this often: an emulated build must never look hung.
-PROGRESS_EVERY_SECONDS = 15.0
 
 Key = tuple[ImageSpec, Platform]
 T = TypeVar("T")
@@ -64,10 +63,11 @@ class MultiarchSession:
         self._starts: dict[Key, Future[MultiarchContainer]] = {}
         self._start_pool: ThreadPoolExecutor | None = None
         self._containers: dict[Key, MultiarchContainer | MultiarchError] = {}
-        self._specs: dict[tuple[str, Platform], ImageSpec] = {}
+        self._specs: dict[tuple[str, Path, Path, Platform], ImageSpec] = {}
         self.events: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.stats: dict[str, PlatformStats] = {}
         self.verbose = config.get_verbosity() > 0
+        self.cache_dir = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pytest-multiarch"
         self._swept = False
         self._platforms: list[Platform] | None = None
         self._index: gate.PublishedIndex | gate.GateError | None = None
@@ -79,12 +79,22 @@ class MultiarchSession:
         with self._lock:
             if self._engine is None:
                 try:
-                    self._engine = inspect_engine(self.docker)
+                    self._engine = cached_engine(self.docker, self.cache_dir)
                 except EngineError as exc:
                     self._engine = exc
         if isinstance(self._engine, EngineError):
             raise self._engine
         return self._engine
+
+    def start_preflight(self) -> None:
+        """Ask the engine in the background while pytest collects (it takes about a second)."""
+        threading.Thread(target=self._preflight_quietly, name="multiarch-preflight", daemon=True).start()
+
+    def _preflight_quietly(self) -> None:
+        try:
+            self.engine()
+        except MultiarchError:
+            pass  # reported where it is needed
 
     def platforms(self) -> list[Platform]:
         """The configured platforms (or the engine's native one), after the plugin hook (once)."""
@@ -123,7 +133,7 @@ class MultiarchSession:
 
     def spec_for(self, spec: ImageSpec, platform: Platform) -> ImageSpec:
         """``spec`` with the build args plugins add for this platform."""
-        key = (spec.name + "\0" + str(spec.context) + "\0" + str(spec.dockerfile), platform)
+        key = (spec.name, spec.context, spec.dockerfile, platform)
         if key not in self._specs:
             extra: dict[str, str] = {}
             for result in reversed(
@@ -136,11 +146,14 @@ class MultiarchSession:
     def prefetch(self, wanted: list[tuple[ImageSpec, Platform, bool]]) -> None:
         """Start the builds, and the containers, that collected tests will need, before the first
         test asks: ``(spec, platform, needs_container)``."""
+        # An xdist worker learns which tests it runs only later; with --dist loadgroup it may
+        # never need some platform's container, so it starts containers on first use.
+        start_early = not os.environ.get("PYTEST_XDIST_WORKER")
         for spec, platform, needs_container in wanted:
             try:
                 resolved = self.resolve(platform)
                 self.build_future(spec, resolved)
-                if needs_container:
+                if needs_container and start_early:
                     self.start_future(spec, resolved)
             except MultiarchError:
                 pass  # the test's own fixture reports it (skip or error)
@@ -199,17 +212,19 @@ class MultiarchSession:
         stats.image = image.key if is_pulled else image.id.removeprefix("sha256:")[:12]
         return image
 
-    def image(self, spec: ImageSpec, platform: Platform, say: Callable[[str], None]) -> BuiltImage:
+    def image(self, spec: ImageSpec, platform: Platform, say: Terminal) -> BuiltImage:
         """The built image, waiting for its build and reporting progress meanwhile."""
         return self._wait(self.build_future(spec, platform), f"building {platform}", say)
 
-    def _wait(self, future: Future[T], doing: str, say: Callable[[str], None]) -> T:
+    def _wait(self, future: Future[T], doing: str, say: Terminal) -> T:
+        """Wait for ``future``, printing what the background work reports and a status line."""
         started = time.monotonic()
         while True:
             try:
-                return future.result(timeout=PROGRESS_EVERY_SECONDS)
+                return future.result(timeout=1.0)
             except FutureTimeout:
-                say(f"still {doing} ({time.monotonic() - started:.0f} s)…")
+                self.flush_events(say)
+                say.status(doing, time.monotonic() - started)
             finally:
                 self.flush_events(say)
 
@@ -255,7 +270,7 @@ class MultiarchSession:
         except Exception as exc:
             raise ContainerError(f"starting the {platform} container failed: {type(exc).__name__}: {exc}") from None
 
-    def container(self, spec: ImageSpec, platform: Platform, say: Callable[[str], None]) -> MultiarchContainer:
+    def container(self, spec: ImageSpec, platform: Platform, say: Terminal) -> MultiarchContainer:
         """The ready container; the container-started hook runs here, in pytest's thread."""
         key = (self.spec_for(spec, platform), platform)
         cached = self._containers.get(key)
@@ -275,9 +290,7 @@ class MultiarchSession:
             raise cached
         return cached
 
-    def _announce(
-        self, container: MultiarchContainer, say: Callable[[str], None]
-    ) -> MultiarchContainer | MultiarchError:
+    def _announce(self, container: MultiarchContainer, say: Terminal) -> MultiarchContainer | MultiarchError:
         """Run the container-started hook; if it raises, the container is stopped and its
         platform's tests error with the hook's exception (once, not once per test)."""
         try:
@@ -294,7 +307,7 @@ class MultiarchSession:
 
     # -- reporting and the end -------------------------------------------------------------------
 
-    def flush_events(self, say: Callable[[str], None]) -> None:
+    def flush_events(self, say: Terminal) -> None:
         while True:
             try:
                 say(self.events.get_nowait())

@@ -35,11 +35,16 @@ is_debian() { [ -r /etc/debian_version ] && have apt-get; }
 can_install() { is_root && is_debian; }
 
 APT_UPDATED=0
-apt_install() {
-  if [ "$APT_UPDATED" = 0 ]; then
-    apt-get update -qq >/dev/null
-    APT_UPDATED=1
+apt_update() {
+  # A mirror in mid-sync can fail one index (seen for armhf); the packages needed are usually
+  # still there, so go on and let the install or download step fail if they are not.
+  if ! apt-get update -qq >/dev/null 2>"$STATE_DIR/apt-update.log"; then
+    log "apt-get update reported errors (see $STATE_DIR/apt-update.log); continuing"
   fi
+  APT_UPDATED=1
+}
+apt_install() {
+  [ "$APT_UPDATED" = 1 ] || apt_update
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
@@ -260,7 +265,7 @@ busybox_rootfs() { # PLATFORM -> path of a cached rootfs tarball
   if [ -s "$tar" ]; then echo "$tar"; return; fi
   can_install || die "building the busybox base image needs Debian's apt-get as root"
   ensure_foreign_arch "$arch"
-  [ "$APT_UPDATED" = 1 ] || { apt-get update -qq >/dev/null; APT_UPDATED=1; }
+  [ "$APT_UPDATED" = 1 ] || apt_update
   dir=$(mktemp -d)
   chown _apt "$dir" 2>/dev/null || true # apt downloads as _apt when it can
   (cd "$dir" && apt-get download -qq "busybox-static:$arch" >/dev/null)
@@ -338,6 +343,7 @@ verify_runs() {
 }
 
 main() {
+  mkdir -p "$STATE_DIR"
   ensure_engine_packages
   # Emulators first: the daemon's builder lists the platforms it found when it started.
   if can_install; then ensure_emulation; fi

@@ -51,11 +51,10 @@ def docker_engine() -> None:
 def busybox_project(pytester: pytest.Pytester, docker_engine: None) -> pytest.Pytester:
     """A pytester project with the busybox app's Dockerfile and both platforms configured."""
     pytester.makefile("", Dockerfile=BUSYBOX_DOCKERFILE)
-    # pytester points HOME at the project, so the docker CLI writes .docker/ into the context, and
-    # runpytest_subprocess its temporary folders and output.
-    pytester.makefile(
-        "", **{".dockerignore": ".docker\n.benchmarks\n*.xml\npid\nimages-*\nrunpytest-*\nstdout\nstderr\n"}
-    )
+    # pytester points HOME at the project, so the docker CLI writes .docker/ and the plugin its
+    # engine cache (.cache/) into the context, and runpytest_subprocess its folders and output.
+    ignored = [".docker", ".cache", "*.xml", "pid", "images-*", "runpytest-*", "stdout", "stderr"]
+    pytester.makefile("", **{".dockerignore": "\n".join(ignored) + "\n"})
     pytester.makeini(
         f"""
         [pytest]

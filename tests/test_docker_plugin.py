@@ -6,6 +6,7 @@ Every session here is checked afterwards for containers left behind.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import xml.etree.ElementTree as ET
@@ -368,6 +369,11 @@ class TestProjectApi:
         assert "linux-arm64" in props["test_x[linux/arm64]"]["image"]
         assert props["test_x[linux/amd64]"]["platform"] == "linux/amd64"
         assert props["test_plain"] == {}
+        suite = ET.parse(busybox_project.path / "report.xml").getroot().find("testsuite")
+        suite_props = {p.get("name"): p.get("value") for p in suite.find("properties")}
+        assert suite_props["multiarch.engine"].endswith("(linux/amd64)")
+        assert suite_props["multiarch.buildx"]
+        assert suite_props["multiarch.builder"]
 
 
 @pytest.mark.usefixtures("docker_engine")
@@ -516,3 +522,70 @@ def test_xdist_builds_each_platform_once_across_workers(busybox_project):
     assert sum("reused=False" in r for r in records) == 2, records
     assert len({r.split()[0] for r in records}) == 2
     result.stdout.fnmatch_lines_random(["*PASSED*test_x?linux/arm64-0?*", "linux/arm64*6*0*0*0*emulated*"])
+
+
+def docker_cli_wrapper(folder, *, no_buildx: bool = False, hide_platform: str | None = None) -> str:
+    """A `docker` in front of the real one that behaves like a machine without buildx, or like a
+    remote daemon whose builder cannot run ``hide_platform``. Returns a PATH value."""
+    real = shutil.which("docker")
+    script = ["#!/bin/sh"]
+    if no_buildx:
+        script.append("""if [ "$1" = buildx ]; then echo "docker: 'buildx' is not a docker command." >&2; exit 1; fi""")
+    if hide_platform:
+        script += [
+            # the builder does not list it, and the daemon looks remote (another host name), so
+            # this kernel's binfmt_misc is not consulted
+            f"""if [ "$1" = buildx ] && {{ [ "$2" = inspect ] || [ "$2" = ls ]; }}; then {real} "$@" | """
+            f"""sed 's#{hide_platform}, ##g; s#, {hide_platform}##g; """
+            f"""s#"{hide_platform}",##g; s#,"{hide_platform}"##g'; """
+            """exit; fi""",
+            f"""if [ "$1" = info ] || [ "$2" = info ]; then {real} "$@" | """
+            f"""sed 's/"Name":"[^"]*"/"Name":"elsewhere"/g'; exit; fi""",
+        ]
+    script.append(f'exec {real} "$@"')
+    bin_dir = folder / "fake-bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text("\n".join(script) + "\n")
+    (bin_dir / "docker").chmod(0o755)
+    return f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+
+
+@pytest.mark.usefixtures("docker_engine")
+class TestEnvironmentErrors:
+    def test_missing_buildx_is_one_clear_error(self, busybox_project, monkeypatch, tmp_path):
+        monkeypatch.setenv("PATH", docker_cli_wrapper(tmp_path, no_buildx=True))
+        monkeypatch.delenv("CI", raising=False)
+        busybox_project.makepyfile(test_app="def test_x(multiarch_image): pass\ndef test_unit(): pass")
+        result = busybox_project.runpytest_subprocess("-rs")
+        result.assert_outcomes(passed=1, skipped=2)
+        result.stdout.fnmatch_lines(
+            [
+                "SKIPPED [[]2[]] *docker buildx is not available (docker: 'buildx' is not a docker command)*"
+                "apt-get install docker-buildx*python -m pytest_multiarch doctor*"
+            ]
+        )
+
+    def test_platform_without_emulator_skips_with_the_install_command(self, busybox_project, monkeypatch, tmp_path):
+        monkeypatch.setenv("PATH", docker_cli_wrapper(tmp_path, hide_platform="linux/s390x"))
+        monkeypatch.delenv("CI", raising=False)
+        busybox_project.makepyfile(test_app="def test_x(multiarch_platform): pass")
+        result = busybox_project.runpytest_subprocess("-rs", "--multiarch-platforms=linux/amd64,linux/s390x")
+        result.assert_outcomes(passed=1, skipped=1)
+        result.stdout.fnmatch_lines(
+            [
+                "*linux/s390x cannot run on this engine (linux/amd64 native): no QEMU emulator*"
+                "tonistiigi/binfmt --install s390x*"
+            ]
+        )
+        result.stdout.fnmatch_lines(["multiarch: platforms: linux/amd64 (native), linux/s390x (unavailable*"])
+        strict = busybox_project.runpytest_subprocess(
+            "--multiarch-platforms=linux/amd64,linux/s390x", "--multiarch-strict"
+        )
+        strict.assert_outcomes(passed=1, errors=1)
+        strict.stdout.fnmatch_lines(["*PlatformUnavailable: linux/s390x cannot run on this engine*"])
+
+    def test_missing_context_names_its_path(self, busybox_project):
+        busybox_project.makepyfile(test_app="def test_x(multiarch_image): pass")
+        result = run(busybox_project, "--multiarch-context=services/api")
+        result.assert_outcomes(errors=2)
+        result.stdout.fnmatch_lines(["*UsageError: build context '*services/api' is not a directory*"])
