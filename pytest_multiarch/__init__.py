@@ -1,26 +1,54 @@
 """pytest-multiarch: build a container image per CPU platform and run your tests against each.
 
 Public API: the fixtures ``multiarch_platform``, ``multiarch_image``, ``multiarch_container``,
-``multiarch_http``, the marker ``@pytest.mark.multiarch(platforms=[...])``, the hooks in
-``newhooks``, and the names exported here.
+``multiarch_http``, ``multiarch_index``, the marker ``@pytest.mark.multiarch(platforms=[...])``,
+the hooks in ``newhooks``, and the names exported here. They are loaded on first use, so that
+merely having the plugin installed costs a pytest run next to nothing.
 """
 
-from pytest_multiarch.build import BuiltImage
-from pytest_multiarch.config import ImageSpec
-from pytest_multiarch.errors import (
-    BuildError,
-    ContainerError,
-    EngineError,
-    ExecError,
-    ImageMismatch,
-    MultiarchError,
-    PlatformUnavailable,
-    UsageError,
-)
-from pytest_multiarch.fixtures import ContainerHTTP, ImageFixtures, multiarch_fixtures
-from pytest_multiarch.platforms import Platform
-from pytest_multiarch.run import MultiarchContainer
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_multiarch.build import BuiltImage
+    from pytest_multiarch.config import ImageSpec
+    from pytest_multiarch.errors import (
+        BuildError,
+        ContainerError,
+        EngineError,
+        ExecError,
+        ImageMismatch,
+        MultiarchError,
+        PlatformUnavailable,
+        UsageError,
+    )
+    from pytest_multiarch.fixtures import ImageFixtures, multiarch_fixtures
+    from pytest_multiarch.gate import GateError, PublishedIndex
+    from pytest_multiarch.http import ContainerHTTP
+    from pytest_multiarch.platforms import Platform
+    from pytest_multiarch.run import MultiarchContainer
+
+_EXPORTS = {
+    "BuildError": "errors",
+    "BuiltImage": "build",
+    "ContainerError": "errors",
+    "ContainerHTTP": "http",
+    "EngineError": "errors",
+    "ExecError": "errors",
+    "GateError": "gate",
+    "ImageFixtures": "fixtures",
+    "ImageMismatch": "errors",
+    "ImageSpec": "config",
+    "MultiarchContainer": "run",
+    "MultiarchError": "errors",
+    "Platform": "platforms",
+    "PlatformUnavailable": "errors",
+    "PublishedIndex": "gate",
+    "UsageError": "errors",
+    "multiarch_fixtures": "fixtures",
+}
 __all__ = [
     "BuildError",
     "BuiltImage",
@@ -28,6 +56,7 @@ __all__ = [
     "ContainerHTTP",
     "EngineError",
     "ExecError",
+    "GateError",
     "ImageFixtures",
     "ImageMismatch",
     "ImageSpec",
@@ -35,7 +64,15 @@ __all__ = [
     "MultiarchError",
     "Platform",
     "PlatformUnavailable",
+    "PublishedIndex",
     "UsageError",
     "multiarch_fixtures",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pytest_multiarch' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"pytest_multiarch.{module}"), name)

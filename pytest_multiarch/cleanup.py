@@ -18,10 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException
-
 if TYPE_CHECKING:
+    from python_on_whales import DockerClient
+
     from pytest_multiarch.run import MultiarchContainer
 
 OWNER_LABEL = "io.github.pytest-multiarch.owner"
@@ -79,6 +78,8 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def sweep_orphans(docker: DockerClient) -> int:
     """Remove containers left by pytest processes on this host that no longer exist."""
+    from python_on_whales.exceptions import DockerException
+
     host = socket.gethostname()
     try:
         containers = docker.container.list(all=True, filters=[("label", OWNER_LABEL)])

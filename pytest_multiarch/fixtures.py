@@ -9,17 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
-from urllib.parse import urljoin
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
-import requests
 
-from pytest_multiarch.build import BuiltImage
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.errors import UsageError
 from pytest_multiarch.platforms import Platform
-from pytest_multiarch.run import MultiarchContainer
+
+if TYPE_CHECKING:  # the engine-facing modules load only when a fixture is used
+    from pytest_multiarch.build import BuiltImage
+    from pytest_multiarch.http import ContainerHTTP
+    from pytest_multiarch.run import MultiarchContainer
 
 SpecFactory = Callable[[pytest.Config], ImageSpec]
 
@@ -31,20 +32,6 @@ class ImageFixtures(NamedTuple):
     image: Any
     container: Any
     http: Any
-
-
-class ContainerHTTP(requests.Session):
-    """A ``requests.Session`` whose relative URLs resolve against the container."""
-
-    def __init__(self, container: MultiarchContainer) -> None:
-        super().__init__()
-        self.container = container
-        self.base_url = container.url("/")
-
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        if isinstance(url, bytes):
-            url = url.decode()
-        return super().request(method, urljoin(self.base_url, url.lstrip("/")), *args, **kwargs)
 
 
 def multiarch_fixtures(
@@ -110,6 +97,8 @@ def make_fixtures(prefix: str, spec_of: SpecFactory) -> ImageFixtures:
         request: pytest.FixtureRequest, multiarch_platform: Platform
     ) -> Generator[ContainerHTTP, None, None]:
         # multiarch_platform is named so that pytest parametrizes tests using only this fixture.
+        from pytest_multiarch.http import ContainerHTTP
+
         container: MultiarchContainer = request.getfixturevalue(f"{prefix}_container")
         with ContainerHTTP(container) as session:
             yield session

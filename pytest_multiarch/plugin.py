@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_multiarch import cleanup, report
-from pytest_multiarch.build import BuiltImage
+from pytest_multiarch import cleanup
 from pytest_multiarch.config import Settings, add_options
 from pytest_multiarch.errors import EngineError, MultiarchError, PlatformUnavailable, UsageError
-from pytest_multiarch.fixtures import REGISTRY, ContainerHTTP, make_fixtures
-from pytest_multiarch.gate import PublishedIndex
+from pytest_multiarch.fixtures import REGISTRY, make_fixtures
 from pytest_multiarch.platforms import Platform, parse_platforms
 from pytest_multiarch.progress import Terminal
-from pytest_multiarch.run import MultiarchContainer
-from pytest_multiarch.session import MultiarchSession
+
+if TYPE_CHECKING:  # python-on-whales, testcontainers and docker load only in runs that use them
+    from pytest_multiarch.gate import PublishedIndex
+    from pytest_multiarch.session import MultiarchSession
 
 _SETTINGS = pytest.StashKey[Settings]()
-_SESSION = pytest.StashKey[MultiarchSession]()
+_SESSION = pytest.StashKey["MultiarchSession"]()
 _PLATFORM_OF = pytest.StashKey[dict[str, str]]()
 _TERMINAL = pytest.StashKey[Terminal]()
 PLATFORM_FIXTURE = "multiarch_platform"
@@ -30,7 +31,13 @@ def settings_of(config: pytest.Config) -> Settings:
 
 
 def multiarch_session(config: pytest.Config) -> MultiarchSession:
-    return config.stash[_SESSION]
+    """The session's images and containers, made on first use (it imports the engine clients)."""
+    session = config.stash.get(_SESSION, None)
+    if session is None:
+        from pytest_multiarch.session import MultiarchSession
+
+        session = config.stash[_SESSION] = MultiarchSession(config, settings_of(config))
+    return session
 
 
 def say(config: pytest.Config) -> Terminal:
@@ -39,6 +46,10 @@ def say(config: pytest.Config) -> Terminal:
     if terminal is None:
         terminal = config.stash[_TERMINAL] = Terminal(config)
     return terminal
+
+
+def _configured(settings: Settings) -> bool:
+    return settings.platforms is not None or settings.published is not None
 
 
 def in_ci() -> bool:
@@ -68,16 +79,15 @@ def pytest_configure(config: pytest.Config) -> None:
     except UsageError as exc:
         raise pytest.UsageError(f"pytest-multiarch: {exc}") from None
     config.stash[_SETTINGS] = settings
-    config.stash[_SESSION] = session = MultiarchSession(config, settings)
-    if settings.platforms is not None or settings.published:  # configured: it will be used
-        session.start_preflight()
+    if _configured(settings):  # it will be used: ask the engine while pytest collects
+        multiarch_session(config).start_preflight()
     config.stash[_PLATFORM_OF] = {}
     config.pluginmanager.register(_BuildProgress(config), "multiarch-build-progress")
     cleanup.install_handlers()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    session = config.stash.get(_SESSION, None)
+    session = config.stash.get(_SESSION, None)  # None: no multiarch work was done
     if session is not None:
         session.close()
 
@@ -226,6 +236,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 def _image_tags(values: Iterable[object]) -> list[str]:
     """Tags of the images a test's fixture values stand for, for JUnit's properties."""
+    from pytest_multiarch.build import BuiltImage
+    from pytest_multiarch.http import ContainerHTTP
+    from pytest_multiarch.run import MultiarchContainer
+
     tags: list[str] = []
     for value in values:
         if isinstance(value, ContainerHTTP):
@@ -238,11 +252,21 @@ def _image_tags(values: Iterable[object]) -> list[str]:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Engine, buildx and each platform's state, when the project configures pytest-multiarch
+    (a project that merely has the plugin installed pays nothing)."""
+    if not _configured(settings_of(config)):
+        return []
+    from pytest_multiarch import report
+
     return report.header_lines(multiarch_session(config))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     config = terminalreporter.config
+    if not config.stash[_PLATFORM_OF] and not config.pluginmanager.has_plugin("dsession"):
+        return  # no multiarch test ran here
+    from pytest_multiarch import report
+
     # Under pytest-xdist the controller collects nothing itself: platforms come from test ids.
     from_workers = config.pluginmanager.has_plugin("dsession")
     lines = report.summary_lines(
@@ -261,4 +285,6 @@ class _BuildProgress:
         self.config = config
 
     def pytest_runtest_logstart(self) -> None:
-        multiarch_session(self.config).flush_events(say(self.config))
+        session = self.config.stash.get(_SESSION, None)
+        if session is not None:
+            session.flush_events(say(self.config))

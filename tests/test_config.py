@@ -117,3 +117,18 @@ def test_build_args_forms():
     assert parse_build_args("\nGREETING=hello world") == {"GREETING": "hello world"}
     with pytest.raises(UsageError, match="malformed build arg ''"):
         parse_build_args(["=x"])
+
+
+def test_a_project_that_does_not_use_the_plugin_loads_no_engine_client(pytester: pytest.Pytester):
+    pytester.makepyfile(
+        """
+        import sys
+
+        def test_unit():
+            heavy = {"python_on_whales", "testcontainers", "docker", "requests"} & set(sys.modules)
+            assert not heavy
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("multiarch:*")
