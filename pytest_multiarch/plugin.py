@@ -142,8 +142,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             continue
         platform_of[item.nodeid] = str(platform)
         item.user_properties.append(("platform", str(platform)))
-        # With pytest-xdist's --dist loadgroup, a worker then gets one platform's tests.
-        item.add_marker(pytest.mark.xdist_group(str(platform)))
         names = set(getattr(item, "fixturenames", ()))
         for prefix, spec_of in REGISTRY.items():
             if names & {f"{prefix}_image", f"{prefix}_container", f"{prefix}_http"}:
