@@ -16,6 +16,7 @@ import json
 import os
 import platform as host
 import socket
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -251,3 +252,29 @@ def _engine_from_dict(data: dict[str, object]) -> Engine:
     fields["native"] = Platform.parse(str(fields["native"]))
     fields["builder_platforms"] = tuple(Platform.parse(p) for p in fields["builder_platforms"])  # type: ignore[attr-defined]
     return Engine(**fields)  # type: ignore[arg-type]
+
+
+def follow_cli_context() -> str | None:
+    """Point the Docker SDK (testcontainers, docker-py) at the daemon the docker CLI uses.
+
+    buildx runs through the CLI, which follows `docker context use` (Docker Desktop's
+    ``desktop-linux``, a remote context); docker-py reads only DOCKER_HOST. Without this, images
+    would be built on one daemon and containers started on another. Returns the endpoint set, or
+    None when DOCKER_HOST is already set or the CLI uses its default context.
+    """
+    if os.environ.get("DOCKER_HOST"):
+        return None
+    try:
+        shown = subprocess.run(
+            ["docker", "context", "inspect", "--format", "{{.Name}} {{.Endpoints.docker.Host}}"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    name, _, endpoint = shown.stdout.strip().partition(" ")
+    if shown.returncode != 0 or name == "default" or not endpoint:
+        return None
+    os.environ["DOCKER_HOST"] = endpoint
+    return endpoint

@@ -28,7 +28,7 @@ from pytest_multiarch.build import BuiltImage, build_image, prune_stale
 from pytest_multiarch.config import ImageSpec, Settings
 from pytest_multiarch.errors import BuildError, ContainerError, EngineError, MultiarchError, UsageError
 from pytest_multiarch.platforms import Platform
-from pytest_multiarch.preflight import Engine, cached_engine
+from pytest_multiarch.preflight import Engine, cached_engine, follow_cli_context
 from pytest_multiarch.progress import Terminal
 from pytest_multiarch.run import MultiarchContainer, find_reusable, start_container
 
@@ -55,6 +55,7 @@ class MultiarchSession:
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
+        follow_cli_context()
         self.docker = DockerClient()
         self._engine: Engine | EngineError | None = None
         self._lock = threading.Lock()

@@ -1,9 +1,12 @@
 """Preflight decisions from what the engine reports (pure logic on an Engine value)."""
 
+import os
+import subprocess
+
 import pytest
 
 from pytest_multiarch import Platform, PlatformUnavailable
-from pytest_multiarch.preflight import Engine
+from pytest_multiarch.preflight import Engine, follow_cli_context
 
 P = Platform.parse
 
@@ -39,3 +42,20 @@ def test_a_platform_without_emulator_names_the_fix():
     assert "tonistiigi/binfmt --install s390x" in message
     assert "qemu-user-static" in message
     assert "python -m pytest_multiarch doctor" in message
+
+
+@pytest.mark.usefixtures("docker_engine")
+def test_the_sdk_follows_the_docker_cli_context(tmp_path, monkeypatch):
+    # A second way to reach the same daemon, as Docker Desktop's context is.
+    link = tmp_path / "docker.sock"
+    link.symlink_to("/var/run/docker.sock")
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "config"))
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    created = subprocess.run(
+        ["docker", "context", "create", "elsewhere", "--docker", f"host=unix://{link}"], capture_output=True, text=True
+    )
+    assert created.returncode == 0, created.stderr
+    assert follow_cli_context() is None  # the default context: nothing to do
+    monkeypatch.setenv("DOCKER_CONTEXT", "elsewhere")
+    assert follow_cli_context() == f"unix://{link}"
+    assert os.environ["DOCKER_HOST"] == f"unix://{link}"
