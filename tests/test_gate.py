@@ -64,9 +64,52 @@ def published(docker_engine: None, tmp_path_factory: pytest.TempPathFactory) -> 
     refs["amd64-only"] = f"{repo}:amd64-only-{os.getpid()}"
     _run("docker", "buildx", "imagetools", "create", "-t", refs["complete"], refs["linux/amd64"], refs["linux/arm64"])
     _run("docker", "buildx", "imagetools", "create", "-t", refs["amd64-only"], refs["linux/amd64"])
-    manifest = _run("docker", "buildx", "imagetools", "inspect", refs["complete"], "--format", "{{json .Manifest}}")
-    refs["by-digest"] = f"{repo}@{json.loads(manifest)['digest']}"
+    manifest = json.loads(
+        _run("docker", "buildx", "imagetools", "inspect", refs["complete"], "--format", "{{json .Manifest}}")
+    )
+    refs["by-digest"] = f"{repo}@{manifest['digest']}"
+    refs["attested"] = _publish_with_attestation(repo, manifest, context)
     return refs
+
+
+def _publish_with_attestation(repo: str, index: dict, context: Path) -> str:
+    """The complete index plus an entry shaped like buildx's provenance attestation (platform
+    unknown/unknown). The docker driver cannot attest, so a distinct manifest stands in for it."""
+    (context / "Dockerfile.att").write_text(f"FROM {BUSYBOX}\nLABEL role=attestation-stand-in\n")
+    stand_in = f"{repo}:attestation-{os.getpid()}"
+    _run(
+        "docker",
+        "buildx",
+        "build",
+        "--platform",
+        "linux/amd64",
+        "--load",
+        "-t",
+        stand_in,
+        "-f",
+        str(context / "Dockerfile.att"),
+        str(context),
+    )
+    _run("docker", "push", "-q", stand_in)
+    single = json.loads(_run("docker", "buildx", "imagetools", "inspect", stand_in, "--format", "{{json .Manifest}}"))
+    attestation = {
+        "mediaType": single["mediaType"],
+        "digest": single["digest"],
+        "size": single["size"],
+        "platform": {"architecture": "unknown", "os": "unknown"},
+        "annotations": {
+            "vnd.docker.reference.type": "attestation-manifest",
+            "vnd.docker.reference.digest": index["manifests"][0]["digest"],
+        },
+    }
+    files = []
+    for number, descriptor in enumerate([*index["manifests"], attestation]):
+        path = context / f"descriptor-{number}.json"
+        path.write_text(json.dumps(descriptor))
+        files += ["-f", str(path)]
+    ref = f"{repo}:attested-{os.getpid()}"
+    _run("docker", "buildx", "imagetools", "create", "-t", ref, *files)
+    return ref
 
 
 @pytest.fixture
@@ -75,7 +118,7 @@ def gate_project(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
-@pytest.mark.parametrize("which", ["complete", "by-digest"])
+@pytest.mark.parametrize("which", ["complete", "by-digest", "attested"])
 def test_complete_index_passes_on_every_platform(gate_project, published, which):
     gate_project.makepyfile(test_release=GATE_TESTS, test_index=INDEX_TESTS)
     result = gate_project.runpytest_inprocess("-v", f"--multiarch-image={published[which]}")
@@ -147,6 +190,13 @@ ATTESTED_INDEX = {
         },
     ],
 }
+
+
+def test_attestation_entry_is_really_in_the_attested_index(published):
+    raw = json.loads(
+        _run("docker", "buildx", "imagetools", "inspect", published["attested"], "--format", "{{json .Manifest}}")
+    )
+    assert {"architecture": "unknown", "os": "unknown"} in [m["platform"] for m in raw["manifests"]]
 
 
 def test_attestation_entries_are_ignored():
