@@ -134,6 +134,7 @@ def build_image(
     rebuild: bool = False,
     on_line: Callable[[str], None] | None = None,
     cache: tuple[str | None, str | None] = (None, None),
+    on_build: Callable[[], None] | None = None,
 ) -> BuiltImage:
     """Build (or reuse) the image of ``spec`` for ``platform`` and check its architecture."""
     spec.check_paths()
@@ -145,6 +146,8 @@ def build_image(
     with FileLock(LOCK_DIR / f"{key}.lock"):
         reused = not rebuild and find_loaded(docker, tag, key) is not None
         if not reused:
+            if on_build is not None:
+                on_build()
             _run_buildx(docker, spec, platform, tag, key, on_line, cache)
     try:
         image = docker.image.inspect(tag)
@@ -214,7 +217,8 @@ def describe_build_failure(spec: ImageSpec, platform: Platform, log: list[str]) 
             step = f"{header.split(' ', 1)[1]}\n  {reason}"
     if step is None:
         step = next((ln for ln in reversed(log) if ln.startswith("ERROR")), "see the log below")
-    tail = "\n".join(f"  | {line}" for line in log[-LOG_TAIL_LINES:]) or "  (buildx printed nothing)"
+    lines = [line for line in log if line.strip()]
+    tail = "\n".join(f"  | {line}" for line in lines[-LOG_TAIL_LINES:]) or "  (buildx printed nothing)"
     hint = ""
     if any("exec format error" in line for line in log):
         hint = (
@@ -223,7 +227,7 @@ def describe_build_failure(spec: ImageSpec, platform: Platform, log: list[str]) 
         )
     return (
         f"build of {spec.dockerfile} for {platform} failed at step: {step}\n"
-        f"last {min(len(log), LOG_TAIL_LINES)} lines of the build log:\n{tail}{hint}"
+        f"last {min(len(lines), LOG_TAIL_LINES)} lines of the build log:\n{tail}{hint}"
     )
 
 

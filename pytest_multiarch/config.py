@@ -217,8 +217,8 @@ class Settings:
         rootdir = Path(config.rootpath)
         context = rootdir / (get("multiarch_context") or ".")
         dockerfile = context / (get("multiarch_dockerfile") or "Dockerfile")
-        build_args = parse_build_args(config.getini("multiarch_build_args") or "")
-        build_args.update(parse_build_args(config.getoption("multiarch_build_args") or []))
+        build_args = parse_build_args(config.getini("multiarch_build_args") or "", "ini multiarch_build_args")
+        build_args.update(parse_build_args(config.getoption("multiarch_build_args") or [], "--multiarch-build-arg"))
         image = ImageSpec(
             name="",
             context=context,
@@ -248,7 +248,7 @@ class Settings:
 _BUILD_ARG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 
-def parse_build_args(raw: str | list[str]) -> dict[str, str]:
+def parse_build_args(raw: str | list[str], source: str = "build args") -> dict[str, str]:
     """``K=V`` items: a list (CLI), or an ini string with one per line or comma/space separated.
 
     In an ini value that spans several lines each line is one item, so values may hold spaces.
@@ -264,7 +264,7 @@ def parse_build_args(raw: str | list[str]) -> dict[str, str]:
         key = key.strip()
         if not sep or not _BUILD_ARG_KEY.match(key):
             # Name the key only: the rest may be a secret passed in the wrong form.
-            shown = repr(key) if sep else f"number {number} (it has no '=')"
+            shown = repr(key) if sep else f"number {number} of {source} (it has no '='; its value is not shown)"
             raise UsageError(
                 f"malformed build arg {shown}: write KEY=VALUE, for example "
                 f"--multiarch-build-arg BASE_IMAGE=python:3.12-slim."

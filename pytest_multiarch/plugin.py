@@ -23,6 +23,8 @@ _SETTINGS = pytest.StashKey[Settings]()
 _SESSION = pytest.StashKey["MultiarchSession"]()
 _PLATFORM_OF = pytest.StashKey[dict[str, str]]()
 _TERMINAL = pytest.StashKey[Terminal]()
+# id of an error already shown in full → (the test it was shown for, the error itself, kept alive)
+_SHOWN = pytest.StashKey[dict[int, tuple[str, BaseException]]]()
 PLATFORM_FIXTURE = "multiarch_platform"
 
 
@@ -82,6 +84,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if _configured(settings):  # it will be used: ask the engine while pytest collects
         multiarch_session(config).start_preflight()
     config.stash[_PLATFORM_OF] = {}
+    config.stash[_SHOWN] = {}
     config.pluginmanager.register(_BuildProgress(config), "multiarch-build-progress")
     cleanup.install_handlers()
 
@@ -225,7 +228,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if in_setup and call.excinfo is not None and report_.failed and isinstance(call.excinfo.value, MultiarchError):
         error = call.excinfo.value
         prefix = f"[{platform}] " if platform else ""
-        report_.longrepr = f"{prefix}{type(error).__name__}: {error}"
+        shown = item.config.stash[_SHOWN]
+        first = shown.setdefault(id(error), (item.nodeid, error))[0]
+        if first == item.nodeid:
+            report_.longrepr = f"{prefix}{type(error).__name__}: {error}"
+        else:  # a cached build or start error: every test of the platform gets it, once in full
+            headline = str(error).splitlines()[0]
+            report_.longrepr = f"{prefix}{type(error).__name__}: {headline} (in full above, at {first})"
     if call.when == "setup" and platform:
         for tag in _image_tags(getattr(item, "funcargs", {}).values()):
             item.user_properties.append(("image", tag))

@@ -100,10 +100,11 @@ class ReadyWhenServing(WaitStrategy):
     testcontainers' HttpWaitStrategy would keep polling a dead container until its timeout.
     """
 
-    def __init__(self, url: str | None, timeout: float) -> None:
+    def __init__(self, url: str | None, timeout: float, where: str = "") -> None:
         super().__init__()
         self.url = url
         self.timeout = timeout
+        self.where = where  # "container port 8000; the image EXPOSEs 8000", for the message
 
     def wait_until_ready(self, container: WaitStrategyTarget) -> None:
         deadline = time.monotonic() + self.timeout
@@ -117,13 +118,15 @@ class ReadyWhenServing(WaitStrategy):
                 if response.status_code < 500:
                     return
                 last_error = f"HTTP {response.status_code}"
+            except requests.ConnectionError:
+                last_error = "nothing accepted the connection: no process listens on that port (yet)"
             except requests.RequestException as exc:
                 last_error = type(exc).__name__ + ": " + str(exc).split("(Caused by")[0].strip()
             if time.monotonic() > deadline:
                 _raise_if_exited(container)
                 raise ContainerError(
-                    f"the container never became ready: {self.url} did not answer with a status "
-                    f"< 500 within {self.timeout:g} s (last error: {last_error}). Check "
+                    f"the container never became ready: {self.url} ({self.where}) did not answer with a "
+                    f"status < 500 within {self.timeout:g} s; last error: {last_error}. Check "
                     f"--multiarch-port and --multiarch-ready-path, or raise --multiarch-timeout.\n"
                     f"{_log_tail(container)}"
                 )
@@ -185,7 +188,9 @@ def start_container(
         if on_created is not None and not reuse:
             on_created(container)
         ready_url = urljoin(base_url, spec.ready_path.lstrip("/")) if base_url else None
-        ReadyWhenServing(ready_url, timeout).wait_until_ready(inner)
+        exposed = ", ".join(map(str, image.exposed_ports)) or "no port"
+        where = f"container port {port}; the image EXPOSEs {exposed}"
+        ReadyWhenServing(ready_url, timeout, where).wait_until_ready(inner)
         check_machine(container)
     except BaseException:
         try:

@@ -171,8 +171,10 @@ class MultiarchSession:
 
     def _build(self, spec: ImageSpec, platform: Platform) -> BuiltImage:
         label = f"{platform}{' (' + spec.name + ')' if spec.name else ''}"
-        verb = "pulling" if self.settings.published and not spec.name else "building"
-        self.events.put(f"{verb} {label} ({'emulated' if platform.emulated else 'native'})…")
+        mode = "emulated" if platform.emulated else "native"
+        pulling = self.settings.published and not spec.name
+        if pulling:
+            self.events.put(f"pulling {label} ({mode})…")
         on_line: Callable[[str], None] | None = None
         if self.verbose:
 
@@ -194,6 +196,7 @@ class MultiarchSession:
                     rebuild=self.settings.rebuild,
                     on_line=on_line,
                     cache=(self.settings.cache_from, self.settings.cache_to),
+                    on_build=lambda: self.events.put(f"building {label} ({mode})…"),
                 )
         except BaseException as exc:
             self.events.put(f"build {label}: failed after {time.monotonic() - started:.1f} s")

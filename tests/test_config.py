@@ -95,7 +95,10 @@ def test_emulated_platforms_get_a_longer_timeout(pytester: pytest.Pytester):
     [
         (["--multiarch-platforms=linux/arm65"], "unknown platform 'linux/arm65'"),
         (["--multiarch-platforms= , "], "the platform list is empty"),
-        (["--multiarch-build-arg=s3cr3t"], "malformed build arg number 1 (it has no '=')"),
+        (
+            ["--multiarch-build-arg=s3cr3t"],
+            "malformed build arg number 1 of --multiarch-build-arg (it has no '='; its value is not shown)",
+        ),
         (["--multiarch-build-jobs=0.5"], "is not a whole number of at least 1"),
         (["--multiarch-port=http"], "is not a port number"),
         (["--multiarch-timeout=-3"], "is not a positive number"),

@@ -213,8 +213,8 @@ class TestOnePlatformFailing:
         result.assert_outcomes(errors=1)
         result.stdout.fnmatch_lines(
             [
-                "*never became ready: http://127.0.0.1:*/ did not answer with a status < 500 within 1 s "
-                "(last error: ConnectionError*",
+                "*never became ready: http://127.0.0.1:*/ (container port 8080; the image EXPOSEs 8080) did not "
+                "answer with a status < 500 within 1 s; last error: nothing accepted the connection*",
                 "*| still warming up*",
             ]
         )
