@@ -36,9 +36,10 @@ from pytest_multiarch.platforms import Platform
 KEY_LABEL = "io.github.pytest-multiarch.key"
 _NOT_IN_KEY = ("__pycache__", ".pytest_cache", ".git")
 SLOT_LABEL = "io.github.pytest-multiarch.slot"
+RUN_LABEL = "io.github.pytest-multiarch.rebuilt-in-run"
 _KEY_SCHEME = "1"
 LOG_TAIL_LINES = 30
-LOCK_DIR = Path(tempfile.gettempdir()) / "pytest-multiarch-locks"
+LOCK_DIR = Path(tempfile.gettempdir()) / f"pytest-multiarch-locks-{os.getuid() if hasattr(os, 'getuid') else 0}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,14 +116,17 @@ def image_repository(spec: ImageSpec) -> str:
     return f"pytest-multiarch/{base or 'image'}-{where}"
 
 
-def find_loaded(docker: DockerClient, tag: str, key: str) -> str | None:
-    """Id of an already loaded image with this tag and build key, else None."""
+def find_loaded(docker: DockerClient, tag: str, key: str, run: str | None = None) -> str | None:
+    """Id of an already loaded image with this tag and build key (and, when ``run`` is given,
+    built by that test run), else None."""
     try:
         image = docker.image.inspect(tag)
     except NoSuchImage:
         return None
     labels = (image.config.labels if image.config else None) or {}
-    return image.id if labels.get(KEY_LABEL) == key else None
+    if labels.get(KEY_LABEL) != key or (run is not None and labels.get(RUN_LABEL) != run):
+        return None
+    return image.id
 
 
 def build_image(
@@ -131,7 +135,7 @@ def build_image(
     platform: Platform,
     *,
     builder: str,
-    rebuild: bool = False,
+    rebuild_run: str | None = None,
     on_line: Callable[[str], None] | None = None,
     cache: tuple[str | None, str | None] = (None, None),
     on_build: Callable[[], None] | None = None,
@@ -144,11 +148,13 @@ def build_image(
     # One build per key across processes (pytest-xdist workers, parallel runs): the others wait
     # here and then find the image loaded.
     with FileLock(LOCK_DIR / f"{key}.lock"):
-        reused = not rebuild and find_loaded(docker, tag, key) is not None
+        # --multiarch-rebuild: build once in this test run; other xdist workers of the same run
+        # (same testrunuid) then find that build.
+        reused = find_loaded(docker, tag, key, rebuild_run) is not None
         if not reused:
             if on_build is not None:
                 on_build()
-            _run_buildx(docker, spec, platform, tag, key, on_line, cache)
+            _run_buildx(docker, spec, platform, tag, key, on_line, cache, rebuild_run)
     try:
         image = docker.image.inspect(tag)
     except NoSuchImage:
@@ -177,8 +183,10 @@ def _run_buildx(
     key: str,
     on_line: Callable[[str], None] | None,
     cache: tuple[str | None, str | None],
+    run: str | None = None,
 ) -> None:
     log: list[str] = []
+    mask = secret_masker(spec.build_args)
     try:
         stream = docker.buildx.build(
             spec.context,
@@ -190,20 +198,43 @@ def _run_buildx(
             target=spec.target,
             cache_from=cache[0],
             cache_to=cache[1],
-            labels={KEY_LABEL: key, SLOT_LABEL: f"{image_repository(spec)}:{platform.slug}"},
+            labels={
+                KEY_LABEL: key,
+                SLOT_LABEL: f"{image_repository(spec)}:{platform.slug}",
+                **({RUN_LABEL: run} if run else {}),
+            },
             progress="plain",
             stream_logs=True,
         )
         for line in stream:  # type: ignore[union-attr]
-            line = line.rstrip("\n")
+            line = mask(line.rstrip("\n"))
             log.append(line)
             if on_line is not None:
                 on_line(line)
     except DockerException as exc:
         # exc's own text holds the whole command line, build args included: never show it.
         if not log and exc.stderr:
-            log = exc.stderr.splitlines()
+            log = [mask(line) for line in exc.stderr.splitlines()]
         raise BuildError(describe_build_failure(spec, platform, log)) from None
+
+
+_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|KEY|AUTH|CREDENTIAL|PRIVATE|CERT", re.IGNORECASE)
+
+
+def secret_masker(build_args: dict[str, str]) -> Callable[[str], str]:
+    """Hide the values of build args named like secrets (NPM_TOKEN, DB_PASSWORD, ...) in build
+    logs: BuildKit prints RUN steps with their values filled in. Real secrets belong in
+    ``RUN --mount=type=secret``, which never reaches the log or the image."""
+    secrets = sorted(
+        (v for k, v in build_args.items() if _SECRET_NAME.search(k) and len(v) >= 4), key=len, reverse=True
+    )
+
+    def mask(line: str) -> str:
+        for value in secrets:
+            line = line.replace(value, "***")
+        return line
+
+    return mask
 
 
 def describe_build_failure(spec: ImageSpec, platform: Platform, log: list[str]) -> str:

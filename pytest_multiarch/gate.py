@@ -91,10 +91,13 @@ def _platform_or_none(text: str) -> Platform | None:
 
 def inspect_published(docker: DockerClient, ref: str) -> PublishedIndex:
     """Read ``ref``'s index from its registry; GateError naming ``ref`` when that fails."""
-    manifest = json.loads(_imagetools(docker, ref, "{{json .Manifest}}"))
-    config = None
-    if manifest.get("manifests") is None:
-        config = json.loads(_imagetools(docker, ref, "{{json .Image}}"))
+    try:
+        manifest = json.loads(_imagetools(docker, ref, "{{json .Manifest}}"))
+        config = None
+        if manifest.get("manifests") is None:
+            config = json.loads(_imagetools(docker, ref, "{{json .Image}}"))
+    except (ValueError, AttributeError) as exc:
+        raise GateError(f"could not understand what the registry returned for {ref}: {exc}") from None
     return parse_index(ref, manifest, config)
 
 

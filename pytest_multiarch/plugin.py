@@ -39,6 +39,7 @@ def multiarch_session(config: pytest.Config) -> MultiarchSession:
         from pytest_multiarch.session import MultiarchSession
 
         session = config.stash[_SESSION] = MultiarchSession(config, settings_of(config))
+        cleanup.install_handlers()
     return session
 
 
@@ -86,7 +87,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_PLATFORM_OF] = {}
     config.stash[_SHOWN] = {}
     config.pluginmanager.register(_BuildProgress(config), "multiarch-build-progress")
-    cleanup.install_handlers()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -270,15 +270,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     config = terminalreporter.config
-    if not config.stash[_PLATFORM_OF] and not config.pluginmanager.has_plugin("dsession"):
+    xdist_controller = config.pluginmanager.has_plugin("dsession")
+    if not config.stash[_PLATFORM_OF] and not xdist_controller:
         return  # no multiarch test ran here
     from pytest_multiarch import report
 
-    # Under pytest-xdist the controller collects nothing itself: platforms come from test ids.
-    from_workers = config.pluginmanager.has_plugin("dsession")
-    lines = report.summary_lines(
-        multiarch_session(config), terminalreporter.stats, config.stash[_PLATFORM_OF], from_workers
-    )
+    lines = report.summary_lines(config.stash.get(_SESSION, None), terminalreporter.stats, config.stash[_PLATFORM_OF])
     if lines:
         terminalreporter.write_sep("=", "multiarch summary")
         for line in lines:

@@ -229,8 +229,13 @@ def _fingerprint() -> str | None:
         selected = str(max((p.stat().st_mtime for p in buildx_dir.rglob("current")), default=0.0))
     except OSError:
         selected = "0"
+    try:  # emulators added or removed on this kernel (a reboot, binfmt --uninstall) miss the cache
+        handlers = ",".join(f"{p.name}={p.read_text().splitlines()[0]}" for p in sorted(BINFMT_DIR.glob("qemu-*")))
+    except (OSError, IndexError):
+        handlers = ""
     parts = [
         daemon_id,
+        handlers,
         os.environ.get("DOCKER_HOST", ""),
         os.environ.get("DOCKER_CONTEXT", ""),
         os.environ.get("BUILDX_BUILDER", ""),
@@ -276,5 +281,7 @@ def follow_cli_context() -> str | None:
     name, _, endpoint = shown.stdout.strip().partition(" ")
     if shown.returncode != 0 or name == "default" or not endpoint:
         return None
+    if not endpoint.startswith(("unix://", "npipe://")):
+        return None  # tcp:// may need the context's TLS files: set DOCKER_HOST and DOCKER_TLS_* yourself
     os.environ["DOCKER_HOST"] = endpoint
     return endpoint

@@ -6,6 +6,9 @@ elsewhere (CI logs) it is a plain line every ``PLAIN_EVERY_SECONDS``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 PLAIN_EVERY_SECONDS = 15.0
@@ -23,7 +26,7 @@ class Terminal:
         self._next_plain: dict[str, float] = {}
 
     def __call__(self, message: str) -> None:
-        """A line that stays; it replaces a status line shown just before."""
+        """A line that stays; it takes the place of a status line shown just before."""
         if self._status_shown:
             self._write(lambda r: r.rewrite(f"multiarch: {message}", erase=True))
             self._write(lambda r: r.write("\n"))
@@ -38,19 +41,25 @@ class Terminal:
         if self.live:
             if self._status_shown:
                 self._write(lambda r: r.rewrite(f"multiarch: {message}", erase=True))
-            else:
-                self._write(lambda r: r.write_line(f"multiarch: {message}"))
+            else:  # on a line of its own, left open so that the next rewrite replaces it
+                self._write(lambda r: (r.ensure_newline(), r.write(f"multiarch: {message}")))
                 self._status_shown = True
         elif elapsed >= self._next_plain.get(doing, PLAIN_EVERY_SECONDS):
             self._next_plain[doing] = elapsed + PLAIN_EVERY_SECONDS
             self(message)
 
-    def _write(self, action: object) -> None:
+    def end_status(self) -> None:
+        """Close a status line left open, so that pytest's own output starts on a new line."""
+        if self._status_shown:
+            self._write(lambda r: r.write("\n"))
+            self._status_shown = False
+
+    def _write(self, action: Callable[[Any], object]) -> None:
         reporter = self._reporter
         if reporter is None:
             return
         if self._capture is None:
-            action(reporter)  # type: ignore[operator]
+            action(reporter)
             return
         with self._capture.global_and_fixture_disabled():
-            action(reporter)  # type: ignore[operator]
+            action(reporter)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_multiarch.errors import MultiarchError, PlatformUnavailable
-from pytest_multiarch.preflight import describe_handler
-from pytest_multiarch.session import MultiarchSession, PlatformStats
+
+if TYPE_CHECKING:
+    from pytest_multiarch.session import MultiarchSession
 
 
 def header_lines(session: MultiarchSession) -> list[str]:
+    from pytest_multiarch.preflight import describe_handler
+
     try:
         engine = session.engine()
     except MultiarchError as exc:
@@ -38,28 +42,33 @@ def header_lines(session: MultiarchSession) -> list[str]:
 _OUTCOMES = {"passed": "passed", "failed": "failed", "skipped": "skipped", "error": "errors"}
 
 
+@dataclasses.dataclass
+class _Counts:
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    errors: int = 0
+
+
 def summary_lines(
-    session: MultiarchSession,
-    stats: Mapping[str, Sequence[Any]],
-    platform_of: Mapping[str, str],
-    ids_from_workers: bool = False,
+    session: MultiarchSession | None, stats: Mapping[str, Sequence[Any]], platform_of: Mapping[str, str]
 ) -> list[str]:
-    """One row per platform: outcomes, native/emulated, build time, image id, ready time."""
-    configured = {str(p) for p in session.platforms()} if ids_from_workers else set()
-    rows: dict[str, PlatformStats] = {}
+    """One row per platform: outcomes, native/emulated, build time, image id, ready time.
+
+    ``session`` is None on a pytest-xdist controller, which builds and runs nothing itself: the
+    platform then comes from the reports' ``platform`` property and the engine columns are empty.
+    """
+    rows: dict[str, _Counts] = {}
     for key, reports in stats.items():
         field = _OUTCOMES.get(key)
         if field is None:
             continue
         for rep in reports:
-            nodeid = getattr(rep, "nodeid", "")
-            # Under pytest-xdist the controller collects nothing: read the platform from the id.
-            platform = platform_of.get(nodeid)
-            if platform is None and ids_from_workers:
-                platform = _platform_from_id(nodeid, configured)
+            properties = dict(getattr(rep, "user_properties", ()) or ())
+            platform = platform_of.get(getattr(rep, "nodeid", "")) or properties.get("platform")
             if platform is None or (key == "passed" and getattr(rep, "when", "call") != "call"):
                 continue
-            row = rows.setdefault(platform, PlatformStats())
+            row = rows.setdefault(str(platform), _Counts())
             setattr(row, field, getattr(row, field) + 1)
     if not rows:
         return []
@@ -67,8 +76,7 @@ def summary_lines(
     table = [header]
     for platform in sorted(rows):
         row = rows[platform]
-        known = session.stats.get(platform, PlatformStats())
-        mode = session.emulation_of(platform)
+        known = session.stats.get(platform) if session is not None else None
         table.append(
             (
                 platform,
@@ -76,19 +84,11 @@ def summary_lines(
                 str(row.failed),
                 str(row.skipped),
                 str(row.errors),
-                mode,
-                known.build or "-",
-                known.image or "-",
-                known.ready or "-",
+                session.emulation_of(platform) if session is not None else "-",
+                (known.build if known else "") or "-",
+                (known.image if known else "") or "-",
+                (known.ready if known else "") or "-",
             )
         )
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table]
-
-
-def _platform_from_id(nodeid: str, configured: set[str]) -> str | None:
-    """``test_x[linux/arm64]`` → ``linux/arm64`` (the id pytest-multiarch gives)."""
-    if not nodeid.endswith("]") or "[" not in nodeid:
-        return None
-    param = nodeid[nodeid.rindex("[") + 1 : -1]
-    return next((part for part in param.split("-") if part in configured), None)

@@ -100,16 +100,21 @@ class ReadyWhenServing(WaitStrategy):
     testcontainers' HttpWaitStrategy would keep polling a dead container until its timeout.
     """
 
-    def __init__(self, url: str | None, timeout: float, where: str = "") -> None:
+    def __init__(
+        self, url: str | None, timeout: float, where: str = "", cancelled: Callable[[], bool] = lambda: False
+    ) -> None:
         super().__init__()
         self.url = url
         self.timeout = timeout
+        self.cancelled = cancelled
         self.where = where  # "container port 8000; the image EXPOSEs 8000", for the message
 
     def wait_until_ready(self, container: WaitStrategyTarget) -> None:
         deadline = time.monotonic() + self.timeout
         last_error = "no answer yet"
         while True:
+            if self.cancelled():
+                raise ContainerError("the session ended while the container was starting")
             _raise_if_exited(container)
             if self.url is None:
                 return  # nothing to poll: running is ready
@@ -162,6 +167,7 @@ def start_container(
     timeout: float,
     reuse: bool = False,
     on_created: Callable[[MultiarchContainer], None] | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> MultiarchContainer:
     """Start ``image`` as its platform, publish its port on 127.0.0.1, wait until ready,
     and check ``uname -m`` inside. On any failure the container is removed before raising.
@@ -185,12 +191,12 @@ def start_container(
             host_port = inner.get_docker_client().port(inner.get_container_id(), port)
             base_url = f"http://127.0.0.1:{host_port}/"
         container = MultiarchContainer(inner.get_wrapped_container(), image, port, base_url)
-        if on_created is not None and not reuse:
+        if on_created is not None:
             on_created(container)
         ready_url = urljoin(base_url, spec.ready_path.lstrip("/")) if base_url else None
         exposed = ", ".join(map(str, image.exposed_ports)) or "no port"
         where = f"container port {port}; the image EXPOSEs {exposed}"
-        ReadyWhenServing(ready_url, timeout, where).wait_until_ready(inner)
+        ReadyWhenServing(ready_url, timeout, where, cancelled).wait_until_ready(inner)
         check_machine(container)
     except BaseException:
         try:
@@ -240,6 +246,15 @@ def find_reusable(image: BuiltImage, spec: ImageSpec) -> MultiarchContainer | No
         base_url = f"http://127.0.0.1:{bindings[0]['HostPort']}/"
     container = MultiarchContainer(found, image, port, base_url)
     container.reused = True
+    try:  # still serving, and still the platform it claims: else start afresh
+        if base_url is not None:
+            answer = requests.get(urljoin(base_url, spec.ready_path.lstrip("/")), timeout=5)
+            if answer.status_code >= 500:
+                raise ContainerError(f"HTTP {answer.status_code}")
+        check_machine(container)
+    except Exception:
+        container.stop()
+        return None
     return container
 
 

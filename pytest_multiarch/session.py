@@ -13,6 +13,7 @@ import os
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout  # not the builtin before 3.11
@@ -20,17 +21,24 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from filelock import FileLock
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
 from pytest_multiarch import cleanup, gate
-from pytest_multiarch.build import BuiltImage, build_image, prune_stale
+from pytest_multiarch.build import LOCK_DIR, BuiltImage, build_image, prune_stale
 from pytest_multiarch.config import ImageSpec, Settings
 from pytest_multiarch.errors import BuildError, ContainerError, EngineError, MultiarchError, UsageError
 from pytest_multiarch.platforms import Platform
 from pytest_multiarch.preflight import Engine, cached_engine, follow_cli_context
 from pytest_multiarch.progress import Terminal
-from pytest_multiarch.run import MultiarchContainer, find_reusable, start_container
+from pytest_multiarch.run import (
+    REUSE_SLOT_LABEL,
+    MultiarchContainer,
+    find_reusable,
+    reuse_labels,
+    start_container,
+)
 
 Key = tuple[ImageSpec, Platform]
 T = TypeVar("T")
@@ -38,12 +46,8 @@ T = TypeVar("T")
 
 @dataclasses.dataclass
 class PlatformStats:
-    """What the summary table shows for one platform."""
+    """What the session learned about one platform, for the summary table."""
 
-    passed: int = 0
-    failed: int = 0
-    skipped: int = 0
-    errors: int = 0
     build: str = ""  # "12.3 s", "reused", "failed"
     image: str = ""
     ready: str = ""
@@ -58,16 +62,25 @@ class MultiarchSession:
         follow_cli_context()
         self.docker = DockerClient()
         self._engine: Engine | EngineError | None = None
-        self._lock = threading.Lock()
+        # One lock per resource: nobody waits on a slow engine or registry call to submit a build.
+        self._engine_lock = threading.Lock()
+        self._index_lock = threading.Lock()
+        self._futures_lock = threading.Lock()
+        self._sweep_lock = threading.Lock()
+        self.closing = threading.Event()  # set by close(): background starts give up
         self._pool: ThreadPoolExecutor | None = None
         self._builds: dict[Key, Future[BuiltImage]] = {}
         self._starts: dict[Key, Future[MultiarchContainer]] = {}
         self._start_pool: ThreadPoolExecutor | None = None
+        self._unannounced: list[MultiarchContainer] = []
         self._containers: dict[Key, MultiarchContainer | MultiarchError] = {}
         self._specs: dict[tuple[str, Path, Path, Platform], ImageSpec] = {}
         self.events: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.stats: dict[str, PlatformStats] = {}
         self.verbose = config.get_verbosity() > 0
+        # Shared by all xdist workers of one run (their testrunuid), so --multiarch-rebuild builds once.
+        worker_input = getattr(config, "workerinput", None)
+        self.run_id = str(worker_input["testrunuid"]) if worker_input else uuid.uuid4().hex
         self.cache_dir = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pytest-multiarch"
         self._swept = False
         self._platforms: list[Platform] | None = None
@@ -77,7 +90,7 @@ class MultiarchSession:
 
     def engine(self) -> Engine:
         """The preflight result, asked once; raises EngineError when Docker is unusable."""
-        with self._lock:
+        with self._engine_lock:
             if self._engine is None:
                 try:
                     self._engine = cached_engine(self.docker, self.cache_dir)
@@ -120,7 +133,7 @@ class MultiarchSession:
         """The index of --multiarch-image, read once; GateError when unreadable or not set."""
         if not self.settings.published:
             raise UsageError("multiarch_index needs --multiarch-image REF (ini multiarch_image).")
-        with self._lock:
+        with self._index_lock:
             if self._index is None:
                 try:
                     self._index = gate.inspect_published(self.docker, self.settings.published)
@@ -137,10 +150,16 @@ class MultiarchSession:
         key = (spec.name, spec.context, spec.dockerfile, platform)
         if key not in self._specs:
             extra: dict[str, str] = {}
-            for result in reversed(
-                self.config.hook.pytest_multiarch_build_args(config=self.config, image=spec, platform=platform)
-            ):
-                extra.update(result or {})
+            try:
+                results = self.config.hook.pytest_multiarch_build_args(
+                    config=self.config, image=spec, platform=platform
+                )
+                for result in reversed(results):
+                    extra.update({str(k): str(v) for k, v in (result or {}).items()})
+            except Exception as exc:
+                raise UsageError(
+                    f"pytest_multiarch_build_args raised for {platform}: {type(exc).__name__}: {exc}"
+                ) from None
             self._specs[key] = dataclasses.replace(spec, build_args={**spec.build_args, **extra})
         return self._specs[key]
 
@@ -161,7 +180,7 @@ class MultiarchSession:
 
     def build_future(self, spec: ImageSpec, platform: Platform) -> Future[BuiltImage]:
         full = self.spec_for(spec, platform)
-        with self._lock:
+        with self._futures_lock:
             key = (full, platform)
             if key not in self._builds:
                 if self._pool is None:
@@ -193,7 +212,7 @@ class MultiarchSession:
                     spec,
                     platform,
                     builder=self.engine().builder_name,
-                    rebuild=self.settings.rebuild,
+                    rebuild_run=self.run_id if self.settings.rebuild else None,
                     on_line=on_line,
                     cache=(self.settings.cache_from, self.settings.cache_to),
                     on_build=lambda: self.events.put(f"building {label} ({mode})…"),
@@ -225,12 +244,18 @@ class MultiarchSession:
         started = time.monotonic()
         while True:
             try:
-                return future.result(timeout=1.0)
+                result = future.result(timeout=1.0)
             except FutureTimeout:
                 self.flush_events(say)
                 say.status(doing, time.monotonic() - started)
-            finally:
+                continue
+            except BaseException:
                 self.flush_events(say)
+                say.end_status()
+                raise
+            self.flush_events(say)
+            say.end_status()
+            return result
 
     # -- containers ------------------------------------------------------------------------------
 
@@ -239,7 +264,7 @@ class MultiarchSession:
         so that platforms start concurrently and while other tests run."""
         full = self.spec_for(spec, platform)
         build = self.build_future(spec, platform)
-        with self._lock:
+        with self._futures_lock:
             key = (full, platform)
             if key not in self._starts:
                 if self._start_pool is None:
@@ -249,30 +274,51 @@ class MultiarchSession:
 
     def _start(self, spec: ImageSpec, platform: Platform, build: Future[BuiltImage]) -> MultiarchContainer:
         image = build.result()
+        try:
+            if self.settings.reuse:
+                # One session at a time per slot: another may be starting the very container.
+                with FileLock(LOCK_DIR / f"reuse-{reuse_labels(image, spec)[REUSE_SLOT_LABEL].replace('/', '_')}.lock"):
+                    return self._start_or_reuse(image, spec, platform)
+            return self._start_or_reuse(image, spec, platform)
+        except MultiarchError:
+            raise
+        except Exception as exc:
+            raise ContainerError(f"starting the {platform} container failed: {type(exc).__name__}: {exc}") from None
+
+    def _start_or_reuse(self, image: BuiltImage, spec: ImageSpec, platform: Platform) -> MultiarchContainer:
+        if self.closing.is_set():
+            raise ContainerError(f"the session ended before the {platform} container started")
         if self.settings.reuse:
             found = find_reusable(image, spec)
             if found is not None:
                 self.events.put(f"reusing the running {platform} container at {found.base_url}")
                 return found
-        with self._lock:
+        with self._sweep_lock:
             if not self._swept:
                 self._swept = True
                 removed = cleanup.sweep_orphans(self.docker)
                 if removed:
                     self.events.put(f"removed {removed} container(s) left by killed pytest runs")
         self.events.put(f"starting the {platform} container of {image.tag}…")
-        try:
-            return start_container(
-                image,
-                spec,
-                timeout=self.settings.timeout_for(platform),
-                reuse=self.settings.reuse,
-                on_created=cleanup.track,
-            )
-        except MultiarchError:
-            raise
-        except Exception as exc:
-            raise ContainerError(f"starting the {platform} container failed: {type(exc).__name__}: {exc}") from None
+        return start_container(
+            image,
+            spec,
+            timeout=self.settings.timeout_for(platform),
+            reuse=self.settings.reuse,
+            on_created=self._track,
+            cancelled=self.closing.is_set,
+        )
+
+    def _track(self, container: MultiarchContainer) -> None:
+        """Cleanup must know a container from the moment it exists. A --multiarch-reuse one is
+        kept after the session only once its hook has run (see _announce)."""
+        if self.settings.reuse:
+            with self._futures_lock:
+                self._unannounced.append(container)
+        else:
+            cleanup.track(container)
+        if self.closing.is_set():  # the session ended while it was being created
+            container.stop()
 
     def container(self, spec: ImageSpec, platform: Platform, say: Terminal) -> MultiarchContainer:
         """The ready container; the container-started hook runs here, in pytest's thread."""
@@ -285,6 +331,8 @@ class MultiarchSession:
                 started = self._wait(future, f"starting the {platform} container", say)
             except MultiarchError as exc:
                 cached = exc
+            except Exception as exc:
+                cached = ContainerError(f"the {platform} container: {type(exc).__name__}: {exc}")
             else:
                 cached = started if started.reused else self._announce(started, say)
                 if started.reused:
@@ -305,6 +353,9 @@ class MultiarchSession:
                 f"pytest_multiarch_container_started failed for the {container.platform} container: "
                 f"{type(exc).__name__}: {exc}"
             )
+        with self._futures_lock:
+            if container in self._unannounced:
+                self._unannounced.remove(container)
         self._stats(container.platform).ready = f"{container.ready_seconds:.1f} s"
         say(f"{container.platform} container ready in {container.ready_seconds:.1f} s at {container.base_url}")
         return container
@@ -332,13 +383,21 @@ class MultiarchSession:
     def close(self) -> None:
         """Stop every container of this session, then drop older builds of the images it built.
 
-        Builds still running are abandoned. xdist workers leave pruning alone: another worker may
-        still need an image.
+        Nothing starts after this: queued work is cancelled and a container start under way gives
+        up (and removes its container). A buildx build already running cannot be interrupted from
+        here; Python waits for it before it exits. Containers of --multiarch-reuse stay, except
+        those whose container-started hook never ran. xdist workers leave pruning alone: another
+        worker may still need an image.
         """
+        self.closing.set()
         for pool in (self._pool, self._start_pool):
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
         cleanup.remove_all()
+        with self._futures_lock:
+            unannounced, self._unannounced = self._unannounced, []
+        for container in unannounced:
+            container.stop()
         if os.environ.get("PYTEST_XDIST_WORKER"):
             return
         for (spec, platform), future in list(self._builds.items()):

@@ -93,3 +93,11 @@ def test_files_that_test_runs_write_do_not_change_key(spec):
     (spec.context / ".pytest_cache").mkdir()
     (spec.context / ".pytest_cache" / "README.md").write_text("x")
     assert key(spec) == before
+
+
+def test_build_args_named_like_secrets_are_masked_in_logs():
+    from pytest_multiarch.build import secret_masker
+
+    mask = secret_masker({"NPM_TOKEN": "s3cr3t-value", "BASE_IMAGE": "python:3.12-slim", "API_KEY": "x"})
+    assert mask("#5 RUN echo s3cr3t-value > ~/.npmrc") == "#5 RUN echo *** > ~/.npmrc"
+    assert mask("FROM python:3.12-slim") == "FROM python:3.12-slim"  # not a secret's name
