@@ -23,15 +23,19 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from docker.errors import DockerException as SDKError
+from docker.errors import ImageNotFound
 from docker.utils.build import exclude_paths
 from filelock import FileLock
-from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException, NoSuchImage
 
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.errors import DOCTOR_HINT, BuildError, ImageMismatch, UsageError
 from pytest_multiarch.platforms import Platform
+
+if TYPE_CHECKING:
+    import docker
 
 KEY_LABEL = "io.github.pytest-multiarch.key"
 _NOT_IN_KEY = ("__pycache__", ".pytest_cache", ".git")
@@ -116,21 +120,26 @@ def image_repository(spec: ImageSpec) -> str:
     return f"pytest-multiarch/{base or 'image'}-{where}"
 
 
-def find_loaded(docker: DockerClient, tag: str, key: str, run: str | None = None) -> str | None:
+def find_loaded(sdk: docker.DockerClient, tag: str, key: str, run: str | None = None) -> str | None:
     """Id of an already loaded image with this tag and build key (and, when ``run`` is given,
-    built by that test run), else None."""
+    built by that test run), else None. Asked through the Docker API: milliseconds, where the
+    CLI takes a tenth of a second, on the path of every unchanged run."""
     try:
-        image = docker.image.inspect(tag)
-    except NoSuchImage:
+        image = sdk.images.get(tag)
+    except ImageNotFound:
         return None
-    labels = (image.config.labels if image.config else None) or {}
+    labels = _labels(image.attrs)
     if labels.get(KEY_LABEL) != key or (run is not None and labels.get(RUN_LABEL) != run):
         return None
-    return image.id
+    return str(image.id)
+
+
+def _labels(attrs: dict[str, Any]) -> dict[str, str]:
+    return dict((attrs.get("Config") or {}).get("Labels") or {})
 
 
 def build_image(
-    docker: DockerClient,
+    sdk: docker.DockerClient,
     spec: ImageSpec,
     platform: Platform,
     *,
@@ -150,33 +159,38 @@ def build_image(
     with FileLock(LOCK_DIR / f"{key}.lock"):
         # --multiarch-rebuild: build once in this test run; other xdist workers of the same run
         # (same testrunuid) then find that build.
-        reused = find_loaded(docker, tag, key, rebuild_run) is not None
+        reused = find_loaded(sdk, tag, key, rebuild_run) is not None
         if not reused:
             if on_build is not None:
                 on_build()
-            _run_buildx(docker, spec, platform, tag, key, on_line, cache, rebuild_run)
+            _run_buildx(spec, platform, tag, key, on_line, cache, rebuild_run)
     try:
-        image = docker.image.inspect(tag)
-    except NoSuchImage:
+        image = sdk.images.get(tag)
+    except ImageNotFound:
         raise BuildError(
             f"image {tag} for {platform} was removed right after its build (by `docker image prune` "
             f"or another process?). Run the tests again."
         ) from None
-    check_image_platform(tag, platform, image.os, image.architecture, image.variant)
-    exposed = sorted(int(p.split("/")[0]) for p in ((image.config.exposed_ports if image.config else None) or {}))
+    attrs = image.attrs
+    check_image_platform(tag, platform, attrs.get("Os"), attrs.get("Architecture"), attrs.get("Variant"))
     return BuiltImage(
         tag=tag,
-        id=image.id,
+        id=str(image.id),
         platform=platform,
         key=key,
         reused=reused,
         seconds=time.monotonic() - started,
-        exposed_ports=tuple(exposed),
+        exposed_ports=exposed_ports(attrs),
     )
 
 
+def exposed_ports(attrs: dict[str, Any]) -> tuple[int, ...]:
+    """The image's EXPOSEd ports, lowest first, from ``docker image inspect``'s attributes."""
+    ports = (attrs.get("Config") or {}).get("ExposedPorts") or {}
+    return tuple(sorted(int(str(p).split("/")[0]) for p in ports))
+
+
 def _run_buildx(
-    docker: DockerClient,
     spec: ImageSpec,
     platform: Platform,
     tag: str,
@@ -185,10 +199,13 @@ def _run_buildx(
     cache: tuple[str | None, str | None],
     run: str | None = None,
 ) -> None:
+    from python_on_whales import DockerClient  # the CLI wrapper, loaded only when building
+    from python_on_whales.exceptions import DockerException
+
     log: list[str] = []
     mask = secret_masker(spec.build_args)
     try:
-        stream = docker.buildx.build(
+        stream = DockerClient().buildx.build(
             spec.context,
             file=spec.dockerfile,
             platforms=[str(platform)],
@@ -280,7 +297,7 @@ def check_image_platform(
         )
 
 
-def prune_stale(docker: DockerClient, spec: ImageSpec, platform: Platform, key: str) -> None:
+def prune_stale(sdk: docker.DockerClient, spec: ImageSpec, platform: Platform, key: str) -> None:
     """Remove this project's older builds for the platform, so edits don't pile up images.
 
     Called when a session ends, never during a build: a concurrent session (another xdist
@@ -289,13 +306,12 @@ def prune_stale(docker: DockerClient, spec: ImageSpec, platform: Platform, key: 
     """
     slot = f"{image_repository(spec)}:{platform.slug}"
     try:
-        stale = docker.image.list(filters=[("label", f"{SLOT_LABEL}={slot}")])
-    except DockerException:
+        stale = sdk.images.list(filters={"label": f"{SLOT_LABEL}={slot}"})
+    except SDKError:
         return
     for image in stale:
-        labels = (image.config.labels if image.config else None) or {}
-        if labels.get(KEY_LABEL) != key:
+        if _labels(image.attrs).get(KEY_LABEL) != key:
             try:
-                docker.image.remove(image, force=False, prune=True)
-            except DockerException:
+                sdk.images.remove(image.id, force=False, noprune=False)
+            except SDKError:
                 pass  # still used by a container: leave it

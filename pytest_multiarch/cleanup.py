@@ -19,7 +19,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from python_on_whales import DockerClient
+    import docker
 
     from pytest_multiarch.run import MultiarchContainer
 
@@ -76,23 +76,23 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum} (SIGTERM)")
 
 
-def sweep_orphans(docker: DockerClient) -> int:
+def sweep_orphans(sdk: docker.DockerClient) -> int:
     """Remove containers left by pytest processes on this host that no longer exist."""
-    from python_on_whales.exceptions import DockerException
+    from docker.errors import DockerException
 
     host = socket.gethostname()
     try:
-        containers = docker.container.list(all=True, filters=[("label", OWNER_LABEL)])
+        containers = sdk.containers.list(all=True, filters={"label": OWNER_LABEL})
     except DockerException:
         return 0
     removed = 0
     for container in containers:
-        owner = (container.config.labels or {}).get(OWNER_LABEL, "")
+        owner = (container.labels or {}).get(OWNER_LABEL, "")
         owner_host, _, pid = owner.rpartition(":")
         if owner_host != host or not pid.isdigit() or _alive(int(pid)):
             continue
         try:
-            docker.container.remove(container, force=True, volumes=True)
+            container.remove(force=True, v=True)
             removed += 1
         except DockerException:
             pass

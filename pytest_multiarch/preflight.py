@@ -20,12 +20,13 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException
+from typing import TYPE_CHECKING
 
 from pytest_multiarch.errors import DOCTOR_HINT, EngineError, PlatformUnavailable, UsageError
 from pytest_multiarch.platforms import Platform
+
+if TYPE_CHECKING:
+    from python_on_whales import DockerClient
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 
@@ -168,6 +169,8 @@ def _daemon_where() -> str:
 
 
 def _first_line(exc: Exception) -> str:
+    from python_on_whales.exceptions import DockerException
+
     if isinstance(exc, DockerException):
         text = (exc.stderr or exc.stdout or "").strip()
     else:
@@ -183,7 +186,7 @@ def _first_line(exc: Exception) -> str:
 CACHE_SECONDS = 600.0
 
 
-def cached_engine(docker: DockerClient, cache_dir: Path) -> Engine:
+def cached_engine(cache_dir: Path) -> Engine:
     """``inspect_engine``, remembered for CACHE_SECONDS per daemon and builder selection.
 
     The daemon's ID is asked through the Docker API first (milliseconds): a different daemon, a
@@ -200,7 +203,9 @@ def cached_engine(docker: DockerClient, cache_dir: Path) -> Engine:
                 return _engine_from_dict(saved["engine"])
         except (OSError, ValueError, KeyError, TypeError, UsageError):
             pass
-    engine = inspect_engine(docker)
+    from python_on_whales import DockerClient  # the CLI wrapper, loaded only on a cache miss
+
+    engine = inspect_engine(DockerClient())
     if fingerprint is not None:
         try:
             cache_dir.mkdir(parents=True, exist_ok=True)

@@ -1,41 +1,29 @@
-"""Run: start a built image as its platform with testcontainers, wait until it is ready.
+"""Run: a running container of one platform (``MultiarchContainer``), the ``uname -m`` check,
+and finding a container a --multiarch-reuse session left running. Starting one is start.py.
 
-Every container carries ``OWNER_LABEL`` (host and pid of the pytest process) so that the
-session removes it at the end, and a later session removes it if that process was killed.
+Every container the plugin starts carries ``OWNER_LABEL`` (host and pid of the pytest process),
+so that the session removes it at the end and a later session removes it if that process was
+killed; --multiarch-reuse containers carry the reuse labels instead.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
-import time
-from collections.abc import Callable
-from typing import Any
 from urllib.parse import urljoin
 
-import requests
-
-# The Ryuk reaper image is pulled from Docker Hub, which may be unreachable; the plugin removes
-# its own containers (see cleanup.py), so Ryuk is off unless the user turned it on.
-os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
-
 import docker
+import requests
 from docker.errors import DockerException as DockerSDKError
 from docker.models.containers import Container
-from testcontainers.core.container import DockerContainer
-from testcontainers.core.waiting_utils import WaitStrategy, WaitStrategyTarget
 
 from pytest_multiarch.build import BuiltImage
-from pytest_multiarch.cleanup import OWNER_LABEL, owner_id
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.errors import ContainerError, ExecError, ImageMismatch
 from pytest_multiarch.platforms import Platform
 
 REUSE_SLOT_LABEL = "io.github.pytest-multiarch.reuse-slot"
 REUSE_KEY_LABEL = "io.github.pytest-multiarch.reuse-key"
-LOG_TAIL_LINES = 40
-_POLL_SECONDS = 0.2
 
 
 class MultiarchContainer:
@@ -94,121 +82,7 @@ class MultiarchContainer:
         return f"<MultiarchContainer {self.platform} {self.image.tag} {self.base_url or 'no port'}>"
 
 
-class ReadyWhenServing(WaitStrategy):
-    """Poll an HTTP path until it answers < 500, failing at once if the container exits.
-
-    testcontainers' HttpWaitStrategy would keep polling a dead container until its timeout.
-    """
-
-    def __init__(
-        self, url: str | None, timeout: float, where: str = "", cancelled: Callable[[], bool] = lambda: False
-    ) -> None:
-        super().__init__()
-        self.url = url
-        self.timeout = timeout
-        self.cancelled = cancelled
-        self.where = where  # "container port 8000; the image EXPOSEs 8000", for the message
-
-    def wait_until_ready(self, container: WaitStrategyTarget) -> None:
-        deadline = time.monotonic() + self.timeout
-        last_error = "no answer yet"
-        while True:
-            if self.cancelled():
-                raise ContainerError("the session ended while the container was starting")
-            _raise_if_exited(container)
-            if self.url is None:
-                return  # nothing to poll: running is ready
-            try:
-                response = requests.get(self.url, timeout=2)
-                if response.status_code < 500:
-                    return
-                last_error = f"HTTP {response.status_code}"
-            except requests.ConnectionError:
-                last_error = "nothing accepted the connection: no process listens on that port (yet)"
-            except requests.RequestException as exc:
-                last_error = type(exc).__name__ + ": " + str(exc).split("(Caused by")[0].strip()
-            if time.monotonic() > deadline:
-                _raise_if_exited(container)
-                raise ContainerError(
-                    f"the container never became ready: {self.url} ({self.where}) did not answer with a "
-                    f"status < 500 within {self.timeout:g} s; last error: {last_error}. Check "
-                    f"--multiarch-port and --multiarch-ready-path, or raise --multiarch-timeout.\n"
-                    f"{_log_tail(container)}"
-                )
-            time.sleep(_POLL_SECONDS)
-
-
-def _raise_if_exited(container: WaitStrategyTarget) -> None:
-    container.reload()
-    if container.status in ("exited", "dead"):
-        state: dict[str, Any] = container.get_wrapped_container().attrs.get("State", {})
-        raise ContainerError(
-            f"the container exited during start with exit code {state.get('ExitCode')}"
-            f"{' (' + state['Error'] + ')' if state.get('Error') else ''}"
-            f"{' (killed: out of memory)' if state.get('OOMKilled') else ''}.\n{_log_tail(container)}"
-        )
-
-
-def _log_tail(container: WaitStrategyTarget) -> str:
-    try:
-        raw = container.get_wrapped_container().logs(stdout=True, stderr=True, tail=LOG_TAIL_LINES)
-    except DockerSDKError:
-        return "(its logs could not be read)"
-    text = raw.decode(errors="replace").rstrip()
-    if not text:
-        return "The container printed nothing."
-    return f"Last {LOG_TAIL_LINES} lines of its logs:\n" + "\n".join(f"  | {ln}" for ln in text.splitlines())
-
-
-def start_container(
-    image: BuiltImage,
-    spec: ImageSpec,
-    *,
-    timeout: float,
-    reuse: bool = False,
-    on_created: Callable[[MultiarchContainer], None] | None = None,
-    cancelled: Callable[[], bool] = lambda: False,
-) -> MultiarchContainer:
-    """Start ``image`` as its platform, publish its port on 127.0.0.1, wait until ready,
-    and check ``uname -m`` inside. On any failure the container is removed before raising.
-
-    ``on_created`` gets the container as soon as it exists, so that cleanup knows it even when
-    the session ends while it is still starting. With ``reuse`` it carries the reuse labels
-    instead of the owner label and outlives the session.
-    """
-    port = _port_of(image, spec)
-    labels = reuse_labels(image, spec) if reuse else {OWNER_LABEL: owner_id()}
-    inner = DockerContainer(image.tag, platform=str(image.platform), labels=labels)
-    if port is not None:
-        # docker-py takes (host_ip, host_port); None picks a free port. Loopback only.
-        inner.ports[f"{port}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]
-    started = time.monotonic()
-    try:
-        _start(inner, image)
-        base_url = None
-        _raise_if_exited(inner)  # an exited container has no port mapping to look up
-        if port is not None:
-            host_port = inner.get_docker_client().port(inner.get_container_id(), port)
-            base_url = f"http://127.0.0.1:{host_port}/"
-        container = MultiarchContainer(inner.get_wrapped_container(), image, port, base_url)
-        if on_created is not None:
-            on_created(container)
-        ready_url = urljoin(base_url, spec.ready_path.lstrip("/")) if base_url else None
-        exposed = ", ".join(map(str, image.exposed_ports)) or "no port"
-        where = f"container port {port}; the image EXPOSEs {exposed}"
-        ReadyWhenServing(ready_url, timeout, where, cancelled).wait_until_ready(inner)
-        check_machine(container)
-    except BaseException:
-        try:
-            inner.stop(force=True, delete_volume=True)
-        except Exception:
-            pass
-        raise
-    container.ready_seconds = time.monotonic() - started
-    return container
-
-
-def _port_of(image: BuiltImage, spec: ImageSpec) -> int | None:
+def port_of(image: BuiltImage, spec: ImageSpec) -> int | None:
     return spec.port or (image.exposed_ports[0] if image.exposed_ports else None)
 
 
@@ -216,7 +90,7 @@ def reuse_labels(image: BuiltImage, spec: ImageSpec) -> dict[str, str]:
     """Labels of a --multiarch-reuse container: its slot (project image and platform) and a key
     over everything that shapes the running container, so that any change replaces it."""
     slot = f"{image.tag.split(':')[0]}:{image.platform.slug}"
-    key = hashlib.sha256(f"{image.id}|{_port_of(image, spec)}|{spec.ready_path}".encode()).hexdigest()
+    key = hashlib.sha256(f"{image.id}|{port_of(image, spec)}|{spec.ready_path}".encode()).hexdigest()
     return {REUSE_SLOT_LABEL: slot, REUSE_KEY_LABEL: key}
 
 
@@ -236,7 +110,7 @@ def find_reusable(image: BuiltImage, spec: ImageSpec) -> MultiarchContainer | No
             candidate.remove(force=True, v=True)
     if found is None:
         return None
-    port = _port_of(image, spec)
+    port = port_of(image, spec)
     base_url = None
     if port is not None:
         bindings = client.api.port(found.id, port) or []
@@ -256,17 +130,6 @@ def find_reusable(image: BuiltImage, spec: ImageSpec) -> MultiarchContainer | No
         container.stop()
         return None
     return container
-
-
-def _start(inner: DockerContainer, image: BuiltImage) -> None:
-    """Create and start (the image is loaded, so nothing is pulled); engine errors → ContainerError."""
-    try:
-        inner.start()
-    except DockerSDKError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ContainerError(
-            f"the engine could not start a {image.platform} container of {image.tag}: {reason}"
-        ) from None
 
 
 def check_machine(container: MultiarchContainer) -> None:

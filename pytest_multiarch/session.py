@@ -18,14 +18,12 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout  # not the builtin before 3.11
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 from filelock import FileLock
-from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException
 
-from pytest_multiarch import cleanup, gate
+from pytest_multiarch import cleanup
 from pytest_multiarch.build import LOCK_DIR, BuiltImage, build_image, prune_stale
 from pytest_multiarch.config import ImageSpec, Settings
 from pytest_multiarch.errors import BuildError, ContainerError, EngineError, MultiarchError, UsageError
@@ -37,11 +35,16 @@ from pytest_multiarch.run import (
     MultiarchContainer,
     find_reusable,
     reuse_labels,
-    start_container,
 )
 
 Key = tuple[ImageSpec, Platform]
 T = TypeVar("T")
+
+if TYPE_CHECKING:
+    import docker
+    from python_on_whales import DockerClient
+
+    from pytest_multiarch import gate
 
 
 @dataclasses.dataclass
@@ -60,7 +63,8 @@ class MultiarchSession:
         self.config = config
         self.settings = settings
         follow_cli_context()
-        self.docker = DockerClient()
+        self._cli: DockerClient | None = None
+        self._sdk: docker.DockerClient | None = None
         self._engine: Engine | EngineError | None = None
         # One lock per resource: nobody waits on a slow engine or registry call to submit a build.
         self._engine_lock = threading.Lock()
@@ -86,6 +90,24 @@ class MultiarchSession:
         self._platforms: list[Platform] | None = None
         self._index: gate.PublishedIndex | gate.GateError | None = None
 
+    @property
+    def cli(self) -> DockerClient:
+        """python-on-whales, for what only the CLI does (buildx, imagetools); loaded on first use."""
+        if self._cli is None:
+            from python_on_whales import DockerClient
+
+            self._cli = DockerClient()
+        return self._cli
+
+    @property
+    def sdk(self) -> docker.DockerClient:
+        """The Docker API client (docker-py), for the quick questions on every run."""
+        if self._sdk is None:
+            import docker
+
+            self._sdk = docker.from_env()
+        return self._sdk
+
     # -- engine and platforms ------------------------------------------------------------------
 
     def engine(self) -> Engine:
@@ -93,7 +115,7 @@ class MultiarchSession:
         with self._engine_lock:
             if self._engine is None:
                 try:
-                    self._engine = cached_engine(self.docker, self.cache_dir)
+                    self._engine = cached_engine(self.cache_dir)
                 except EngineError as exc:
                     self._engine = exc
         if isinstance(self._engine, EngineError):
@@ -133,10 +155,12 @@ class MultiarchSession:
         """The index of --multiarch-image, read once; GateError when unreadable or not set."""
         if not self.settings.published:
             raise UsageError("multiarch_index needs --multiarch-image REF (ini multiarch_image).")
+        from pytest_multiarch import gate
+
         with self._index_lock:
             if self._index is None:
                 try:
-                    self._index = gate.inspect_published(self.docker, self.settings.published)
+                    self._index = gate.inspect_published(self.cli, self.settings.published)
                 except gate.GateError as exc:
                     self._index = exc
         if isinstance(self._index, gate.GateError):
@@ -204,11 +228,13 @@ class MultiarchSession:
         started = time.monotonic()
         try:
             if self.settings.published and not spec.name:
-                image = gate.pull_platform(self.docker, self.published_index(), platform)
+                from pytest_multiarch import gate
+
+                image = gate.pull_platform(self.cli, self.published_index(), platform)
                 self.events.put(f"{platform}: testing manifest {image.key} of {self.settings.published}")
             else:
                 image = build_image(
-                    self.docker,
+                    self.sdk,
                     spec,
                     platform,
                     builder=self.engine().builder_name,
@@ -220,9 +246,10 @@ class MultiarchSession:
         except BaseException as exc:
             self.events.put(f"build {label}: failed after {time.monotonic() - started:.1f} s")
             self._stats(platform).build = "failed"
-            if isinstance(exc, DockerException):
+            if type(exc).__module__.startswith("python_on_whales"):
                 # Only docker's own words: the exception's text holds the command line, build args too.
-                reason = next((ln for ln in (exc.stderr or "").splitlines() if ln.strip()), "no output")
+                stderr = getattr(exc, "stderr", None) or ""
+                reason = next((ln for ln in stderr.splitlines() if ln.strip()), "no output")
                 raise BuildError(f"the engine failed while preparing {label}: {reason}") from None
             if isinstance(exc, Exception) and not isinstance(exc, MultiarchError):
                 raise BuildError(f"preparing {label} failed: {type(exc).__name__}: {exc}") from None
@@ -296,10 +323,12 @@ class MultiarchSession:
         with self._sweep_lock:
             if not self._swept:
                 self._swept = True
-                removed = cleanup.sweep_orphans(self.docker)
+                removed = cleanup.sweep_orphans(self.sdk)
                 if removed:
                     self.events.put(f"removed {removed} container(s) left by killed pytest runs")
         self.events.put(f"starting the {platform} container of {image.tag}…")
+        from pytest_multiarch.start import start_container  # testcontainers: only when starting one
+
         return start_container(
             image,
             spec,
@@ -404,7 +433,7 @@ class MultiarchSession:
             if future.done() and not future.cancelled() and future.exception() is None:
                 image = future.result()
                 if not image.key.startswith("sha256:"):  # built here, not pulled by --multiarch-image
-                    prune_stale(self.docker, spec, platform, image.key)
+                    prune_stale(self.sdk, spec, platform, image.key)
 
 
 def _host_platform() -> Platform:
