@@ -191,7 +191,7 @@ def cached_engine(cache_dir: Path) -> Engine:
 
     The daemon's ID is asked through the Docker API first (milliseconds): a different daemon, a
     restarted one with another ID, another DOCKER_HOST or BUILDX_BUILDER, or a `docker buildx use`
-    (which rewrites ~/.docker/buildx) each miss the cache. An emulator installed since is still
+    (which changes ~/.docker/buildx/current) each miss the cache. An emulator installed since is still
     found through binfmt_misc (see ``Engine.resolve``).
     """
     fingerprint = _fingerprint()
@@ -230,10 +230,10 @@ def _fingerprint() -> str | None:
     except Exception:
         return None
     buildx_dir = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker")) / "buildx"
-    try:
-        selected = str(max((p.stat().st_mtime for p in buildx_dir.rglob("current")), default=0.0))
+    try:  # `docker buildx use` rewrites it (buildx rewrites its mtime on every call: read the content)
+        selected = (buildx_dir / "current").read_text()
     except OSError:
-        selected = "0"
+        selected = ""
     try:  # emulators added or removed on this kernel (a reboot, binfmt --uninstall) miss the cache
         handlers = ",".join(f"{p.name}={p.read_text().splitlines()[0]}" for p in sorted(BINFMT_DIR.glob("qemu-*")))
     except (OSError, IndexError):

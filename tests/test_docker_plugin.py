@@ -14,6 +14,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from conftest import BUSYBOX, PLATFORMS
+from pytest_multiarch.build import image_repository
+from pytest_multiarch.config import ImageSpec
 
 OWNER_LABEL = "io.github.pytest-multiarch.owner"
 
@@ -79,12 +81,13 @@ class TestBothPlatforms:
         changed.stdout.fnmatch_lines(["linux/amd64*native*[0-9].[0-9] s*"])
         changed.stdout.no_fnmatch_line("linux/*reused*")
         # The builds the change replaced were pruned when the session ended: one image per platform.
+        spec = ImageSpec(name="", context=busybox_project.path, dockerfile=busybox_project.path / "Dockerfile")
         listed = subprocess.run(
-            ["docker", "image", "ls", "-q", "--filter", "reference=pytest-multiarch/test-unchanged-image-is-reused*"],
+            ["docker", "image", "ls", "--format", "{{.Tag}}", f"{image_repository(spec)}"],
             capture_output=True,
             text=True,
         )
-        assert len(listed.stdout.split()) == 2
+        assert sorted(tag.split("-")[1] for tag in listed.stdout.split()) == ["amd64", "arm64"], listed.stdout
 
     def test_marker_limits_platforms(self, busybox_project):
         busybox_project.makepyfile(
