@@ -19,7 +19,7 @@ class ContainerHTTP(requests.Session):
         self.container = container
         self.base_url = container.url("/")
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         if isinstance(url, bytes):
             url = url.decode()
         return super().request(method, urljoin(self.base_url, url.lstrip("/")), *args, **kwargs)

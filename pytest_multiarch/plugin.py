@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING
 
 import pytest
@@ -221,7 +221,9 @@ multiarch_image, multiarch_container, multiarch_http = make_fixtures(
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report_ = yield
     platform = item.config.stash[_PLATFORM_OF].get(item.nodeid)
     in_setup = call.when != "call"  # in a test body (an ExecError, say) keep the traceback
@@ -275,7 +277,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         return  # no multiarch test ran here
     from pytest_multiarch import report
 
-    lines = report.summary_lines(config.stash.get(_SESSION, None), terminalreporter.stats, config.stash[_PLATFORM_OF])
+    platform_of: dict[str, str] = config.stash[_PLATFORM_OF]
+    lines = report.summary_lines(config.stash.get(_SESSION, None), terminalreporter.stats, platform_of)
     if lines:
         terminalreporter.write_sep("=", "multiarch summary")
         for line in lines:
