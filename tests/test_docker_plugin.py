@@ -6,6 +6,7 @@ Every session here is checked afterwards for containers left behind.
 from __future__ import annotations
 
 import os
+import platform as host
 import shutil
 import socket
 import subprocess
@@ -69,6 +70,33 @@ class TestBothPlatforms:
                 "linux/arm64*3*0*0*0*emulated*",
             ]
         )
+
+    def test_native_platform_runs_first_whatever_the_configured_order(self, busybox_project):
+        busybox_project.makepyfile(
+            test_app="""
+            def test_plain_first():
+                pass
+
+            def test_x(multiarch_platform):
+                pass
+
+            def test_y(multiarch_platform):
+                pass
+            """
+        )
+        native, foreign = (
+            ("linux/amd64", "linux/arm64") if host.machine() == "x86_64" else ("linux/arm64", "linux/amd64")
+        )
+        result = run(busybox_project, "-v", f"--multiarch-platforms={foreign},{native}")
+        result.assert_outcomes(passed=5)
+        ran = [line.split(" ")[0] for line in result.stdout.lines if line.startswith("test_app.py::")]
+        assert ran == [
+            "test_app.py::test_plain_first",
+            f"test_app.py::test_x[{native}]",
+            f"test_app.py::test_y[{native}]",
+            f"test_app.py::test_x[{foreign}]",
+            f"test_app.py::test_y[{foreign}]",
+        ]
 
     def test_unchanged_image_is_reused_and_a_change_rebuilds(self, busybox_project):
         busybox_project.makepyfile(test_app="def test_x(multiarch_image): pass")
@@ -365,7 +393,10 @@ class TestProjectApi:
         busybox_project.makeconftest(
             """
             def pytest_multiarch_modify_platforms(config, platforms):
-                platforms.reverse()
+                from pytest_multiarch import Platform
+
+                if Platform.parse("arm64") not in platforms:  # e.g. added for nightly runs
+                    platforms.append(Platform.parse("arm64"))
 
             def pytest_multiarch_build_args(config, image, platform):
                 return {"GREETING": "hello-" + platform.arch}
@@ -381,9 +412,9 @@ class TestProjectApi:
                 assert multiarch_http.get("/seed").text.strip() == "seeded-" + multiarch_platform.machine
             """
         )
-        result = run(busybox_project, "-v")
+        result = run(busybox_project, "-v", "--multiarch-platforms=linux/amd64")
         result.assert_outcomes(passed=2)
-        result.stdout.fnmatch_lines(["*test_x?linux/arm64? PASSED*", "*test_x?linux/amd64? PASSED*"])
+        result.stdout.fnmatch_lines(["*test_x?linux/amd64? PASSED*", "*test_x?linux/arm64? PASSED*"])
 
     def test_junit_properties(self, busybox_project):
         busybox_project.makepyfile(test_app="def test_x(multiarch_http): pass\ndef test_plain(): pass")
