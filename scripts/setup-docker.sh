@@ -21,11 +21,19 @@ shopt -s inherit_errexit
 REGISTRY=${MULTIARCH_REGISTRY:-127.0.0.1:5000}
 PLATFORMS=${MULTIARCH_BASE_PLATFORMS:-linux/amd64 linux/arm64}
 CACHE_DIR=${MULTIARCH_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pytest-multiarch}
-STATE_DIR=${MULTIARCH_STATE_DIR:-/var/lib/pytest-multiarch}
+if [ "$(id -u)" = 0 ]; then
+  STATE_DIR=${MULTIARCH_STATE_DIR:-/var/lib/pytest-multiarch}
+else
+  STATE_DIR=${MULTIARCH_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/pytest-multiarch}
+fi
 SUITE=bookworm
 MIRROR=${MULTIARCH_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 BUSYBOX_REF=$REGISTRY/multiarch/busybox:1
 PYTHON_REF=$REGISTRY/multiarch/python:3
+# Where the base images come from on a machine that cannot build them from Debian packages (not
+# Debian, or not root) but can pull from Docker Hub: a developer laptop, a GitHub Actions runner.
+BUSYBOX_UPSTREAM=${MULTIARCH_BUSYBOX_UPSTREAM:-docker.io/library/busybox:1.36}
+PYTHON_UPSTREAM=${MULTIARCH_PYTHON_UPSTREAM:-docker.io/library/python:3.12-slim}
 
 log() { printf '[setup-docker] %s\n' "$*" >&2; }
 die() { printf '[setup-docker] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -316,10 +324,17 @@ python_rootfs() { # PLATFORM -> path of a cached Debian rootfs tarball with pyth
   echo "$tar"
 }
 
-ensure_base_image() { # REF ROOTFS_FUNCTION
-  local ref=$1 make_rootfs=$2 p tar refs=()
+ensure_base_image() { # REF ROOTFS_FUNCTION UPSTREAM
+  local ref=$1 make_rootfs=$2 upstream=$3 p tar refs=()
   if index_has_platforms "$ref"; then
     log "base image $ref present for: $PLATFORMS"
+    return
+  fi
+  if ! can_install; then
+    log "copying $upstream to $ref (building it needs Debian's packages as root)"
+    docker buildx imagetools create -t "$ref" "$upstream" >/dev/null 2>&1 \
+      || die "could not copy $upstream to $ref: build the base images on Debian as root, or set MULTIARCH_BUSYBOX_UPSTREAM / MULTIARCH_PYTHON_UPSTREAM to images you can pull"
+    index_has_platforms "$ref" || die "$upstream lacks some of: $PLATFORMS"
     return
   fi
   log "building base image $ref for: $PLATFORMS"
@@ -336,7 +351,9 @@ ensure_base_image() { # REF ROOTFS_FUNCTION
 verify_runs() {
   local p machine
   for p in $PLATFORMS; do
-    machine=$(docker run --rm --platform "$p" "$BUSYBOX_REF-$(deb_arch "$p")" uname -m 2>&1) \
+    # One tag holds one platform in the classic image store: pull the one wanted each time.
+    docker pull -q --platform "$p" "$BUSYBOX_REF" >/dev/null 2>&1 || die "cannot pull $BUSYBOX_REF for $p"
+    machine=$(docker run --rm --platform "$p" "$BUSYBOX_REF" uname -m 2>&1) \
       || die "cannot run a $p container: $machine"
     log "$p container runs (uname -m: $machine)"
   done
@@ -351,8 +368,8 @@ main() {
   docker buildx version >/dev/null 2>&1 || die "the docker buildx plugin is missing"
   can_install || ensure_emulation
   ensure_registry
-  ensure_base_image "$BUSYBOX_REF" busybox_rootfs
-  ensure_base_image "$PYTHON_REF" python_rootfs
+  ensure_base_image "$BUSYBOX_REF" busybox_rootfs "$BUSYBOX_UPSTREAM"
+  ensure_base_image "$PYTHON_REF" python_rootfs "$PYTHON_UPSTREAM"
   verify_runs
   log "ready: registry $REGISTRY, base images $BUSYBOX_REF and $PYTHON_REF"
 }
