@@ -21,7 +21,7 @@ import re
 import stat
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +31,7 @@ from docker.utils.build import exclude_paths
 from filelock import FileLock
 
 from pytest_multiarch.config import ImageSpec
-from pytest_multiarch.errors import DOCTOR_HINT, BuildError, ImageMismatch, UsageError
+from pytest_multiarch.errors import DOCTOR_HINT, BuildError, ImageMismatch, UsageError, install_emulator_command
 from pytest_multiarch.platforms import Platform
 
 if TYPE_CHECKING:
@@ -180,14 +180,13 @@ def build_image(
         key=key,
         reused=reused,
         seconds=time.monotonic() - started,
-        exposed_ports=exposed_ports(attrs),
+        exposed_ports=exposed_ports((attrs.get("Config") or {}).get("ExposedPorts")),
     )
 
 
-def exposed_ports(attrs: dict[str, Any]) -> tuple[int, ...]:
-    """The image's EXPOSEd ports, lowest first, from ``docker image inspect``'s attributes."""
-    ports = (attrs.get("Config") or {}).get("ExposedPorts") or {}
-    return tuple(sorted(int(str(p).split("/")[0]) for p in ports))
+def exposed_ports(ports: Mapping[str, Any] | None) -> tuple[int, ...]:
+    """The image's EXPOSEd ports (``{"8000/tcp": {}}``), lowest first."""
+    return tuple(sorted(int(str(p).split("/")[0]) for p in (ports or {})))
 
 
 def _run_buildx(
@@ -271,7 +270,7 @@ def describe_build_failure(spec: ImageSpec, platform: Platform, log: list[str]) 
     if any("exec format error" in line for line in log):
         hint = (
             f"\n'exec format error' means this builder cannot run {platform} binaries: install "
-            f"QEMU (`docker run --privileged --rm tonistiigi/binfmt --install {platform.arch}`). " + DOCTOR_HINT
+            f"QEMU (`{install_emulator_command(platform.arch)}`). " + DOCTOR_HINT
         )
     return (
         f"build of {spec.dockerfile} for {platform} failed at step: {step}\n"

@@ -18,9 +18,22 @@ from typing import TextIO, cast
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
-from pytest_multiarch.errors import MultiarchError, PlatformUnavailable, UsageError
+from pytest_multiarch.errors import (
+    MultiarchError,
+    PlatformUnavailable,
+    UsageError,
+    docker_said,
+    install_emulator_command,
+)
 from pytest_multiarch.platforms import Platform, parse_platforms
-from pytest_multiarch.preflight import BINFMT_DIR, Engine, binfmt_handler_enabled, describe_handler, inspect_engine
+from pytest_multiarch.preflight import (
+    BINFMT_DIR,
+    Engine,
+    binfmt_handler_enabled,
+    daemon_where,
+    describe_handler,
+    inspect_engine,
+)
 
 DEFAULT_PLATFORMS = "linux/amd64,linux/arm64"
 IMAGE_ENV = "MULTIARCH_DOCTOR_IMAGE"
@@ -110,10 +123,9 @@ def _check_engine(report: Report) -> tuple[DockerClient, Engine] | None:
     try:
         info = docker.system.info()
     except (DockerException, OSError) as exc:
-        docker_host = os.environ.get("DOCKER_HOST")
-        where = f" at DOCKER_HOST={docker_host}" if docker_host else ""
-        fix = SETUP_FIX + (", or point DOCKER_HOST at a running daemon (or unset it)" if docker_host else "")
-        report.fail(f"Docker daemon unreachable{where}: {_reason(exc)}", fix)
+        where = daemon_where()
+        fix = SETUP_FIX + (", or point DOCKER_HOST at a running daemon (or unset it)" if where else "")
+        report.fail(f"Docker daemon unreachable{where}: {docker_said(exc)}", fix)
         return None
     native = f"{info.os_type or 'linux'}/{info.architecture}"
     try:
@@ -125,7 +137,7 @@ def _check_engine(report: Report) -> tuple[DockerClient, Engine] | None:
         docker.buildx.version()
     except (DockerException, OSError) as exc:
         report.fail(
-            f"buildx: not available: {_reason(exc)}",
+            f"buildx: not available: {docker_said(exc)}",
             "Debian/Ubuntu: `apt-get install docker-buildx`; otherwise https://github.com/docker/buildx#installing",
         )
         return None
@@ -145,7 +157,7 @@ def _check_engine(report: Report) -> tuple[DockerClient, Engine] | None:
 
 def _check_platform(report: Report, engine: Engine, platform: Platform) -> bool:
     """Native, emulated or unavailable (False); on a local daemon also the binfmt handler QEMU runs through."""
-    install = _binfmt_install(platform)
+    install = install_emulator_command(platform.arch)
     try:
         resolved = engine.resolve(platform)
     except PlatformUnavailable:
@@ -185,15 +197,15 @@ def _check_run(report: Report, docker: DockerClient, image: str, platform: Platf
             docker.pull(image, platform=str(platform), quiet=True)
             pulled = f", pulled {platform}"
         except (DockerException, OSError) as exc:
-            pull_error = _reason(exc)
+            pull_error = docker_said(exc)
     try:
         machine = _uname(docker, image, platform)
     except (DockerException, OSError) as exc:
-        reason = _reason(exc)
+        reason = docker_said(exc)
         if pull_error:
             what, fix = f"{reason} (pull failed: {pull_error})", f"`docker pull --platform {platform} {image}`"
         elif "exec format error" in reason:
-            what, fix = reason, f"install the emulator: `{_binfmt_install(platform)}`"
+            what, fix = reason, f"install the emulator: `{install_emulator_command(platform.arch)}`"
         else:
             what, fix = reason, f"run `{command}` to see the whole error"
         report.fail(f"run {platform}: {what}", fix)
@@ -226,11 +238,6 @@ def _local_image_is(docker: DockerClient, image: str, platform: Platform) -> boo
     )
 
 
-def _binfmt_install(platform: Platform) -> str:
-    """The distribution-independent way to register (with the F flag) the emulator for ``platform``."""
-    return f"docker run --privileged --rm tonistiigi/binfmt --install {platform.arch}"
-
-
 def _platform_list(text: str) -> list[Platform]:
     """argparse type for --platforms: a bad entry becomes a usage error (exit 2) naming it."""
     try:
@@ -240,12 +247,3 @@ def _platform_list(text: str) -> list[Platform]:
     if not platforms:
         raise argparse.ArgumentTypeError("no platform given")
     return platforms
-
-
-def _reason(exc: Exception) -> str:
-    """The first meaningful line of what docker said, without its prefixes."""
-    text = getattr(exc, "stderr", None) or getattr(exc, "stdout", None) or str(exc)
-    line = next((ln.strip() for ln in str(text).splitlines() if ln.strip()), "no output")
-    for prefix in ("ERROR: ", "docker: ", "Error response from daemon: "):
-        line = line.removeprefix(prefix)
-    return line

@@ -46,3 +46,22 @@ class ExecError(MultiarchError):
         self.output = output
         shown = cmd if isinstance(cmd, str) else " ".join(cmd)
         super().__init__(f"command {shown!r} exited with code {exit_code}; output:\n{output.rstrip()}")
+
+
+def docker_said(exc: BaseException) -> str:
+    """The first meaningful line of what docker printed for ``exc``.
+
+    Never the text of an exception from the docker CLI wrapper (python-on-whales): it holds the
+    whole command line, build args included.
+    """
+    from_cli = type(exc).__module__.startswith("python_on_whales")
+    text = getattr(exc, "stderr", None) or getattr(exc, "stdout", None) or ("" if from_cli else str(exc))
+    line = next((ln.strip() for ln in str(text).splitlines() if ln.strip()), "")
+    for prefix in ("ERROR: ", "Error response from daemon: "):
+        line = line.removeprefix(prefix)
+    return line.rstrip(".") or (type(exc).__name__ if not from_cli else "no output")
+
+
+def install_emulator_command(arch: str) -> str:
+    """The distribution-independent way to register the QEMU emulator for ``arch`` (F flag)."""
+    return f"docker run --privileged --rm tonistiigi/binfmt --install {arch}"

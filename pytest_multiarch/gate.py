@@ -19,8 +19,8 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
-from pytest_multiarch.build import BuiltImage, check_image_platform
-from pytest_multiarch.errors import MultiarchError, UsageError
+from pytest_multiarch.build import BuiltImage, check_image_platform, exposed_ports
+from pytest_multiarch.errors import MultiarchError, UsageError, docker_said
 from pytest_multiarch.platforms import Platform
 
 
@@ -106,9 +106,8 @@ def _imagetools(docker: DockerClient, ref: str, fmt: str) -> str:
     try:
         return str(run(cmd, capture_stderr=True))
     except DockerException as exc:
-        reason = next((ln for ln in (exc.stderr or "").splitlines() if ln.strip()), "no output")
         raise GateError(
-            f"cannot read {ref} from its registry: {reason.removeprefix('ERROR: ')}. Check the reference "
+            f"cannot read {ref} from its registry: {docker_said(exc)}. Check the reference "
             f"(tag or digest), that the registry is reachable, and for a private registry "
             f"`docker login <registry>`."
         ) from None
@@ -131,13 +130,11 @@ def pull_platform(docker: DockerClient, index: PublishedIndex, platform: Platfor
     try:
         docker.image.pull(source, quiet=True, platform=str(platform))
     except DockerException as exc:
-        reason = next((ln for ln in (exc.stderr or "").splitlines() if ln.strip()), "no output")
-        raise GateError(f"cannot pull {platform} of {index.ref} ({source}): {reason}") from None
+        raise GateError(f"cannot pull {platform} of {index.ref} ({source}): {docker_said(exc)}") from None
     local = f"pytest-multiarch/gate-{hashlib.sha256(index.ref.encode()).hexdigest()[:8]}:{platform.slug}"
     docker.image.tag(source, local)
     image = docker.image.inspect(local)
     check_image_platform(f"{index.ref} ({digest})", platform, image.os, image.architecture, image.variant)
-    exposed = sorted(int(p.split("/")[0]) for p in ((image.config.exposed_ports if image.config else None) or {}))
     return BuiltImage(
         tag=local,
         id=image.id,
@@ -145,5 +142,5 @@ def pull_platform(docker: DockerClient, index: PublishedIndex, platform: Platfor
         key=digest,
         reused=False,
         seconds=time.monotonic() - started,
-        exposed_ports=tuple(exposed),
+        exposed_ports=exposed_ports(image.config.exposed_ports if image.config else None),
     )

@@ -22,7 +22,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_multiarch.errors import DOCTOR_HINT, EngineError, PlatformUnavailable, UsageError
+from pytest_multiarch.errors import (
+    DOCTOR_HINT,
+    EngineError,
+    PlatformUnavailable,
+    UsageError,
+    docker_said,
+    install_emulator_command,
+)
 from pytest_multiarch.platforms import Platform
 
 if TYPE_CHECKING:
@@ -67,8 +74,8 @@ class Engine:
         return (
             f"{platform} cannot run on this engine ({self.native} native): no QEMU emulator. "
             f"Builder {self.builder_name!r} lists {listed}{where}. "
-            f"Install one with `docker run --privileged --rm tonistiigi/binfmt --install "
-            f"{platform.arch}`, or on Debian/Ubuntu `apt-get install qemu-user-static "
+            f"Install one with `{install_emulator_command(platform.arch)}`, or on Debian/Ubuntu "
+            f"`apt-get install qemu-user-static "
             f"binfmt-support` (then restart dockerd). {DOCTOR_HINT}"
         )
 
@@ -110,7 +117,7 @@ def inspect_engine(docker: DockerClient) -> Engine:
     except Exception as exc:  # DockerException, ClientNotFoundError (no docker CLI), ...
         raise EngineError(
             "the Docker daemon does not answer"
-            f"{_daemon_where()} ({_first_line(exc)}). Start Docker (Docker Desktop, "
+            f"{daemon_where()} ({docker_said(exc)}). Start Docker (Docker Desktop, "
             f"`sudo systemctl start docker`, or scripts/setup-docker.sh in this repository's "
             f"checkout) and try again. {DOCTOR_HINT}"
         ) from None
@@ -119,7 +126,7 @@ def inspect_engine(docker: DockerClient) -> Engine:
         builder = builder_call.result()
     except Exception as exc:
         raise EngineError(
-            f"docker buildx is not available ({_first_line(exc)}). Install the buildx plugin "
+            f"docker buildx is not available ({docker_said(exc)}). Install the buildx plugin "
             f"(Debian/Ubuntu: `apt-get install docker-buildx`; otherwise "
             f"https://github.com/docker/buildx#installing). {DOCTOR_HINT}"
         ) from None
@@ -163,22 +170,10 @@ def _daemon_is_local(name: str | None, kernel: str | None) -> bool:
     return name == socket.gethostname() and kernel == host.release()
 
 
-def _daemon_where() -> str:
+def daemon_where() -> str:
+    """`` at DOCKER_HOST=...`` when set, for messages about an unreachable daemon."""
     docker_host = os.environ.get("DOCKER_HOST")
     return f" at DOCKER_HOST={docker_host}" if docker_host else ""
-
-
-def _first_line(exc: Exception) -> str:
-    from python_on_whales.exceptions import DockerException
-
-    if isinstance(exc, DockerException):
-        text = (exc.stderr or exc.stdout or "").strip()
-    else:
-        text = str(exc).strip() or type(exc).__name__
-    for line in text.splitlines():
-        if line.strip():
-            return line.strip().removeprefix("ERROR: ").rstrip(".")
-    return "no output"
 
 
 # -- a short-lived cache, so that an edit-test loop does not pay `buildx inspect` every run -------

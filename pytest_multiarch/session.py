@@ -26,7 +26,7 @@ from filelock import FileLock
 from pytest_multiarch import cleanup
 from pytest_multiarch.build import LOCK_DIR, BuiltImage, build_image, prune_stale
 from pytest_multiarch.config import ImageSpec, Settings
-from pytest_multiarch.errors import BuildError, ContainerError, EngineError, MultiarchError, UsageError
+from pytest_multiarch.errors import BuildError, ContainerError, EngineError, MultiarchError, UsageError, docker_said
 from pytest_multiarch.platforms import Platform
 from pytest_multiarch.preflight import Engine, cached_engine, follow_cli_context
 from pytest_multiarch.progress import Terminal
@@ -248,9 +248,7 @@ class MultiarchSession:
             self._stats(platform).build = "failed"
             if type(exc).__module__.startswith("python_on_whales"):
                 # Only docker's own words: the exception's text holds the command line, build args too.
-                stderr = getattr(exc, "stderr", None) or ""
-                reason = next((ln for ln in stderr.splitlines() if ln.strip()), "no output")
-                raise BuildError(f"the engine failed while preparing {label}: {reason}") from None
+                raise BuildError(f"the engine failed while preparing {label}: {docker_said(exc)}") from None
             if isinstance(exc, Exception) and not isinstance(exc, MultiarchError):
                 raise BuildError(f"preparing {label} failed: {type(exc).__name__}: {exc}") from None
             raise
