@@ -267,8 +267,8 @@ def follow_cli_context() -> str | None:
     would be built on one daemon and containers started on another. Returns the endpoint set, or
     None when DOCKER_HOST is already set or the CLI uses its default context.
     """
-    if os.environ.get("DOCKER_HOST"):
-        return None
+    if os.environ.get("DOCKER_HOST") or cli_context_name() in ("", "default"):
+        return None  # the common case, answered without starting the CLI
     try:
         shown = subprocess.run(
             ["docker", "context", "inspect", "--format", "{{.Name}} {{.Endpoints.docker.Host}}"],
@@ -285,3 +285,17 @@ def follow_cli_context() -> str | None:
         return None  # tcp:// may need the context's TLS files: set DOCKER_HOST and DOCKER_TLS_* yourself
     os.environ["DOCKER_HOST"] = endpoint
     return endpoint
+
+
+def cli_context_name() -> str:
+    """The context the docker CLI uses, as it picks it: DOCKER_CONTEXT, else ``currentContext``
+    in its config.json; "" when neither is set (the default context)."""
+    if os.environ.get("DOCKER_CONTEXT"):
+        return os.environ["DOCKER_CONTEXT"]
+    config_dir = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    try:
+        config = json.loads((config_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    name = config.get("currentContext") if isinstance(config, dict) else None
+    return name if isinstance(name, str) else ""

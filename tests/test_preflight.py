@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from pytest_multiarch import Platform, PlatformUnavailable
-from pytest_multiarch.preflight import Engine, follow_cli_context
+from pytest_multiarch.preflight import Engine, cli_context_name, follow_cli_context
 
 P = Platform.parse
 
@@ -44,18 +44,43 @@ def test_a_platform_without_emulator_names_the_fix():
     assert "python -m pytest_multiarch doctor" in message
 
 
-@pytest.mark.usefixtures("docker_engine")
-def test_the_sdk_follows_the_docker_cli_context(tmp_path, monkeypatch):
-    # A second way to reach the same daemon, as Docker Desktop's context is.
+def docker_context(tmp_path, monkeypatch, name: str, *then: str) -> str:
+    """A context NAME reaching the same daemon by a second path (as Docker Desktop's does), in
+    a CLI config of its own; ``then``: e.g. "use". Returns its endpoint."""
     link = tmp_path / "docker.sock"
     link.symlink_to("/var/run/docker.sock")
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "config"))
     monkeypatch.delenv("DOCKER_HOST", raising=False)
-    created = subprocess.run(
-        ["docker", "context", "create", "elsewhere", "--docker", f"host=unix://{link}"], capture_output=True, text=True
-    )
-    assert created.returncode == 0, created.stderr
+    monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+    for args in (["create", name, "--docker", f"host=unix://{link}"], *([verb, name] for verb in then)):
+        done = subprocess.run(["docker", "context", *args], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    return f"unix://{link}"
+
+
+@pytest.mark.usefixtures("docker_engine")
+def test_the_sdk_follows_the_docker_context_variable(tmp_path, monkeypatch):
+    endpoint = docker_context(tmp_path, monkeypatch, "elsewhere")
     assert follow_cli_context() is None  # the default context: nothing to do
     monkeypatch.setenv("DOCKER_CONTEXT", "elsewhere")
-    assert follow_cli_context() == f"unix://{link}"
-    assert os.environ["DOCKER_HOST"] == f"unix://{link}"
+    assert follow_cli_context() == endpoint
+    assert os.environ["DOCKER_HOST"] == endpoint
+
+
+@pytest.mark.usefixtures("docker_engine")
+def test_the_sdk_follows_docker_context_use(tmp_path, monkeypatch):
+    endpoint = docker_context(tmp_path, monkeypatch, "desktop", "use")
+    assert cli_context_name() == "desktop"
+    assert follow_cli_context() == endpoint
+
+
+def test_no_context_configured_means_the_default(tmp_path, monkeypatch):
+    monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    assert cli_context_name() == ""
+    (tmp_path / "config.json").write_text('{"auths": {}}')
+    assert cli_context_name() == ""
+    (tmp_path / "config.json").write_text('{"currentContext": "default"}')
+    assert cli_context_name() == "default"
+    (tmp_path / "config.json").write_text("not json")
+    assert cli_context_name() == ""
