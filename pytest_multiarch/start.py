@@ -29,7 +29,11 @@ from pytest_multiarch.errors import ContainerError
 from pytest_multiarch.run import MultiarchContainer, check_machine, port_of, reuse_labels
 
 LOG_TAIL_LINES = 40
-_POLL_SECONDS = 0.2
+# Asking the port is cheap (a refused connection), asking the engine whether the container
+# exited is not: poll the first often, so a ready app is noticed within a few hundredths of a
+# second, and the second a few times a second.
+_POLL_SECONDS = 0.025
+_EXIT_CHECK_SECONDS = 0.25
 
 
 class ReadyWhenServing(WaitStrategy):
@@ -50,10 +54,13 @@ class ReadyWhenServing(WaitStrategy):
     def wait_until_ready(self, container: WaitStrategyTarget) -> None:
         deadline = time.monotonic() + self.timeout
         last_error = "no answer yet"
+        exit_checked = 0.0
         while True:
             if self.cancelled():
                 raise ContainerError("the session ended while the container was starting")
-            _raise_if_exited(container)
+            if self.url is None or time.monotonic() - exit_checked >= _EXIT_CHECK_SECONDS:
+                _raise_if_exited(container)
+                exit_checked = time.monotonic()
             if self.url is None:
                 return  # nothing to poll: running is ready
             try:
@@ -134,8 +141,13 @@ def start_container(
         ready_url = urljoin(base_url, spec.ready_path.lstrip("/")) if base_url else None
         exposed = ", ".join(map(str, image.exposed_ports)) or "no port"
         where = f"container port {port}; the image EXPOSEs {exposed}"
+        # uname first: under QEMU it runs while the app is still booting, instead of after.
+        try:
+            check_machine(container)
+        except DockerSDKError:
+            _raise_if_exited(inner)  # "is not running": say how it exited, with its logs
+            raise
         ReadyWhenServing(ready_url, timeout, where, cancelled).wait_until_ready(inner)
-        check_machine(container)
     except BaseException:
         try:
             inner.stop(force=True, delete_volume=True)
