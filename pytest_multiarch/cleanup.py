@@ -39,6 +39,18 @@ def track(container: MultiarchContainer) -> None:
         _running.append(container)
 
 
+def remove(container: MultiarchContainer) -> None:
+    """Remove one container now (before the session ends) and stop tracking it; if that fails,
+    the end of the session tries again."""
+    try:
+        container.stop()
+    except Exception:
+        return
+    with _lock:
+        if container in _running:
+            _running.remove(container)
+
+
 def remove_all() -> None:
     with _lock:
         containers = list(_running)

@@ -26,6 +26,10 @@ _PLATFORM_OF = pytest.StashKey[dict[str, str]]()
 _TERMINAL = pytest.StashKey[Terminal]()
 # id of an error already shown in full → (the test it was shown for, the error itself, kept alive)
 _SHOWN = pytest.StashKey[dict[int, tuple[str, BaseException]]]()
+# nodeid of a test → the containers it uses; then, once the order is final, the containers
+# no later test needs (removed as soon as it finishes)
+_USES = pytest.StashKey[dict[str, set[tuple["ImageSpec", Platform]]]]()
+_LAST_USER = pytest.StashKey[dict[str, list[tuple["ImageSpec", Platform]]]]()
 PLATFORM_FIXTURE = "multiarch_platform"
 
 
@@ -87,7 +91,9 @@ def pytest_configure(config: pytest.Config) -> None:
         multiarch_session(config).start_preflight()
     config.stash[_PLATFORM_OF] = {}
     config.stash[_SHOWN] = {}
-    config.pluginmanager.register(_BuildProgress(config), "multiarch-build-progress")
+    config.stash[_USES] = {}
+    config.stash[_LAST_USER] = {}
+    config.pluginmanager.register(_BetweenTests(config), "multiarch-between-tests")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -162,6 +168,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     config = session.config
     platform_of = config.stash[_PLATFORM_OF]
     wanted: list[tuple[ImageSpec, Platform, bool]] = []
+    uses = config.stash[_USES]
     for item in session.items:
         platform = _platform_of_item(item)
         if platform is None:
@@ -175,10 +182,28 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                 entry = (spec_of(config), platform, needs_container)
                 if entry not in wanted:
                     wanted.append(entry)
+                if needs_container:
+                    uses.setdefault(item.nodeid, set()).add((entry[0], platform))
     if wanted and not config.option.collectonly:
         multiarch_session(config).prefetch(wanted)
     if platform_of:
         _junit_suite_properties(config)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """The order is final now (plugins may reorder up to here): note each container's last test.
+    An xdist worker runs what it is sent, in no order known beforehand: it keeps its containers."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    config = session.config
+    uses = config.stash[_USES]
+    last_user: dict[tuple[ImageSpec, Platform], str] = {}
+    for item in session.items:
+        for container_key in uses.get(item.nodeid, ()):
+            last_user[container_key] = item.nodeid
+    for container_key, nodeid in last_user.items():
+        config.stash[_LAST_USER].setdefault(nodeid, []).append(container_key)
 
 
 def _junit_suite_properties(config: pytest.Config) -> None:
@@ -308,8 +333,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(line)
 
 
-class _BuildProgress:
-    """Prints, between tests, what the background builds reported (one per config)."""
+class _BetweenTests:
+    """Between tests: prints what the background builds reported, and removes a container once
+    the last test that needs it is done (one instance per config)."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
@@ -318,3 +344,11 @@ class _BuildProgress:
         session = self.config.stash.get(_SESSION, None)
         if session is not None:
             session.flush_events(say(self.config))
+
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        # logfinish comes after all reruns of a test (pytest-rerunfailures), unlike teardown.
+        done_with = self.config.stash[_LAST_USER].pop(nodeid, None)
+        session = self.config.stash.get(_SESSION, None)
+        if done_with and session is not None:
+            for spec, platform in done_with:
+                session.release(spec, platform)

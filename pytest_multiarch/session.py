@@ -78,6 +78,7 @@ class MultiarchSession:
         self._start_pool: ThreadPoolExecutor | None = None
         self._unannounced: list[MultiarchContainer] = []
         self._containers: dict[Key, MultiarchContainer | MultiarchError] = {}
+        self._releases: list[threading.Thread] = []
         self._specs: dict[tuple[str, Path, Path, Platform], ImageSpec] = {}
         self.events: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.stats: dict[str, PlatformStats] = {}
@@ -369,6 +370,28 @@ class MultiarchSession:
             raise cached
         return cached
 
+    def release(self, spec: ImageSpec, platform: Platform) -> None:
+        """Remove the container of (spec, platform) in the background: its last test is done.
+
+        Called by the plugin after the last collected test that uses it, so that removal overlaps
+        the other platforms' tests instead of adding to the end of the session. Should a test
+        still ask for it later (a plugin reordered the tests), a new one is started. Containers
+        of --multiarch-reuse stay.
+        """
+        if self.settings.reuse:
+            return
+        key = (self.spec_for(spec, platform), platform)
+        cached = self._containers.get(key)
+        if not isinstance(cached, MultiarchContainer):
+            return  # never started, or its error stays cached for the tests still to come
+        del self._containers[key]
+        with self._futures_lock:
+            self._starts.pop(key, None)
+        # It stays tracked until removed: an interrupt meanwhile still removes it (stop is idempotent).
+        remover = threading.Thread(target=cleanup.remove, args=(cached,), name="multiarch-release")
+        remover.start()
+        self._releases.append(remover)
+
     def _announce(self, container: MultiarchContainer, say: Terminal) -> MultiarchContainer | MultiarchError:
         """Run the container-started hook; if it raises, the container is stopped and its
         platform's tests error with the hook's exception (once, not once per test)."""
@@ -421,6 +444,8 @@ class MultiarchSession:
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
         cleanup.remove_all()
+        for remover in self._releases:
+            remover.join()
         with self._futures_lock:
             unannounced, self._unannounced = self._unannounced, []
         for container in unannounced:

@@ -474,6 +474,68 @@ class TestReuse:
 
 
 @pytest.mark.usefixtures("docker_engine")
+class TestEarlyRemoval:
+    def test_a_platforms_container_goes_once_its_last_test_is_done(self, busybox_project):
+        # amd64 (native) runs first; while arm64's tests run, amd64's container is being removed.
+        busybox_project.makepyfile(
+            test_app="""
+            import subprocess, time
+
+            ids = {}
+
+            def running(container_id):
+                out = subprocess.run(["docker", "ps", "-q", "--no-trunc", "--filter", f"id={container_id}"],
+                                     capture_output=True, text=True, check=True)
+                return out.stdout.strip() != ""
+
+            def test_a(multiarch_container, multiarch_platform):
+                ids[str(multiarch_platform)] = multiarch_container.id
+
+            def test_b(multiarch_container, multiarch_platform):
+                if str(multiarch_platform) == "linux/amd64":
+                    assert running(ids["linux/amd64"])  # still needed here
+                    return
+                deadline = time.monotonic() + 30
+                while running(ids["linux/amd64"]) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                assert not running(ids["linux/amd64"])
+                assert running(multiarch_container.id)
+            """
+        )
+        result = run(busybox_project, "-v", "-p", "no:randomly")
+        result.assert_outcomes(passed=4)
+        result.stdout.fnmatch_lines(["*test_a?linux/amd64?*", "*test_b?linux/amd64?*", "*test_a?linux/arm64?*"])
+
+    def test_a_test_asking_again_after_the_removal_gets_a_new_container(self, busybox_project):
+        # A plugin that reorders the tests after collection (as this conftest does) must not
+        # have a test handed a container that was removed after "its last test".
+        busybox_project.makeconftest(
+            """
+            import pytest
+
+            @pytest.hookimpl(trylast=True)
+            def pytest_collection_finish(session):
+                session.items.reverse()
+            """
+        )
+        busybox_project.makepyfile(
+            test_app="""
+            seen = []
+
+            def test_x(multiarch_container):
+                seen.append(multiarch_container.id)
+                assert multiarch_container.exec(["uname", "-m"]).strip() == "x86_64"
+
+            def test_y(multiarch_container):
+                test_x(multiarch_container)
+            """
+        )
+        result = run(busybox_project, "--multiarch-platforms=linux/amd64", "-v")
+        result.assert_outcomes(passed=2)
+        result.stdout.fnmatch_lines(["*test_y*PASSED*", "*test_x*PASSED*"])
+
+
+@pytest.mark.usefixtures("docker_engine")
 class TestCleanup:
     @pytest.mark.parametrize("how", ["sigterm", "keyboardinterrupt", "failure"])
     def test_containers_are_removed_however_the_run_ends(self, busybox_project, how):
