@@ -146,6 +146,9 @@ def check_machine(container: MultiarchContainer) -> None:
     if machine not in container.platform.machines:
         raise ImageMismatch(
             f"the {container.platform} container reports `uname -m` = {machine!r}, expected "
-            f"{container.platform.machine!r}: the engine ran it as another platform. Check the "
-            f"QEMU handlers (`python -m pytest_multiarch doctor`)."
+            f"{container.platform.machine!r}: its binaries are for another CPU. Usually the base "
+            f"image: a local single-platform tag of the FROM image shadows the registry's "
+            f"multi-platform one (Docker even accepts an arm/v7 image for linux/arm64): "
+            f"`docker image rm` that tag, or `docker pull --platform {container.platform}` it. "
+            f"Else check the QEMU handlers (`python -m pytest_multiarch doctor`)."
         )

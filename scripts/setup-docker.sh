@@ -357,6 +357,9 @@ verify_runs() {
       || die "cannot run a $p container: $machine"
     log "$p container runs (uname -m: $machine)"
   done
+  # Untag the last one pulled: a local single-platform tag would shadow the registry's index for
+  # `docker run` and for builds FROM it, and Docker counts arm/v7 images as runnable on arm64.
+  docker image rm "$BUSYBOX_REF" >/dev/null 2>&1 || true
 }
 
 main() {
