@@ -141,12 +141,22 @@ def count_builds(workers: str, folder: Path) -> tuple[float, int]:
     return seconds, builds
 
 
+SCENARIOS = ("cold", "warm", "tests", "platforms", "xdist")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="one pair, fewer tests: a smoke run")
+    parser.add_argument(
+        "--only", default=",".join(SCENARIOS), help=f"comma-separated scenarios to run (default: all of {SCENARIOS})"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     opts = parser.parse_args()
+    only = [name.strip() for name in opts.only.split(",") if name.strip()]
+    unknown = sorted(set(only) - set(SCENARIOS))
+    if unknown:
+        parser.error(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
     n = 1 if opts.quick else opts.pairs
     sizes = [10, 100] if opts.quick else [10, 100, 1000]
     # The third platform of (d) needs the python base image for linux/arm/v7 too.
@@ -158,59 +168,56 @@ def main() -> None:
     }
     work = Path(tempfile.mkdtemp(prefix="multiarch-bench-"))
 
-    print("a. cold", flush=True)
-    a_plugin, a_script = pairs(n, lambda: cold(lambda: plugin(TWO)), lambda: cold(lambda: script(TWO)))
-    print("b. warm", flush=True)
-    plugin(TWO)  # make sure both sides are warm
-    script(TWO)
-    b_plugin, b_script = pairs(n, lambda: timed(lambda: plugin(TWO)), lambda: timed(lambda: script(TWO)))
-    plugin(TWO, "--multiarch-reuse")  # leaves the containers running
-    b_reuse, b_script2 = pairs(
-        n, lambda: timed(lambda: plugin(TWO, "--multiarch-reuse")), lambda: timed(lambda: script(TWO))
-    )
-    print("c. per-test overhead", flush=True)
-    per_size = {}
-    for size in sizes:
-        tests = many_tests(size, work)
-        per_size[size] = median(
-            [timed(lambda tests=tests: plugin(TWO, "--multiarch-reuse", tests=[tests])) for _ in range(n)]
-        )
-    low, high = sizes[0], sizes[-1]
-    overhead_ms = (per_size[high] - per_size[low]) / ((high - low) * len(TWO)) * 1000
-    print("d. platforms", flush=True)
-    scaling = {
-        len(p): median([cold(lambda p=p: plugin(p, "-k", "not arm64_only")) for _ in range(n)])
-        for p in (TWO[:1], TWO, THREE)
-    }
-    print("e. xdist", flush=True)
-    xdist = {w: [count_builds(w, work) for _ in range(n)] for w in ("0", "2")}
-    reset_cold()
+    def ratio_of(plugin_runs: list[float], script_runs: list[float]) -> dict[str, object]:
+        return {
+            "plugin": median(plugin_runs),
+            "script": median(script_runs),
+            "ratio": round(median(plugin_runs) / median(script_runs), 2),
+            "raw": [plugin_runs, script_runs],
+        }
 
-    results.update(
-        cold={
-            "plugin": median(a_plugin),
-            "script": median(a_script),
-            "ratio": round(median(a_plugin) / median(a_script), 2),
-        },
-        warm={
-            "plugin": median(b_plugin),
-            "script": median(b_script),
-            "ratio": round(median(b_plugin) / median(b_script), 2),
-        },
-        warm_reuse={
-            "plugin": median(b_reuse),
-            "script": median(b_script2),
-            "ratio": round(median(b_reuse) / median(b_script2), 2),
-        },
-        tests_per_platform={str(k): v for k, v in per_size.items()},
-        overhead_ms_per_test=round(overhead_ms, 2),
-        cold_by_platform_count={str(k): v for k, v in scaling.items()},
-        xdist={
+    if "cold" in only:
+        print("a. cold", flush=True)
+        a_plugin, a_script = pairs(n, lambda: cold(lambda: plugin(TWO)), lambda: cold(lambda: script(TWO)))
+        results["cold"] = ratio_of(a_plugin, a_script)
+    if "warm" in only:
+        print("b. warm", flush=True)
+        plugin(TWO)  # make sure both sides are warm
+        script(TWO)
+        results["warm"] = ratio_of(*pairs(n, lambda: timed(lambda: plugin(TWO)), lambda: timed(lambda: script(TWO))))
+        plugin(TWO, "--multiarch-reuse")  # leaves the containers running
+        results["warm_reuse"] = ratio_of(
+            *pairs(n, lambda: timed(lambda: plugin(TWO, "--multiarch-reuse")), lambda: timed(lambda: script(TWO)))
+        )
+        reset_cold()  # removes the reuse containers
+    if "tests" in only:
+        print("c. per-test overhead", flush=True)
+        plugin(TWO, "--multiarch-reuse")
+        per_size = {}
+        for size in sizes:
+            tests = many_tests(size, work)
+            per_size[size] = median(
+                [timed(lambda tests=tests: plugin(TWO, "--multiarch-reuse", tests=[tests])) for _ in range(n)]
+            )
+        low, high = sizes[0], sizes[-1]
+        results["tests_per_platform"] = {str(k): v for k, v in per_size.items()}
+        results["overhead_ms_per_test"] = round((per_size[high] - per_size[low]) / ((high - low) * len(TWO)) * 1000, 2)
+        reset_cold()
+    if "platforms" in only:
+        print("d. platforms", flush=True)
+        results["cold_by_platform_count"] = {
+            str(len(p)): median([cold(lambda p=p: plugin(p, "-k", "not arm64_only")) for _ in range(n)])
+            for p in (TWO[:1], TWO, THREE)
+        }
+    if "xdist" in only:
+        print("e. xdist", flush=True)
+        xdist = {w: [count_builds(w, work) for _ in range(n)] for w in ("0", "2")}
+        results["xdist"] = {
             w: {"seconds": median([s for s, _ in runs]), "max_builds": max(b for _, b in runs)}
             for w, runs in xdist.items()
-        },
-        raw={"cold": [a_plugin, a_script], "warm": [b_plugin, b_script], "warm_reuse": [b_reuse, b_script2]},
-    )
+        }
+    reset_cold()
+
     opts.out.mkdir(parents=True, exist_ok=True)
     (opts.out / "results.json").write_text(json.dumps(results, indent=2))
     table = markdown(results)
@@ -223,31 +230,39 @@ def markdown(r: dict) -> str:
     def row(name: str, key: str, target: str) -> str:
         return f"| {name} | {r[key]['plugin']} | {r[key]['script']} | {r[key]['ratio']} | {target} |"
 
-    rows = [
-        f"Measured on {r['machine']}; medians of {r['pairs']} alternating pairs, seconds.",
-        "",
-        "| scenario | pytest-multiarch | plain script | ratio | target |",
-        "|---|---|---|---|---|",
-        row("a. cold, amd64 + arm64", "cold", "≤ 0.75"),
-        row("b. warm, nothing changed", "warm", "≤ 0.6"),
-        row("b. warm, `--multiarch-reuse`", "warm_reuse", "≤ 0.3"),
-        "",
-        "| trivial tests per platform | " + " | ".join(r["tests_per_platform"]) + " | overhead per test |",
-        "|---|" + "---|" * (len(r["tests_per_platform"]) + 1),
-        "| seconds (reused containers) | "
-        + " | ".join(str(v) for v in r["tests_per_platform"].values())
-        + f" | {r['overhead_ms_per_test']} ms (target ≤ 5 ms) |",
-        "",
-        "| cold, platforms | " + " | ".join(r["cold_by_platform_count"]) + " |",
-        "|---|" + "---|" * len(r["cold_by_platform_count"]),
-        "| seconds | " + " | ".join(str(v) for v in r["cold_by_platform_count"].values()) + " |",
-        "",
-        "| cold, pytest-xdist | seconds | builds that ran (2 platforms; most in any run) |",
-        "|---|---|---|",
+    rows = [f"Measured on {r['machine']}; medians of {r['pairs']} alternating pairs, seconds.", ""]
+    compared = [
+        ("a. cold, amd64 + arm64", "cold", "≤ 0.75"),
+        ("b. warm, nothing changed", "warm", "≤ 0.6"),
+        ("b. warm, `--multiarch-reuse`", "warm_reuse", "≤ 0.3"),
     ]
-    for workers, data in r["xdist"].items():
-        rows.append(f"| `-n {workers}` | {data['seconds']} | {data['max_builds']} |")
-    return "\n".join(rows) + "\n"
+    if any(key in r for _, key, _ in compared):
+        rows += ["| scenario | pytest-multiarch | plain script | ratio | target |", "|---|---|---|---|---|"]
+        rows += [row(name, key, target) for name, key, target in compared if key in r]
+        rows.append("")
+    if "tests_per_platform" in r:
+        sizes = r["tests_per_platform"]
+        rows += [
+            "| trivial tests per platform | " + " | ".join(sizes) + " | overhead per test |",
+            "|---|" + "---|" * (len(sizes) + 1),
+            "| seconds (reused containers) | "
+            + " | ".join(str(v) for v in sizes.values())
+            + f" | {r['overhead_ms_per_test']} ms (target ≤ 5 ms) |",
+            "",
+        ]
+    if "cold_by_platform_count" in r:
+        counts = r["cold_by_platform_count"]
+        rows += [
+            "| cold, platforms | " + " | ".join(counts) + " |",
+            "|---|" + "---|" * len(counts),
+            "| seconds | " + " | ".join(str(v) for v in counts.values()) + " |",
+            "",
+        ]
+    if "xdist" in r:
+        rows += ["| cold, pytest-xdist | seconds | builds that ran (2 platforms; most in any run) |", "|---|---|---|"]
+        for workers, data in r["xdist"].items():
+            rows.append(f"| `-n {workers}` | {data['seconds']} | {data['max_builds']} |")
+    return "\n".join(rows).rstrip() + "\n"
 
 
 if __name__ == "__main__":
