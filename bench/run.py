@@ -68,26 +68,21 @@ def reset_cold() -> None:
     sh("docker", "builder", "prune", "-af")
 
 
-def plugin(platforms: list[str], *extra: str, tests: list[str] | None = None) -> None:
-    args = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "no:randomly",
-        f"--multiarch-build-arg=BASE_IMAGE={BASE}",
-        f"--multiarch-platforms={','.join(platforms)}",
-        "-c",
-        str(EXAMPLE / "pytest.ini"),
-        "--rootdir",
-        str(EXAMPLE),
-        *extra,
+def pytest_in_example(*args: str, tests: list[str] | None = None) -> None:
+    """pytest on the example project, as a user runs it there (its pytest.ini, its tests)."""
+    sh(
+        *(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"),
+        *("-c", str(EXAMPLE / "pytest.ini"), "--rootdir", str(EXAMPLE)),
+        *args,
         *(tests or [str(EXAMPLE / "tests")]),
-    ]
-    sh(*args, cwd=EXAMPLE)
+        cwd=EXAMPLE,
+    )
+
+
+def plugin(platforms: list[str], *extra: str, tests: list[str] | None = None) -> None:
+    pytest_in_example(
+        f"--multiarch-build-arg=BASE_IMAGE={BASE}", f"--multiarch-platforms={','.join(platforms)}", *extra, tests=tests
+    )
 
 
 def script(platforms: list[str], skip_build: bool = False) -> None:
@@ -97,23 +92,7 @@ def script(platforms: list[str], skip_build: bool = False) -> None:
 
 def bare_pytest() -> None:
     """pytest starting, collecting the example and exiting, without the plugin."""
-    sh(
-        sys.executable,
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "no:multiarch",
-        "--co",
-        "-c",
-        str(EXAMPLE / "pytest.ini"),
-        "--rootdir",
-        str(EXAMPLE),
-        str(EXAMPLE / "tests"),
-        cwd=EXAMPLE,
-    )
+    pytest_in_example("-p", "no:multiarch", "--co")
 
 
 def tests_own_seconds(folder: Path) -> float:
