@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 from urllib.parse import urljoin
 
 import docker
@@ -94,6 +95,20 @@ def reuse_labels(image: BuiltImage, spec: ImageSpec) -> dict[str, str]:
     return {REUSE_SLOT_LABEL: slot, REUSE_KEY_LABEL: key}
 
 
+def verified_name(image: BuiltImage) -> str:
+    """The name a --multiarch-reuse container gets once it answered and passed the ``uname -m``
+    check: engine-side proof that it was verified (a session killed before that leaves the
+    random name), so later sessions need not exec into it again."""
+    slot = f"{image.tag.split(':')[0]}-{image.platform.slug}"
+    return re.sub(r"[^a-zA-Z0-9_.-]+", "_", slot)
+
+
+def mark_verified(container: MultiarchContainer) -> None:
+    """Rename a verified --multiarch-reuse container (best effort: unnamed, it is checked again)."""
+    with contextlib.suppress(DockerSDKError):
+        container._container.rename(verified_name(container.image))
+
+
 def find_reusable(image: BuiltImage, spec: ImageSpec) -> MultiarchContainer | None:
     """A running container left by an earlier --multiarch-reuse session for exactly this image
     and configuration; containers of the same slot that don't match are removed (replaced)."""
@@ -120,12 +135,14 @@ def find_reusable(image: BuiltImage, spec: ImageSpec) -> MultiarchContainer | No
         base_url = f"http://127.0.0.1:{bindings[0]['HostPort']}/"
     container = MultiarchContainer(found, image, port, base_url)
     container.reused = True
-    try:  # still serving, and still the platform it claims: else start afresh
+    try:  # still serving, and (unless verified before) the platform it claims: else start afresh
         if base_url is not None:
             answer = requests.get(urljoin(base_url, spec.ready_path.lstrip("/")), timeout=5)
             if answer.status_code >= 500:
                 raise ContainerError(f"HTTP {answer.status_code}")
-        check_machine(container)
+        if found.name != verified_name(image):
+            check_machine(container)
+            mark_verified(container)
     except Exception:
         container.stop()
         return None

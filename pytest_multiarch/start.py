@@ -26,7 +26,7 @@ from pytest_multiarch.build import BuiltImage
 from pytest_multiarch.cleanup import OWNER_LABEL, owner_id
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.errors import ContainerError
-from pytest_multiarch.run import MultiarchContainer, check_machine, port_of, reuse_labels
+from pytest_multiarch.run import MultiarchContainer, check_machine, mark_verified, port_of, reuse_labels
 
 LOG_TAIL_LINES = 40
 # Asking the port is cheap (a refused connection), asking the engine whether the container
@@ -148,6 +148,8 @@ def start_container(
             _raise_if_exited(inner)  # "is not running": say how it exited, with its logs
             raise
         ReadyWhenServing(ready_url, timeout, where, cancelled).wait_until_ready(inner)
+        if reuse:
+            mark_verified(container)
     except BaseException:
         try:
             inner.stop(force=True, delete_volume=True)

@@ -10,6 +10,7 @@ import platform as host
 import shutil
 import socket
 import subprocess
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -470,6 +471,60 @@ class TestReuse:
             assert set(third.values()) <= set(listed)
         finally:
             for cid in set(ids().values()) | set(first.values() if "first" in locals() else []):
+                subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
+
+    def test_a_verified_container_is_not_checked_again_an_unverified_one_is(self, busybox_project):
+        """The uname check of a reused container runs only if no earlier session completed it
+        (the container's name says so); counted from the engine's exec events."""
+        busybox_project.makepyfile(
+            test_app="""
+            from pathlib import Path
+
+            def test_x(multiarch_container, multiarch_platform):
+                Path(f"images-{multiarch_platform.slug}").write_text(multiarch_container.id)
+            """
+        )
+
+        def ids() -> dict[str, str]:
+            return {p.name.removeprefix("images-"): p.read_text() for p in busybox_project.path.glob("images-*")}
+
+        def uname_execs_during(*args: str) -> dict[str, int]:
+            since = time.time()
+            run(busybox_project, *args).assert_outcomes(passed=2)
+            events = subprocess.run(
+                [
+                    "docker",
+                    "events",
+                    "--since",
+                    f"{since:.3f}",
+                    "--until",
+                    f"{time.time():.3f}",
+                    "--filter",
+                    "event=exec_create",
+                    "--format",
+                    "{{.Actor.ID}} {{.Action}}",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.splitlines()
+            return {slug: sum(e.startswith(cid) and "uname -m" in e for e in events) for slug, cid in ids().items()}
+
+        try:
+            assert uname_execs_during("--multiarch-reuse") == {"linux-amd64": 1, "linux-arm64": 1}
+            names = {
+                slug: subprocess.run(
+                    ["docker", "inspect", "-f", "{{.Name}}", cid], capture_output=True, text=True
+                ).stdout.strip()
+                for slug, cid in ids().items()
+            }
+            assert all(name.endswith(slug) and "pytest-multiarch" in name for slug, name in names.items()), names
+            # As if the first session had been killed between start and check: no verified name.
+            subprocess.run(["docker", "rename", ids()["linux-arm64"], f"unverified-{os.getpid()}"], check=True)
+            assert uname_execs_during("--multiarch-reuse") == {"linux-amd64": 0, "linux-arm64": 1}
+            assert uname_execs_during("--multiarch-reuse") == {"linux-amd64": 0, "linux-arm64": 0}
+        finally:
+            for cid in ids().values():
                 subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
 
 
