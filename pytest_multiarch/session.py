@@ -299,6 +299,8 @@ class MultiarchSession:
             return self._starts[key]
 
     def _start(self, spec: ImageSpec, platform: Platform, build: Future[BuiltImage]) -> MultiarchContainer:
+        if not self.settings.reuse:  # load testcontainers while the image builds, not after
+            import pytest_multiarch.start  # noqa: F401
         image = build.result()
         try:
             if self.settings.reuse:
