@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The hand-written way, as the benchmark's baseline: for each platform in turn, build with buildx,
-# run, poll until it answers, check / and /info with curl and python3 inside, remove.
+# run, poll until it answers, check / and /info with curl and python3 inside (and uname -m on
+# linux/arm64, as the example's test_arm64_only does), remove.
 # Usage: plain_script.sh CONTEXT BASE_IMAGE PLATFORM...
 # With SKIP_BUILD=1 the images of an earlier run are used as they are (for the benchmark's floor).
 set -euo pipefail
@@ -21,6 +22,7 @@ for platform in "$@"; do
   [ "$(curl -fsS "http://127.0.0.1:$port/")" = "CPU Architecture: $machine" ]
   curl -fsS "http://127.0.0.1:$port/info" | grep -q "\"machine\": \"$machine\""
   [ "$(docker exec "$id" python3 -c 'import platform; print(platform.machine())')" = "$machine" ]
+  [ "$platform" != linux/arm64 ] || [ "$(docker exec "$id" uname -m)" = aarch64 ]
   docker rm -f "$id" >/dev/null
   trap - EXIT
 done
