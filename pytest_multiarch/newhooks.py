@@ -30,7 +30,8 @@ def pytest_multiarch_modify_platforms(config: pytest.Config, platforms: list[Pla
 @pytest.hookspec
 def pytest_multiarch_build_args(config: pytest.Config, image: ImageSpec, platform: Platform) -> dict[str, str] | None:
     """Return extra build args for building ``image`` for ``platform`` (merged over the
-    configured ones; they are part of the build key).
+    configured ones; they are part of the build key). Keep it free of side effects: it may be
+    called more than once, and from a background thread when the session starts.
 
     Example::
 

@@ -163,11 +163,32 @@ def _platform_of_item(item: pytest.Item) -> Platform | None:
     return platform if isinstance(platform, Platform) else None
 
 
+def _early_start_applies(config: pytest.Config) -> bool:
+    """Runs that record what they need and start it early next time: configured, one process
+    (an xdist controller collects nothing, its workers learn their tests late), not --co."""
+    under_xdist = os.environ.get("PYTEST_XDIST_WORKER") or config.pluginmanager.has_plugin("dsession")
+    return _configured(settings_of(config)) and not under_xdist and not config.option.collectonly
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Start what the last run with the same arguments needed, while pytest collects."""
+    config = session.config
+    if not _early_start_applies(config):
+        return
+    from pytest_multiarch import early
+
+    multiarch = multiarch_session(config)
+    needed = early.read(early.record_path(config, multiarch.cache_dir))
+    if needed:
+        multiarch.start_early(needed)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Note each test's platform, and start the builds the selected tests need."""
     config = session.config
     platform_of = config.stash[_PLATFORM_OF]
     wanted: list[tuple[ImageSpec, Platform, bool]] = []
+    prefixes: list[str] = []
     uses = config.stash[_USES]
     for item in session.items:
         platform = _platform_of_item(item)
@@ -182,12 +203,35 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                 entry = (spec_of(config), platform, needs_container)
                 if entry not in wanted:
                     wanted.append(entry)
+                    prefixes.append(prefix)
                 if needs_container:
                     uses.setdefault(item.nodeid, set()).add((entry[0], platform))
     if wanted and not config.option.collectonly:
         multiarch_session(config).prefetch(wanted)
+    if _early_start_applies(config):
+        _record_needed(config, wanted, prefixes)
     if platform_of:
         _junit_suite_properties(config)
+
+
+def _record_needed(config: pytest.Config, wanted: list[tuple[ImageSpec, Platform, bool]], prefixes: list[str]) -> None:
+    """Remove what was started early but is not needed, and record what is, for the next run."""
+    from pytest_multiarch import early
+
+    multiarch = multiarch_session(config)
+    multiarch.settle_early(wanted)
+    needed: dict[tuple[str, str, str], bool] = {}  # (prefix, platform, digest) → needs a container
+    for (spec, platform, needs_container), prefix in zip(wanted, prefixes, strict=True):
+        try:
+            digest = early.spec_digest(multiarch.spec_for(spec, platform), platform)
+        except MultiarchError:
+            continue
+        key = (prefix, str(platform), digest)
+        needed[key] = needed.get(key, False) or needs_container
+    records = [early.Needed(key[0], key[1], container, key[2]) for key, container in needed.items()]
+    path = early.record_path(config, multiarch.cache_dir)
+    if early.read(path) != records:
+        early.write(path, records)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -8,6 +8,7 @@ and never touches another platform.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import queue
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, TypeVar
 import pytest
 from filelock import FileLock
 
-from pytest_multiarch import cleanup
+from pytest_multiarch import cleanup, early
 from pytest_multiarch.build import LOCK_DIR, BuiltImage, build_image, prune_stale
 from pytest_multiarch.config import ImageSpec, Settings
 from pytest_multiarch.errors import BuildError, ContainerError, EngineError, MultiarchError, UsageError, docker_said
@@ -79,6 +80,8 @@ class MultiarchSession:
         self._unannounced: list[MultiarchContainer] = []
         self._containers: dict[Key, MultiarchContainer | MultiarchError] = {}
         self._releases: list[threading.Thread] = []
+        self._early_thread: threading.Thread | None = None
+        self._early_keys: set[Key] = set()
         self._specs: dict[tuple[str, Path, Path, Platform], ImageSpec] = {}
         self.events: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.stats: dict[str, PlatformStats] = {}
@@ -171,22 +174,24 @@ class MultiarchSession:
     # -- images ----------------------------------------------------------------------------------
 
     def spec_for(self, spec: ImageSpec, platform: Platform) -> ImageSpec:
-        """``spec`` with the build args plugins add for this platform."""
+        """``spec`` with the build args plugins add for this platform (asked once per session)."""
         key = (spec.name, spec.context, spec.dockerfile, platform)
         if key not in self._specs:
-            extra: dict[str, str] = {}
-            try:
-                results = self.config.hook.pytest_multiarch_build_args(
-                    config=self.config, image=spec, platform=platform
-                )
-                for result in reversed(results):
-                    extra.update({str(k): str(v) for k, v in (result or {}).items()})
-            except Exception as exc:
-                raise UsageError(
-                    f"pytest_multiarch_build_args raised for {platform}: {type(exc).__name__}: {exc}"
-                ) from None
-            self._specs[key] = dataclasses.replace(spec, build_args={**spec.build_args, **extra})
+            self._specs[key] = self.full_spec(spec, platform)
         return self._specs[key]
+
+    def full_spec(self, spec: ImageSpec, platform: Platform) -> ImageSpec:
+        """``spec`` with the build args of the pytest_multiarch_build_args hooks registered now."""
+        extra: dict[str, str] = {}
+        try:
+            results = self.config.hook.pytest_multiarch_build_args(config=self.config, image=spec, platform=platform)
+            for result in reversed(results):
+                extra.update({str(k): str(v) for k, v in (result or {}).items()})
+        except Exception as exc:
+            raise UsageError(
+                f"pytest_multiarch_build_args raised for {platform}: {type(exc).__name__}: {exc}"
+            ) from None
+        return dataclasses.replace(spec, build_args={**spec.build_args, **extra})
 
     def prefetch(self, wanted: list[tuple[ImageSpec, Platform, bool]]) -> None:
         """Start the builds, and the containers, that collected tests will need, before the first
@@ -203,8 +208,62 @@ class MultiarchSession:
             except MultiarchError:
                 pass  # the test's own fixture reports it (skip or error)
 
+    def start_early(self, needed: list[early.Needed]) -> None:
+        """Start what the last run with the same arguments needed (see early.py), in the
+        background: the engine's preflight may take a second and pytest must go on collecting."""
+        self._early_thread = threading.Thread(
+            target=self._start_early, args=(needed,), name="multiarch-early", daemon=True
+        )
+        self._early_thread.start()
+
+    def _start_early(self, needed: list[early.Needed]) -> None:
+        from pytest_multiarch.fixtures import REGISTRY
+
+        for entry in needed:
+            spec_of = REGISTRY.get(entry.prefix)  # a conftest collection has not reached yet: skip
+            try:
+                if spec_of is None:
+                    continue
+                platform = self.resolve(Platform.parse(entry.platform))
+                # Not spec_for: hooks of conftests not loaded yet must not be cached out.
+                full = self.full_spec(spec_of(self.config), platform)
+                if early.spec_digest(full, platform) != entry.digest:
+                    continue  # configured differently now: collection decides
+                self._build_future(full, platform)
+                if entry.container:
+                    self._start_future(full, platform)
+                self._early_keys.add((full, platform))
+            except MultiarchError:
+                continue  # the tests that need it report it
+
+    def settle_early(self, wanted: list[tuple[ImageSpec, Platform, bool]]) -> None:
+        """After collection: remove the containers started early that no collected test needs
+        (their builds finish and stay loaded, for the next run)."""
+        if self._early_thread is None:
+            return
+        self._early_thread.join()
+        needed = set()
+        for spec, platform, needs_container in wanted:
+            with contextlib.suppress(MultiarchError):
+                if needs_container:
+                    needed.add((self.spec_for(spec, platform), self.resolve(platform)))
+        for key in self._early_keys - needed:
+            with self._futures_lock:
+                future = self._starts.pop(key, None)
+            if future is not None and not future.cancel():
+                future.add_done_callback(self._remove_unneeded)
+
+    def _remove_unneeded(self, future: Future[MultiarchContainer]) -> None:
+        if future.cancelled() or future.exception() is not None or self.settings.reuse:
+            return
+        remover = threading.Thread(target=cleanup.remove, args=(future.result(),), name="multiarch-release")
+        remover.start()
+        self._releases.append(remover)
+
     def build_future(self, spec: ImageSpec, platform: Platform) -> Future[BuiltImage]:
-        full = self.spec_for(spec, platform)
+        return self._build_future(self.spec_for(spec, platform), platform)
+
+    def _build_future(self, full: ImageSpec, platform: Platform) -> Future[BuiltImage]:
         with self._futures_lock:
             key = (full, platform)
             if key not in self._builds:
@@ -288,8 +347,10 @@ class MultiarchSession:
     def start_future(self, spec: ImageSpec, platform: Platform) -> Future[MultiarchContainer]:
         """The container of (spec, platform), started in the background once its image is ready,
         so that platforms start concurrently and while other tests run."""
-        full = self.spec_for(spec, platform)
-        build = self.build_future(spec, platform)
+        return self._start_future(self.spec_for(spec, platform), platform)
+
+    def _start_future(self, full: ImageSpec, platform: Platform) -> Future[MultiarchContainer]:
+        build = self._build_future(full, platform)
         with self._futures_lock:
             key = (full, platform)
             if key not in self._starts:
