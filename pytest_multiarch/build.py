@@ -113,6 +113,12 @@ def image_tag(spec: ImageSpec, platform: Platform, key: str) -> str:
     return f"{image_repository(spec)}:{platform.slug}-{key[:16]}"
 
 
+def image_slot(spec: ImageSpec, platform: Platform) -> str:
+    """The project image and platform an image is built for (its SLOT_LABEL); builds of the
+    same slot with other keys are the stale ones."""
+    return f"{image_repository(spec)}:{platform.slug}"
+
+
 def image_repository(spec: ImageSpec) -> str:
     """One repository per project folder and image name, so projects never share tags."""
     where = hashlib.sha256(str(spec.context.resolve()).encode()).hexdigest()[:8]
@@ -217,7 +223,7 @@ def _run_buildx(
             cache_to=cache[1],
             labels={
                 KEY_LABEL: key,
-                SLOT_LABEL: f"{image_repository(spec)}:{platform.slug}",
+                SLOT_LABEL: image_slot(spec, platform),
                 **({RUN_LABEL: run} if run else {}),
             },
             progress="plain",
@@ -297,20 +303,20 @@ def check_image_platform(
         )
 
 
-def prune_stale(sdk: docker.DockerClient, spec: ImageSpec, platform: Platform, key: str) -> None:
-    """Remove this project's older builds for the platform, so edits don't pile up images.
+def prune_stale(sdk: docker.DockerClient, slot: str, keep: set[str]) -> None:
+    """Remove this project's older builds for a platform (``slot``, see image_slot) whose build
+    key is not in ``keep``, so edits don't pile up images.
 
-    Called when a session ends, never during a build: a concurrent session (another xdist
-    worker that saw the context a moment earlier) may be about to start a container from one.
-    An image a container still uses is kept.
+    Called when a session ends (under xdist by the controller, after all workers), never
+    during a build: a concurrent session may be about to start a container from one. An image
+    a container still uses is kept.
     """
-    slot = f"{image_repository(spec)}:{platform.slug}"
     try:
         stale = sdk.images.list(filters={"label": f"{SLOT_LABEL}={slot}"})
     except SDKError:
         return
     for image in stale:
-        if _labels(image.attrs).get(KEY_LABEL) != key:
+        if _labels(image.attrs).get(KEY_LABEL) not in keep:
             try:
                 sdk.images.remove(image.id, force=False, noprune=False)
             except SDKError:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Generator, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -377,6 +377,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(line)
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On an xdist worker: hand the controller what its summary and pruning need."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    multiarch = session.config.stash.get(_SESSION, None)
+    if workeroutput is not None and multiarch is not None:
+        workeroutput["multiarch"] = multiarch.worker_report()
+
+
 class _BetweenTests:
     """Between tests: prints what the background builds reported, and removes a container once
     the last test that needs it is done (one instance per config)."""
@@ -388,6 +396,13 @@ class _BetweenTests:
         session = self.config.stash.get(_SESSION, None)
         if session is not None:
             session.flush_events(say(self.config))
+
+    @pytest.hookimpl(optionalhook=True)  # pytest-xdist's, on the controller
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        report = (getattr(node, "workeroutput", None) or {}).get("multiarch")
+        session = self.config.stash.get(_SESSION, None)
+        if report and session is not None:
+            session.merge_worker_report(report)
 
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
         # logfinish comes after all reruns of a test (pytest-rerunfailures), unlike teardown.

@@ -55,8 +55,9 @@ def summary_lines(
 ) -> list[str]:
     """One row per platform: outcomes, native/emulated, build time, image id, ready time.
 
-    ``session`` is None on a pytest-xdist controller, which builds and runs nothing itself: the
-    platform then comes from the reports' ``platform`` property and the engine columns are empty.
+    ``session`` is None when this process did no multiarch work. On a pytest-xdist controller,
+    which builds and runs nothing itself, the platform comes from the reports' ``platform``
+    property and the build, image and ready columns from the workers (merge_worker_report).
     """
     rows: dict[str, _Counts] = {}
     for key, reports in stats.items():

@@ -20,13 +20,13 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout  # not the builtin before 3.11
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 from filelock import FileLock
 
 from pytest_multiarch import cleanup, early
-from pytest_multiarch.build import LOCK_DIR, BuiltImage, build_image, prune_stale
+from pytest_multiarch.build import LOCK_DIR, BuiltImage, build_image, image_slot, prune_stale
 from pytest_multiarch.config import ImageSpec, Settings
 from pytest_multiarch.errors import BuildError, ContainerError, EngineError, MultiarchError, UsageError, docker_said
 from pytest_multiarch.platforms import Platform
@@ -83,6 +83,7 @@ class MultiarchSession:
         self._releases: list[threading.Thread] = []
         self._early_thread: threading.Thread | None = None
         self._early_keys: set[Key] = set()
+        self._reported_slots: dict[str, set[str]] = {}  # from xdist workers, for pruning
         self._specs: dict[tuple[str, Path, Path, Platform], ImageSpec] = {}
         self.events: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.stats: dict[str, PlatformStats] = {}
@@ -505,8 +506,8 @@ class MultiarchSession:
         Nothing starts after this: queued work is cancelled and a container start under way gives
         up (and removes its container). A buildx build already running cannot be interrupted from
         here; Python waits for it before it exits. Containers of --multiarch-reuse stay, except
-        those whose container-started hook never ran. xdist workers leave pruning alone: another
-        worker may still need an image.
+        those whose container-started hook never ran. xdist workers leave pruning to the
+        controller: another worker may still need an image.
         """
         self.closing.set()
         for pool in (self._pool, self._start_pool):
@@ -520,12 +521,45 @@ class MultiarchSession:
         for container in unannounced:
             container.stop()
         if os.environ.get("PYTEST_XDIST_WORKER"):
-            return
+            return  # the controller prunes, once every worker is done (see worker_report)
+        slots = self.built_slots()
+        for slot, keys in self._reported_slots.items():
+            slots.setdefault(slot, set()).update(keys)
+        for slot, keys in slots.items():
+            prune_stale(self.sdk, slot, keys)
+
+    def built_slots(self) -> dict[str, set[str]]:
+        """Build keys of the images this session built or found, per slot (project image and
+        platform); pulled images (--multiarch-image) are not the project's builds."""
+        slots: dict[str, set[str]] = {}
         for (spec, platform), future in list(self._builds.items()):
             if future.done() and not future.cancelled() and future.exception() is None:
                 image = future.result()
-                if not image.key.startswith("sha256:"):  # built here, not pulled by --multiarch-image
-                    prune_stale(self.sdk, spec, platform, image.key)
+                if not image.key.startswith("sha256:"):
+                    slots.setdefault(image_slot(spec, platform), set()).add(image.key)
+        return slots
+
+    # -- pytest-xdist: what a worker tells the controller -------------------------------------------
+
+    def worker_report(self) -> dict[str, Any]:
+        """What the controller needs from a worker (sent with xdist's workeroutput): the summary's
+        per-platform columns, and which builds to keep when it prunes older ones."""
+        return {
+            "stats": {platform: dataclasses.asdict(stats) for platform, stats in self.stats.items()},
+            "slots": {slot: sorted(keys) for slot, keys in self.built_slots().items()},
+        }
+
+    def merge_worker_report(self, report: dict[str, Any]) -> None:
+        """Fold a worker's report in: the worker that built an image knows its build time, the
+        others only "reused"; the first value known wins otherwise."""
+        for platform, fields in report.get("stats", {}).items():
+            mine = self.stats.setdefault(platform, PlatformStats())
+            for name, value in fields.items():
+                current = getattr(mine, name, None)
+                if value and (not current or (name == "build" and current == "reused")):
+                    setattr(mine, name, value)
+        for slot, keys in report.get("slots", {}).items():
+            self._reported_slots.setdefault(slot, set()).update(keys)
 
 
 def _host_platform() -> Platform:
