@@ -37,6 +37,15 @@ class Needed:
     digest: str
 
 
+def merged(needed: list[Needed]) -> list[Needed]:
+    """One entry per image and platform (first seen first), needing a container if any did."""
+    containers: dict[tuple[str, str, str], bool] = {}
+    for entry in needed:
+        key = (entry.prefix, entry.platform, entry.digest)
+        containers[key] = containers.get(key, False) or entry.container
+    return [Needed(prefix, platform, container, digest) for (prefix, platform, digest), container in containers.items()]
+
+
 def spec_digest(spec: ImageSpec, platform: Platform) -> str:
     """SHA-256 over every field of the spec and the platform: equal digests, equal builds."""
     fields = [

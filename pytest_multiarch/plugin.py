@@ -17,6 +17,7 @@ from pytest_multiarch.progress import Terminal
 
 if TYPE_CHECKING:  # python-on-whales, testcontainers and docker load only in runs that use them
     from pytest_multiarch.config import ImageSpec
+    from pytest_multiarch.early import Needed
     from pytest_multiarch.gate import PublishedIndex
     from pytest_multiarch.session import MultiarchSession
 
@@ -163,24 +164,36 @@ def _platform_of_item(item: pytest.Item) -> Platform | None:
     return platform if isinstance(platform, Platform) else None
 
 
+def _xdist_role(config: pytest.Config) -> str:
+    """ "worker", "controller" (of pytest-xdist workers; it collects and runs nothing) or "single"."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return "worker"
+    return "controller" if config.pluginmanager.has_plugin("dsession") else "single"
+
+
 def _early_start_applies(config: pytest.Config) -> bool:
-    """Runs that record what they need and start it early next time: configured, one process
-    (an xdist controller collects nothing, its workers learn their tests late), not --co."""
-    under_xdist = os.environ.get("PYTEST_XDIST_WORKER") or config.pluginmanager.has_plugin("dsession")
-    return _configured(settings_of(config)) and not under_xdist and not config.option.collectonly
+    """Runs that start early what the last run with the same command line needed (see early.py)
+    and record what they need: configured, not --co, not an xdist worker (its controller does
+    it for the whole run, builds only: a worker learns late which tests it gets)."""
+    role = _xdist_role(config)
+    return _configured(settings_of(config)) and not config.option.collectonly and role != "worker"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Start what the last run with the same arguments needed, while pytest collects."""
+    """Start what the last run with the same arguments needed, while pytest collects (or, under
+    xdist, while the workers start)."""
     config = session.config
     if not _early_start_applies(config):
         return
     from pytest_multiarch import early
 
+    single = _xdist_role(config) == "single"
+    if not single and settings_of(config).rebuild:
+        return  # the workers' run id marks the one rebuild of the run; the controller lacks it
     multiarch = multiarch_session(config)
     needed = early.read(early.record_path(config, multiarch.cache_dir))
     if needed:
-        multiarch.start_early(needed)
+        multiarch.start_early(needed, containers=single)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -208,30 +221,38 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                     uses.setdefault(item.nodeid, set()).add((entry[0], platform))
     if wanted and not config.option.collectonly:
         multiarch_session(config).prefetch(wanted)
-    if _early_start_applies(config):
-        _record_needed(config, wanted, prefixes)
+    if _configured(settings_of(config)) and not config.option.collectonly:
+        needed = _needed(config, wanted, prefixes)
+        if _xdist_role(config) == "worker":
+            multiarch_session(config).needed = needed  # the controller records the run's
+        else:
+            multiarch_session(config).settle_early(wanted)
+            _record(config, needed)
     if platform_of:
         _junit_suite_properties(config)
 
 
-def _record_needed(config: pytest.Config, wanted: list[tuple[ImageSpec, Platform, bool]], prefixes: list[str]) -> None:
-    """Remove what was started early but is not needed, and record what is, for the next run."""
+def _needed(config: pytest.Config, wanted: list[tuple[ImageSpec, Platform, bool]], prefixes: list[str]) -> list[Needed]:
+    """What the collected tests need, as early.py records it."""
     from pytest_multiarch import early
 
     multiarch = multiarch_session(config)
-    multiarch.settle_early(wanted)
-    needed: dict[tuple[str, str, str], bool] = {}  # (prefix, platform, digest) → needs a container
+    needed: list[Needed] = []
     for (spec, platform, needs_container), prefix in zip(wanted, prefixes, strict=True):
         try:
             digest = early.spec_digest(multiarch.spec_for(spec, platform), platform)
         except MultiarchError:
             continue
-        key = (prefix, str(platform), digest)
-        needed[key] = needed.get(key, False) or needs_container
-    records = [early.Needed(key[0], key[1], container, key[2]) for key, container in needed.items()]
-    path = early.record_path(config, multiarch.cache_dir)
-    if early.read(path) != records:
-        early.write(path, records)
+        needed.append(early.Needed(prefix, str(platform), needs_container, digest))
+    return early.merged(needed)
+
+
+def _record(config: pytest.Config, needed: list[Needed]) -> None:
+    from pytest_multiarch import early
+
+    path = early.record_path(config, multiarch_session(config).cache_dir)
+    if early.read(path) != needed:
+        early.write(path, needed)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -378,11 +399,17 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """On an xdist worker: hand the controller what its summary and pruning need."""
-    workeroutput = getattr(session.config, "workeroutput", None)
-    multiarch = session.config.stash.get(_SESSION, None)
-    if workeroutput is not None and multiarch is not None:
+    """On an xdist worker: hand the controller what its summary, pruning and record need. On
+    the controller: record what the workers needed, for the next run's early start."""
+    config = session.config
+    multiarch = config.stash.get(_SESSION, None)
+    if multiarch is None:
+        return
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:
         workeroutput["multiarch"] = multiarch.worker_report()
+    elif _xdist_role(config) == "controller" and _early_start_applies(config) and multiarch.needed:
+        _record(config, multiarch.needed)
 
 
 class _BetweenTests:

@@ -84,6 +84,7 @@ class MultiarchSession:
         self._early_thread: threading.Thread | None = None
         self._early_keys: set[Key] = set()
         self._reported_slots: dict[str, set[str]] = {}  # from xdist workers, for pruning
+        self.needed: list[early.Needed] = []  # what the collected tests need (an xdist worker's, or all workers')
         self._specs: dict[tuple[str, Path, Path, Platform], ImageSpec] = {}
         self.events: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.stats: dict[str, PlatformStats] = {}
@@ -210,15 +211,16 @@ class MultiarchSession:
             except MultiarchError:
                 pass  # the test's own fixture reports it (skip or error)
 
-    def start_early(self, needed: list[early.Needed]) -> None:
+    def start_early(self, needed: list[early.Needed], *, containers: bool = True) -> None:
         """Start what the last run with the same arguments needed (see early.py), in the
-        background: the engine's preflight may take a second and pytest must go on collecting."""
+        background: the engine's preflight may take a second and pytest must go on collecting.
+        Without ``containers`` only the builds (an xdist controller: workers start their own)."""
         self._early_thread = threading.Thread(
-            target=self._start_early, args=(needed,), name="multiarch-early", daemon=True
+            target=self._start_early, args=(needed, containers), name="multiarch-early", daemon=True
         )
         self._early_thread.start()
 
-    def _start_early(self, needed: list[early.Needed]) -> None:
+    def _start_early(self, needed: list[early.Needed], containers: bool) -> None:
         from pytest_multiarch.fixtures import REGISTRY
 
         for entry in needed:
@@ -232,7 +234,7 @@ class MultiarchSession:
                 if early.spec_digest(full, platform) != entry.digest:
                     continue  # configured differently now: collection decides
                 self._build_future(full, platform)
-                if entry.container:
+                if entry.container and containers:
                     self._start_future(full, platform)
                 self._early_keys.add((full, platform))
             except MultiarchError:
@@ -547,6 +549,7 @@ class MultiarchSession:
         return {
             "stats": {platform: dataclasses.asdict(stats) for platform, stats in self.stats.items()},
             "slots": {slot: sorted(keys) for slot, keys in self.built_slots().items()},
+            "needed": [dataclasses.asdict(entry) for entry in self.needed],
         }
 
     def merge_worker_report(self, report: dict[str, Any]) -> None:
@@ -560,6 +563,8 @@ class MultiarchSession:
                     setattr(mine, name, value)
         for slot, keys in report.get("slots", {}).items():
             self._reported_slots.setdefault(slot, set()).update(keys)
+        with contextlib.suppress(TypeError):
+            self.needed = early.merged(self.needed + [early.Needed(**entry) for entry in report.get("needed", [])])
 
 
 def _host_platform() -> Platform:

@@ -12,6 +12,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import xml.etree.ElementTree as ET
 
@@ -797,6 +798,41 @@ def test_xdist_builds_each_platform_once_across_workers(busybox_project):
         i: subprocess.run(["docker", "image", "inspect", i], capture_output=True).returncode == 0 for i in older | newer
     }
     assert exists == {**dict.fromkeys(older, False), **dict.fromkeys(newer, True)}
+
+
+@pytest.mark.usefixtures("docker_engine")
+def test_xdist_controller_starts_the_builds_the_last_run_needed(busybox_project):
+    """Repeating a -n 2 run, the controller builds while its workers start: they find the
+    images built (reused=True for every worker), though a change made them new builds."""
+    busybox_project.makepyfile(
+        test_app="""
+        from pathlib import Path
+
+        def test_x(multiarch_image, multiarch_container, worker_id):
+            out = Path(f"images-{worker_id}-{multiarch_image.platform.slug}")
+            out.write_text(f"{multiarch_image.id} reused={multiarch_image.reused}")
+
+        def test_y(multiarch_container):
+            pass
+        """
+    )
+
+    def run_records(change: str) -> tuple[pytest.RunResult, list[str]]:
+        for old in busybox_project.path.glob("images-gw*"):
+            old.unlink()
+        busybox_project.makefile(".txt", fresh=f"{os.getpid()}-{change}")  # a new build key: a real build
+        # Not runpytest_subprocess: it adds a --basetemp of its own to each run's command line.
+        result = busybox_project.run(sys.executable, "-m", "pytest", "-p", "xdist", "-n", "2")
+        result.assert_outcomes(passed=4)
+        return result, [p.read_text() for p in busybox_project.path.glob("images-gw*")]
+
+    # The controller prints what its own builds report; the workers' output is not shown.
+    first, first_records = run_records("first")
+    first.stdout.no_fnmatch_line("*build linux/*: done in*")  # no record yet: the workers build
+    second, second_records = run_records("second")
+    second.stdout.fnmatch_lines_random(["*build linux/amd64: done in*", "*build linux/arm64: done in*"])
+    assert second_records and all("reused=True" in r for r in second_records), second_records
+    assert {r.split()[0] for r in second_records}.isdisjoint({r.split()[0] for r in first_records})
 
 
 def docker_cli_wrapper(folder, *, no_buildx: bool = False, hide_platform: str | None = None) -> str:
