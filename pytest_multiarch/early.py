@@ -62,13 +62,20 @@ def spec_digest(spec: ImageSpec, platform: Platform) -> str:
 
 
 def record_path(config: pytest.Config, cache_dir: Path) -> Path:
-    """One record per project directory, working directory and command line."""
+    """One record per project directory, working directory, command line (PYTEST_ADDOPTS
+    included) and ini file content: what decides which tests run and what they need."""
+    ini = b""
+    if config.inipath is not None:
+        with contextlib.suppress(OSError):
+            ini = config.inipath.read_bytes()
     key = json.dumps(
         [
             str(config.rootpath),
             str(config.inipath),
+            hashlib.sha256(ini).hexdigest(),
             str(config.invocation_params.dir),
             list(config.invocation_params.args),
+            os.environ.get("PYTEST_ADDOPTS", ""),
         ]
     )
     return cache_dir / "early" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
@@ -80,9 +87,15 @@ def read(path: Path) -> list[Needed]:
         data = json.loads(path.read_text())
         if data.get("scheme") != _SCHEME:
             return []
-        return [Needed(**entry) for entry in data["needed"]]
-    except (OSError, ValueError, TypeError, KeyError):
+        needed = [Needed(**entry) for entry in data["needed"]]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return []
+    types = (str, str, bool, str)
+    for entry in needed:
+        values = (entry.prefix, entry.platform, entry.container, entry.digest)
+        if not all(isinstance(value, kind) for value, kind in zip(values, types, strict=True)):
+            return []
+    return needed
 
 
 def write(path: Path, needed: list[Needed]) -> None:

@@ -171,12 +171,20 @@ def _xdist_role(config: pytest.Config) -> str:
     return "controller" if config.pluginmanager.has_plugin("dsession") else "single"
 
 
+def _runs_tests(config: pytest.Config) -> bool:
+    """Not a run that only lists tests or fixtures (--co, --fixtures, --fixtures-per-test,
+    --setup-plan): it needs no image and no container."""
+    option = config.option
+    listing = ("collectonly", "showfixtures", "show_fixtures_per_test", "setupplan")
+    return not any(getattr(option, name, False) for name in listing)
+
+
 def _early_start_applies(config: pytest.Config) -> bool:
     """Runs that start early what the last run with the same command line needed (see early.py)
-    and record what they need: configured, not --co, not an xdist worker (its controller does
-    it for the whole run, builds only: a worker learns late which tests it gets)."""
+    and record what they need: configured, running tests, not an xdist worker (its controller
+    does it for the whole run, builds only: a worker learns late which tests it gets)."""
     role = _xdist_role(config)
-    return _configured(settings_of(config)) and not config.option.collectonly and role != "worker"
+    return _configured(settings_of(config)) and _runs_tests(config) and role != "worker"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -219,9 +227,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                     prefixes.append(prefix)
                 if needs_container:
                     uses.setdefault(item.nodeid, set()).add((entry[0], platform))
-    if wanted and not config.option.collectonly:
+    if wanted and _runs_tests(config):
         multiarch_session(config).prefetch(wanted)
-    if _configured(settings_of(config)) and not config.option.collectonly:
+    if _configured(settings_of(config)) and _runs_tests(config):
         needed = _needed(config, wanted, prefixes)
         if _xdist_role(config) == "worker":
             multiarch_session(config).needed = needed  # the controller records the run's
@@ -408,7 +416,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     workeroutput = getattr(config, "workeroutput", None)
     if workeroutput is not None:
         workeroutput["multiarch"] = multiarch.worker_report()
-    elif _xdist_role(config) == "controller" and _early_start_applies(config) and multiarch.needed:
+    elif _xdist_role(config) == "controller" and _early_start_applies(config) and multiarch.workers_reported:
         _record(config, multiarch.needed)
 
 

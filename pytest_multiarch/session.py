@@ -82,8 +82,10 @@ class MultiarchSession:
         self._containers: dict[Key, MultiarchContainer | MultiarchError] = {}
         self._releases: list[threading.Thread] = []
         self._early_thread: threading.Thread | None = None
-        self._early_keys: set[Key] = set()
+        self._early_builds: set[Key] = set()
+        self._early_starts: set[Key] = set()
         self._reported_slots: dict[str, set[str]] = {}  # from xdist workers, for pruning
+        self.workers_reported = False  # an xdist controller got what a worker needed (maybe nothing)
         self.needed: list[early.Needed] = []  # what the collected tests need (an xdist worker's, or all workers')
         self._specs: dict[tuple[str, Path, Path, Platform], ImageSpec] = {}
         self.events: queue.SimpleQueue[str] = queue.SimpleQueue()
@@ -223,44 +225,65 @@ class MultiarchSession:
     def _start_early(self, needed: list[early.Needed], containers: bool) -> None:
         from pytest_multiarch.fixtures import REGISTRY
 
+        configured = self.settings.platforms
         for entry in needed:
+            if self.closing.is_set():
+                return
             spec_of = REGISTRY.get(entry.prefix)  # a conftest collection has not reached yet: skip
             try:
                 if spec_of is None:
                     continue
-                platform = self.resolve(Platform.parse(entry.platform))
+                platform = Platform.parse(entry.platform)
+                if configured is not None and platform not in configured:
+                    continue  # configured differently now (not platforms(): it caches hook results)
+                platform = self.resolve(platform)
                 # Not spec_for: hooks of conftests not loaded yet must not be cached out.
                 full = self.full_spec(spec_of(self.config), platform)
                 if early.spec_digest(full, platform) != entry.digest:
                     continue  # configured differently now: collection decides
                 self._build_future(full, platform)
+                self._early_builds.add((full, platform))
                 if entry.container and containers:
                     self._start_future(full, platform)
-                self._early_keys.add((full, platform))
-            except MultiarchError:
-                continue  # the tests that need it report it
+                    self._early_starts.add((full, platform))
+            except Exception:
+                continue  # best effort: the tests that need it report any problem themselves
 
     def settle_early(self, wanted: list[tuple[ImageSpec, Platform, bool]]) -> None:
-        """After collection: remove the containers started early that no collected test needs
-        (their builds finish and stay loaded, for the next run)."""
+        """After collection: cancel the builds and remove the containers started early that no
+        collected test needs. A build already running cannot be stopped; it finishes, loaded
+        for the next run."""
         if self._early_thread is None:
             return
         self._early_thread.join()
-        needed = set()
+        builds, starts = set(), set()
         for spec, platform, needs_container in wanted:
             with contextlib.suppress(MultiarchError):
+                key = (self.spec_for(spec, platform), self.resolve(platform))
+                builds.add(key)
                 if needs_container:
-                    needed.add((self.spec_for(spec, platform), self.resolve(platform)))
-        for key in self._early_keys - needed:
+                    starts.add(key)
+        for key in self._early_starts - starts:
             with self._futures_lock:
-                future = self._starts.pop(key, None)
-            if future is not None and not future.cancel():
-                future.add_done_callback(self._remove_unneeded)
+                start = self._starts.pop(key, None)
+            if start is not None and not start.cancel():
+                start.add_done_callback(self._remove_unneeded)
+        for key in self._early_builds - builds:
+            with self._futures_lock:
+                build = self._builds.pop(key, None)
+            if build is not None:
+                build.cancel()
 
     def _remove_unneeded(self, future: Future[MultiarchContainer]) -> None:
-        if future.cancelled() or future.exception() is not None or self.settings.reuse:
+        if future.cancelled() or future.exception() is not None:
             return
-        remover = threading.Thread(target=cleanup.remove, args=(future.result(),), name="multiarch-release")
+        container = future.result()
+        if container.reused:
+            return  # found running from an earlier --multiarch-reuse session: it stays
+        with self._futures_lock:
+            if container in self._unannounced:
+                self._unannounced.remove(container)
+        remover = threading.Thread(target=cleanup.remove, args=(container,), name="multiarch-release")
         remover.start()
         self._releases.append(remover)
 
@@ -271,6 +294,8 @@ class MultiarchSession:
         with self._futures_lock:
             key = (full, platform)
             if key not in self._builds:
+                if self.closing.is_set():
+                    raise BuildError(f"the session ended before the build for {platform} started")
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(self.settings.build_jobs, thread_name_prefix="multiarch-build")
                 self._builds[key] = self._pool.submit(self._build, full, platform)
@@ -328,7 +353,7 @@ class MultiarchSession:
         """buildx is about to run: say so, and load testcontainers meanwhile (~0.1 s of CPU that
         would otherwise come between the build and the container start)."""
         self.events.put(f"building {label} ({mode})…")
-        if not self.settings.reuse:
+        if self._starts and not self.settings.reuse:  # a container will start (not on an xdist controller)
             threading.Thread(target=importlib.import_module, args=("pytest_multiarch.start",), daemon=True).start()
 
     def image(self, spec: ImageSpec, platform: Platform, say: Terminal) -> BuiltImage:
@@ -365,6 +390,8 @@ class MultiarchSession:
         with self._futures_lock:
             key = (full, platform)
             if key not in self._starts:
+                if self.closing.is_set():
+                    raise ContainerError(f"the session ended before the {platform} container started")
                 if self._start_pool is None:
                     self._start_pool = ThreadPoolExecutor(4, thread_name_prefix="multiarch-start")
                 self._starts[key] = self._start_pool.submit(self._start, full, platform, build)
@@ -511,7 +538,8 @@ class MultiarchSession:
         those whose container-started hook never ran. xdist workers leave pruning to the
         controller: another worker may still need an image.
         """
-        self.closing.set()
+        with self._futures_lock:  # no build or start is submitted after this
+            self.closing.set()
         for pool in (self._pool, self._start_pool):
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
@@ -563,8 +591,10 @@ class MultiarchSession:
                     setattr(mine, name, value)
         for slot, keys in report.get("slots", {}).items():
             self._reported_slots.setdefault(slot, set()).update(keys)
-        with contextlib.suppress(TypeError):
-            self.needed = early.merged(self.needed + [early.Needed(**entry) for entry in report.get("needed", [])])
+        if "needed" in report:
+            self.workers_reported = True
+            with contextlib.suppress(TypeError):
+                self.needed = early.merged(self.needed + [early.Needed(**entry) for entry in report["needed"]])
 
 
 def _host_platform() -> Platform:

@@ -47,3 +47,30 @@ def test_the_record_is_per_command_line(pytester):
     cache = pytester.path / "cache"
     assert early.record_path(config_a, cache) == early.record_path(pytester.parseconfig("-k", "a"), cache)
     assert early.record_path(config_a, cache) != early.record_path(config_b, cache)
+
+
+def test_a_record_with_fields_of_the_wrong_type_is_ignored(tmp_path):
+    path = tmp_path / "typed.json"
+    path.write_text('{"scheme": 1, "needed": [{"prefix": ["x"], "platform": 1, "container": "yes", "digest": "d"}]}')
+    assert early.read(path) == []
+
+
+def test_the_record_follows_pytest_addopts_and_the_ini_file(pytester, monkeypatch):
+    ini = pytester.makeini("[pytest]\nmultiarch_platforms = linux/amd64\n")
+    cache = pytester.path / "cache"
+    before = early.record_path(pytester.parseconfig(), cache)
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-k slow")
+    with_addopts = early.record_path(pytester.parseconfig(), cache)
+    monkeypatch.delenv("PYTEST_ADDOPTS")
+    ini.write_text("[pytest]\nmultiarch_platforms = linux/amd64, linux/arm64\n")
+    edited = early.record_path(pytester.parseconfig(), cache)
+    assert len({before, with_addopts, edited}) == 3
+
+
+def test_only_runs_that_run_tests_start_or_record_anything(pytester):
+    from pytest_multiarch.plugin import _runs_tests
+
+    assert _runs_tests(pytester.parseconfig())
+    assert _runs_tests(pytester.parseconfig("--setup-only"))  # sets fixtures up: containers too
+    for listing in ("--co", "--fixtures", "--fixtures-per-test", "--setup-plan"):
+        assert not _runs_tests(pytester.parseconfig(listing)), listing
