@@ -804,6 +804,16 @@ def test_xdist_builds_each_platform_once_across_workers(busybox_project):
 def test_xdist_controller_starts_the_builds_the_last_run_needed(busybox_project):
     """Repeating a -n 2 run, the controller builds while its workers start: they find the
     images built (reused=True for every worker), though a change made them new builds."""
+    # Workers that take a while to start, as in a large project: the race stays decided.
+    busybox_project.makeconftest(
+        """
+        import time
+
+        def pytest_configure(config):
+            if hasattr(config, "workerinput"):
+                time.sleep(2)
+        """
+    )
     busybox_project.makepyfile(
         test_app="""
         from pathlib import Path
