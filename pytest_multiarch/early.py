@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.platforms import Platform
 
 _SCHEME = 1
+FORGET_DAYS = 30
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,9 +101,16 @@ def read(path: Path) -> list[Needed]:
 
 
 def write(path: Path, needed: list[Needed]) -> None:
-    """Replace the record atomically; a cache that cannot be written only costs the head start."""
+    """Replace the record atomically, and drop records of command lines not run for
+    FORGET_DAYS (one file per command line would otherwise pile up). A cache that cannot be
+    written only costs the head start."""
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(f".{os.getpid()}.tmp")
         partial.write_text(json.dumps({"scheme": _SCHEME, "needed": [dataclasses.asdict(n) for n in needed]}))
         partial.replace(path)
+    forget_before = time.time() - FORGET_DAYS * 86400
+    for old in path.parent.glob("*.json"):
+        with contextlib.suppress(OSError):
+            if old.stat().st_mtime < forget_before:
+                old.unlink()

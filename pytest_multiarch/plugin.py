@@ -258,9 +258,7 @@ def _needed(config: pytest.Config, wanted: list[tuple[ImageSpec, Platform, bool]
 def _record(config: pytest.Config, needed: list[Needed]) -> None:
     from pytest_multiarch import early
 
-    path = early.record_path(config, multiarch_session(config).cache_dir)
-    if early.read(path) != needed:
-        early.write(path, needed)
+    early.write(early.record_path(config, multiarch_session(config).cache_dir), needed)
 
 
 @pytest.hookimpl(tryfirst=True)

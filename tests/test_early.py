@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 from pytest_multiarch import early
@@ -74,3 +76,15 @@ def test_only_runs_that_run_tests_start_or_record_anything(pytester):
     assert _runs_tests(pytester.parseconfig("--setup-only"))  # sets fixtures up: containers too
     for listing in ("--co", "--fixtures", "--fixtures-per-test", "--setup-plan"):
         assert not _runs_tests(pytester.parseconfig(listing)), listing
+
+
+def test_records_of_command_lines_not_run_for_a_month_are_forgotten(tmp_path):
+    folder = tmp_path / "early"
+    folder.mkdir()
+    stale, recent = folder / "stale.json", folder / "recent.json"
+    for path, days in ((stale, early.FORGET_DAYS + 1), (recent, early.FORGET_DAYS - 1)):
+        path.write_text("{}")
+        when = time.time() - days * 86400
+        os.utime(path, (when, when))
+    early.write(folder / "now.json", [])
+    assert sorted(p.name for p in folder.iterdir()) == ["now.json", "recent.json"]
