@@ -217,6 +217,9 @@ class MultiarchSession:
         """Start what the last run with the same arguments needed (see early.py), in the
         background: the engine's preflight may take a second and pytest must go on collecting.
         Without ``containers`` only the builds (an xdist controller: workers start their own)."""
+        platforms = ", ".join(dict.fromkeys(entry.platform for entry in needed))
+        what = "builds and containers" if containers and any(e.container for e in needed) else "builds"
+        self.events.put(f"starting the {what} the last run of this command needed ({platforms}) while pytest collects")
         self._early_thread = threading.Thread(
             target=self._start_early, args=(needed, containers), name="multiarch-early", daemon=True
         )
@@ -266,8 +269,10 @@ class MultiarchSession:
         for key in self._early_starts - starts:
             with self._futures_lock:
                 start = self._starts.pop(key, None)
-            if start is not None and not start.cancel():
-                start.add_done_callback(self._remove_unneeded)
+            if start is not None:
+                self.events.put(f"the {key[1]} container started early is not needed by these tests: removing it")
+                if not start.cancel():
+                    start.add_done_callback(self._remove_unneeded)
         for key in self._early_builds - builds:
             with self._futures_lock:
                 build = self._builds.pop(key, None)

@@ -665,6 +665,12 @@ class TestEarlyStart:
         result = run(busybox_project, "-p", "no:randomly")
         result.assert_outcomes(passed=1)
         result.stdout.fnmatch_lines_random(
+            [
+                "multiarch: starting the builds and containers the last run of this command needed (linux/amd64, *",
+                "multiarch: the linux/arm64 container started early is not needed by these tests: removing it",
+            ]
+        )
+        result.stdout.fnmatch_lines_random(
             ["*starting the linux/amd64 container*", "*starting the linux/arm64 container*"]
         )
 
