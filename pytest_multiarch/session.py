@@ -71,7 +71,7 @@ class MultiarchSession:
         # One lock per resource: nobody waits on a slow engine or registry call to submit a build.
         self._engine_lock = threading.Lock()
         self._index_lock = threading.Lock()
-        self._futures_lock = threading.Lock()
+        self._futures_lock = threading.RLock()  # reentrant: the early start submits under it
         self._sweep_lock = threading.Lock()
         self.closing = threading.Event()  # set by close(): background starts give up
         self._pool: ThreadPoolExecutor | None = None
@@ -84,6 +84,7 @@ class MultiarchSession:
         self._early_thread: threading.Thread | None = None
         self._early_builds: set[Key] = set()
         self._early_starts: set[Key] = set()
+        self._early_wanted: tuple[set[Key], set[Key]] | None = None  # (builds, starts), once collected
         self._reported_slots: dict[str, set[str]] = {}  # from xdist workers, for pruning
         self.workers_reported = False  # an xdist controller got what a worker needed (maybe nothing)
         self.needed: list[early.Needed] = []  # what the collected tests need (an xdist worker's, or all workers')
@@ -244,11 +245,16 @@ class MultiarchSession:
                 full = self.full_spec(spec_of(self.config), platform)
                 if early.spec_digest(full, platform) != entry.digest:
                     continue  # configured differently now: collection decides
-                self._build_future(full, platform)
-                self._early_builds.add((full, platform))
-                if entry.container and containers:
-                    self._start_future(full, platform)
-                    self._early_starts.add((full, platform))
+                key = (full, platform)
+                with self._futures_lock:  # settle_early cannot run between the check and the submit
+                    if self._early_wanted is not None and key not in self._early_wanted[0]:
+                        continue  # collection is over and no test needs it
+                    self._build_future(full, platform)
+                    self._early_builds.add(key)
+                    start = entry.container and containers
+                    if start and (self._early_wanted is None or key in self._early_wanted[1]):
+                        self._start_future(full, platform)
+                        self._early_starts.add(key)
             except Exception:
                 continue  # best effort: the tests that need it report any problem themselves
 
@@ -258,22 +264,28 @@ class MultiarchSession:
         for the next run."""
         if self._early_thread is None:
             return
-        self._early_thread.join()
-        builds, starts = set(), set()
+        builds: set[Key] = set()
+        starts: set[Key] = set()
         for spec, platform, needs_container in wanted:
             with contextlib.suppress(MultiarchError):
                 key = (self.spec_for(spec, platform), self.resolve(platform))
                 builds.add(key)
                 if needs_container:
                     starts.add(key)
-        for key in self._early_starts - starts:
+        # Not waiting for the early thread (a hung engine would hold up a run that needs no
+        # container): from here on it submits only what is wanted.
+        with self._futures_lock:
+            self._early_wanted = (builds, starts)
+            unneeded_starts = self._early_starts - starts
+            unneeded_builds = self._early_builds - builds
+        for key in unneeded_starts:
             with self._futures_lock:
                 start = self._starts.pop(key, None)
             if start is not None:
                 self.events.put(f"the {key[1]} container started early is not needed by these tests: removing it")
                 if not start.cancel():
                     start.add_done_callback(self._remove_unneeded)
-        for key in self._early_builds - builds:
+        for key in unneeded_builds:
             with self._futures_lock:
                 build = self._builds.pop(key, None)
             if build is not None:
