@@ -4,8 +4,8 @@ those builds and containers when the session starts, while pytest still collects
 Which images and containers a run needs is known only after collection; in a large test suite
 that takes seconds, in which a build or a container start could already have run. A run writes
 what it needed to a small file keyed by its directory and arguments; the next run with the
-same key starts exactly that at ``pytest_sessionstart``, and removes at once whatever
-collection then shows it does not need. The file holds fixture prefixes, platforms and a
+same key starts exactly that at ``pytest_sessionstart`` (``EarlyStart``), and drops at once
+whatever collection then shows it does not need. The file holds fixture prefixes, platforms and a
 SHA-256 per image spec (never build args).
 """
 
@@ -16,13 +16,19 @@ import dataclasses
 import hashlib
 import json
 import os
+import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_multiarch.config import ImageSpec
+from pytest_multiarch.errors import MultiarchError
 from pytest_multiarch.platforms import Platform
+
+if TYPE_CHECKING:
+    from pytest_multiarch.session import Key, MultiarchSession
 
 _SCHEME = 1
 FORGET_DAYS = 30
@@ -114,3 +120,88 @@ def write(path: Path, needed: list[Needed]) -> None:
         with contextlib.suppress(OSError):
             if old.stat().st_mtime < forget_before:
                 old.unlink()
+
+
+class EarlyStart:
+    """The builds and containers one session started from the record, until collection says
+    which of them its tests want (``settle``); the rest is dropped.
+
+    Runs in its own thread: resolving a platform waits for the engine's preflight, and pytest
+    must go on collecting. It never waits for that thread after collection (a hung engine would
+    hold up a run that needs no container): from ``settle`` on, it submits only what is wanted.
+    """
+
+    def __init__(self, session: MultiarchSession, needed: list[Needed], *, containers: bool) -> None:
+        self._session = session
+        self._containers = containers  # False on an xdist controller: each worker starts its own
+        self._lock = threading.Lock()  # settle cannot run between the early thread's check and submit
+        self._builds: set[Key] = set()
+        self._starts: set[Key] = set()
+        self._wanted: tuple[set[Key], set[Key]] | None = None  # (builds, starts), once collected
+        platforms = ", ".join(dict.fromkeys(entry.platform for entry in needed))
+        what = "builds and containers" if containers and any(e.container for e in needed) else "builds"
+        session.events.put(
+            f"starting the {what} the last run of this command needed ({platforms}) while pytest collects"
+        )
+        threading.Thread(target=self._run, args=(needed,), name="multiarch-early", daemon=True).start()
+
+    def _run(self, needed: list[Needed]) -> None:
+        from pytest_multiarch.fixtures import REGISTRY
+
+        session = self._session
+        configured = session.settings.platforms
+        for entry in needed:
+            if session.closing.is_set():
+                return
+            spec_of = REGISTRY.get(entry.prefix)  # a conftest collection has not reached yet: skip
+            try:
+                if spec_of is None:
+                    continue
+                platform = Platform.parse(entry.platform)
+                if configured is not None and platform not in configured:
+                    continue  # configured differently now (not platforms(): it caches hook results)
+                platform = session.resolve(platform)
+                # Not spec_for: hooks of conftests not loaded yet must not be cached out.
+                full = session.full_spec(spec_of(session.config), platform)
+                if spec_digest(full, platform) != entry.digest:
+                    continue  # configured differently now: collection decides
+                key = (full, platform)
+                with self._lock:
+                    if self._wanted is not None and key not in self._wanted[0]:
+                        continue  # collection is over and no test needs it
+                    session.build_future_of(full, platform)
+                    self._builds.add(key)
+                    start = entry.container and self._containers
+                    if start and (self._wanted is None or key in self._wanted[1]):
+                        session.start_future_of(full, platform)
+                        self._starts.add(key)
+            except Exception:
+                continue  # best effort: the tests that need it report any problem themselves
+
+    def settle(self, wanted: list[tuple[ImageSpec, Platform, bool]]) -> None:
+        """Collection is done: cancel the builds and remove the containers started early that no
+        collected test needs. A build already running cannot be stopped; it finishes, loaded
+        for the next run."""
+        session = self._session
+        builds: set[Key] = set()
+        starts: set[Key] = set()
+        for spec, platform, needs_container in wanted:
+            with contextlib.suppress(MultiarchError):
+                key = (session.spec_for(spec, platform), session.resolve(platform))
+                builds.add(key)
+                if needs_container:
+                    starts.add(key)
+        with self._lock:
+            self._wanted = (builds, starts)
+            unneeded_starts = self._starts - starts
+            unneeded_builds = self._builds - builds
+        for key in unneeded_starts:
+            start = session.forget_start(key)
+            if start is not None:
+                session.events.put(f"the {key[1]} container started early is not needed by these tests: removing it")
+                if not start.cancel():
+                    start.add_done_callback(session.remove_started)
+        for key in unneeded_builds:
+            build = session.forget_build(key)
+            if build is not None:
+                build.cancel()

@@ -1,9 +1,11 @@
 """The test session's images and containers, one per (image, platform), made at most once.
 
-Builds start in a thread pool as soon as collection knows which platforms are needed, so a
-platform's tests can run while another platform is still building. Every outcome, success or
-error, is cached: a failed build errors that platform's tests once, without retrying per test,
-and never touches another platform.
+Builds start in a thread pool as soon as collection knows which platforms are needed (or, when
+the same command ran before, when the session starts: see early.py), so a platform's tests can
+run while another platform is still building. Every outcome, success or error, is cached: a
+failed build errors that platform's tests once, without retrying per test, and never touches
+another platform. Under pytest-xdist each worker has its own session; the controller's only
+builds early and gathers the workers' figures (worker_report).
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ class MultiarchSession:
         # One lock per resource: nobody waits on a slow engine or registry call to submit a build.
         self._engine_lock = threading.Lock()
         self._index_lock = threading.Lock()
-        self._futures_lock = threading.RLock()  # reentrant: the early start submits under it
+        self._futures_lock = threading.Lock()
         self._sweep_lock = threading.Lock()
         self.closing = threading.Event()  # set by close(): background starts give up
         self._pool: ThreadPoolExecutor | None = None
@@ -81,10 +83,7 @@ class MultiarchSession:
         self._unannounced: list[MultiarchContainer] = []
         self._containers: dict[Key, MultiarchContainer | MultiarchError] = {}
         self._releases: list[threading.Thread] = []
-        self._early_thread: threading.Thread | None = None
-        self._early_builds: set[Key] = set()
-        self._early_starts: set[Key] = set()
-        self._early_wanted: tuple[set[Key], set[Key]] | None = None  # (builds, starts), once collected
+        self._early: early.EarlyStart | None = None
         self._reported_slots: dict[str, set[str]] = {}  # from xdist workers, for pruning
         self.workers_reported = False  # an xdist controller got what a worker needed (maybe nothing)
         self.needed: list[early.Needed] = []  # what the collected tests need (an xdist worker's, or all workers')
@@ -215,83 +214,27 @@ class MultiarchSession:
                 pass  # the test's own fixture reports it (skip or error)
 
     def start_early(self, needed: list[early.Needed], *, containers: bool = True) -> None:
-        """Start what the last run with the same arguments needed (see early.py), in the
-        background: the engine's preflight may take a second and pytest must go on collecting.
-        Without ``containers`` only the builds (an xdist controller: workers start their own)."""
-        platforms = ", ".join(dict.fromkeys(entry.platform for entry in needed))
-        what = "builds and containers" if containers and any(e.container for e in needed) else "builds"
-        self.events.put(f"starting the {what} the last run of this command needed ({platforms}) while pytest collects")
-        self._early_thread = threading.Thread(
-            target=self._start_early, args=(needed, containers), name="multiarch-early", daemon=True
-        )
-        self._early_thread.start()
-
-    def _start_early(self, needed: list[early.Needed], containers: bool) -> None:
-        from pytest_multiarch.fixtures import REGISTRY
-
-        configured = self.settings.platforms
-        for entry in needed:
-            if self.closing.is_set():
-                return
-            spec_of = REGISTRY.get(entry.prefix)  # a conftest collection has not reached yet: skip
-            try:
-                if spec_of is None:
-                    continue
-                platform = Platform.parse(entry.platform)
-                if configured is not None and platform not in configured:
-                    continue  # configured differently now (not platforms(): it caches hook results)
-                platform = self.resolve(platform)
-                # Not spec_for: hooks of conftests not loaded yet must not be cached out.
-                full = self.full_spec(spec_of(self.config), platform)
-                if early.spec_digest(full, platform) != entry.digest:
-                    continue  # configured differently now: collection decides
-                key = (full, platform)
-                with self._futures_lock:  # settle_early cannot run between the check and the submit
-                    if self._early_wanted is not None and key not in self._early_wanted[0]:
-                        continue  # collection is over and no test needs it
-                    self._build_future(full, platform)
-                    self._early_builds.add(key)
-                    start = entry.container and containers
-                    if start and (self._early_wanted is None or key in self._early_wanted[1]):
-                        self._start_future(full, platform)
-                        self._early_starts.add(key)
-            except Exception:
-                continue  # best effort: the tests that need it report any problem themselves
+        """Start what the last run of this command needed, while pytest collects (early.py)."""
+        self._early = early.EarlyStart(self, needed, containers=containers)
 
     def settle_early(self, wanted: list[tuple[ImageSpec, Platform, bool]]) -> None:
-        """After collection: cancel the builds and remove the containers started early that no
-        collected test needs. A build already running cannot be stopped; it finishes, loaded
-        for the next run."""
-        if self._early_thread is None:
-            return
-        builds: set[Key] = set()
-        starts: set[Key] = set()
-        for spec, platform, needs_container in wanted:
-            with contextlib.suppress(MultiarchError):
-                key = (self.spec_for(spec, platform), self.resolve(platform))
-                builds.add(key)
-                if needs_container:
-                    starts.add(key)
-        # Not waiting for the early thread (a hung engine would hold up a run that needs no
-        # container): from here on it submits only what is wanted.
-        with self._futures_lock:
-            self._early_wanted = (builds, starts)
-            unneeded_starts = self._early_starts - starts
-            unneeded_builds = self._early_builds - builds
-        for key in unneeded_starts:
-            with self._futures_lock:
-                start = self._starts.pop(key, None)
-            if start is not None:
-                self.events.put(f"the {key[1]} container started early is not needed by these tests: removing it")
-                if not start.cancel():
-                    start.add_done_callback(self._remove_unneeded)
-        for key in unneeded_builds:
-            with self._futures_lock:
-                build = self._builds.pop(key, None)
-            if build is not None:
-                build.cancel()
+        """After collection: drop what was started early and is not wanted (early.py)."""
+        if self._early is not None:
+            self._early.settle(wanted)
 
-    def _remove_unneeded(self, future: Future[MultiarchContainer]) -> None:
+    def forget_start(self, key: Key) -> Future[MultiarchContainer] | None:
+        """Take the container start of ``key`` out of the session (a test asking later starts
+        a new one); the caller cancels it or removes what it starts."""
+        with self._futures_lock:
+            return self._starts.pop(key, None)
+
+    def forget_build(self, key: Key) -> Future[BuiltImage] | None:
+        with self._futures_lock:
+            return self._builds.pop(key, None)
+
+    def remove_started(self, future: Future[MultiarchContainer]) -> None:
+        """Done-callback of a forgotten start: remove its container in the background, unless it
+        was found running from an earlier --multiarch-reuse session."""
         if future.cancelled() or future.exception() is not None:
             return
         container = future.result()
@@ -305,9 +248,10 @@ class MultiarchSession:
         self._releases.append(remover)
 
     def build_future(self, spec: ImageSpec, platform: Platform) -> Future[BuiltImage]:
-        return self._build_future(self.spec_for(spec, platform), platform)
+        return self.build_future_of(self.spec_for(spec, platform), platform)
 
-    def _build_future(self, full: ImageSpec, platform: Platform) -> Future[BuiltImage]:
+    def build_future_of(self, full: ImageSpec, platform: Platform) -> Future[BuiltImage]:
+        """The build of ``full``, a spec with its build args already complete."""
         with self._futures_lock:
             key = (full, platform)
             if key not in self._builds:
@@ -400,10 +344,11 @@ class MultiarchSession:
     def start_future(self, spec: ImageSpec, platform: Platform) -> Future[MultiarchContainer]:
         """The container of (spec, platform), started in the background once its image is ready,
         so that platforms start concurrently and while other tests run."""
-        return self._start_future(self.spec_for(spec, platform), platform)
+        return self.start_future_of(self.spec_for(spec, platform), platform)
 
-    def _start_future(self, full: ImageSpec, platform: Platform) -> Future[MultiarchContainer]:
-        build = self._build_future(full, platform)
+    def start_future_of(self, full: ImageSpec, platform: Platform) -> Future[MultiarchContainer]:
+        """The container start of ``full``, a spec with its build args already complete."""
+        build = self.build_future_of(full, platform)
         with self._futures_lock:
             key = (full, platform)
             if key not in self._starts:
