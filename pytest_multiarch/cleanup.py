@@ -40,16 +40,17 @@ def track(container: MultiarchContainer) -> None:
         _running.append(container)
 
 
-def remove(container: MultiarchContainer) -> None:
-    """Remove one container now (before the session ends) and stop tracking it; if that fails,
-    the end of the session tries again."""
+def remove(container: MultiarchContainer) -> bool:
+    """Remove one container now (before the session ends) and stop tracking it; if that fails
+    (False), the end of the session tries again."""
     try:
         container.stop()
     except Exception:
-        return
+        return False
     with _lock:
         if container in _running:
             _running.remove(container)
+    return True
 
 
 def remove_all() -> None:

@@ -116,7 +116,7 @@ def write(path: Path, needed: list[Needed]) -> None:
         partial.write_text(json.dumps({"scheme": _SCHEME, "needed": [dataclasses.asdict(n) for n in needed]}))
         partial.replace(path)
     forget_before = time.time() - FORGET_DAYS * 86400
-    for old in path.parent.glob("*.json"):
+    for old in path.parent.iterdir():  # records, and any temporary file a crash left
         with contextlib.suppress(OSError):
             if old.stat().st_mtime < forget_before:
                 old.unlink()
@@ -128,7 +128,7 @@ class EarlyStart:
 
     Runs in its own thread: resolving a platform waits for the engine's preflight, and pytest
     must go on collecting. It never waits for that thread after collection (a hung engine would
-    hold up a run that needs no container): from ``settle`` on, it submits only what is wanted.
+    hold up a run that needs no container): from ``settle`` on, it submits nothing more.
     """
 
     def __init__(self, session: MultiarchSession, needed: list[Needed], *, containers: bool) -> None:
@@ -167,12 +167,11 @@ class EarlyStart:
                     continue  # configured differently now: collection decides
                 key = (full, platform)
                 with self._lock:
-                    if self._wanted is not None and key not in self._wanted[0]:
-                        continue  # collection is over and no test needs it
+                    if self._wanted is not None:
+                        return  # collection is over: it started what its tests need
                     session.build_future_of(full, platform)
                     self._builds.add(key)
-                    start = entry.container and self._containers
-                    if start and (self._wanted is None or key in self._wanted[1]):
+                    if entry.container and self._containers:
                         session.start_future_of(full, platform)
                         self._starts.add(key)
             except Exception:

@@ -230,12 +230,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if wanted and _runs_tests(config):
         multiarch_session(config).prefetch(wanted)
     if _configured(settings_of(config)) and _runs_tests(config):
-        needed = _needed(config, wanted, prefixes)
-        if _xdist_role(config) == "worker":
-            multiarch_session(config).needed = needed  # the controller records the run's
-        else:
-            multiarch_session(config).settle_early(wanted)
-            _record(config, needed)
+        multiarch = multiarch_session(config)
+        multiarch.needed = _needed(config, wanted, prefixes)  # recorded when the session ends
+        if _xdist_role(config) != "worker":
+            multiarch.settle_early(wanted)
     if platform_of:
         _junit_suite_properties(config)
 
@@ -404,9 +402,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(line)
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """On an xdist worker: hand the controller what its summary, pruning and record need. On
-    the controller: record what the workers needed, for the next run's early start."""
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int | pytest.ExitCode) -> None:
+    """On an xdist worker: hand the controller what its summary, pruning and record need.
+    Elsewhere: record what the collected tests (all workers') needed, for the next run's early
+    start; not after an interrupted collection, whose list is partial."""
     config = session.config
     multiarch = config.stash.get(_SESSION, None)
     if multiarch is None:
@@ -414,7 +413,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     workeroutput = getattr(config, "workeroutput", None)
     if workeroutput is not None:
         workeroutput["multiarch"] = multiarch.worker_report()
-    elif _xdist_role(config) == "controller" and _early_start_applies(config) and multiarch.workers_reported:
+        return
+    cut_short = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR)
+    if multiarch.needed is not None and not cut_short and _early_start_applies(config):
         _record(config, multiarch.needed)
 
 

@@ -84,9 +84,10 @@ class MultiarchSession:
         self._containers: dict[Key, MultiarchContainer | MultiarchError] = {}
         self._releases: list[threading.Thread] = []
         self._early: early.EarlyStart | None = None
+        self._dropped: set[Future[MultiarchContainer]] = set()  # starts forgotten while under way
         self._reported_slots: dict[str, set[str]] = {}  # from xdist workers, for pruning
-        self.workers_reported = False  # an xdist controller got what a worker needed (maybe nothing)
-        self.needed: list[early.Needed] = []  # what the collected tests need (an xdist worker's, or all workers')
+        # What the collected tests need (on an xdist controller: all workers'); None: not known.
+        self.needed: list[early.Needed] | None = None
         self._specs: dict[tuple[str, Path, Path, Platform], ImageSpec] = {}
         self.events: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.stats: dict[str, PlatformStats] = {}
@@ -224,9 +225,13 @@ class MultiarchSession:
 
     def forget_start(self, key: Key) -> Future[MultiarchContainer] | None:
         """Take the container start of ``key`` out of the session (a test asking later starts
-        a new one); the caller cancels it or removes what it starts."""
+        a new one); a start under way gives up at its next step (see _start), and the caller
+        cancels it or removes what it started."""
         with self._futures_lock:
-            return self._starts.pop(key, None)
+            start = self._starts.pop(key, None)
+            if start is not None:
+                self._dropped.add(start)
+            return start
 
     def forget_build(self, key: Key) -> Future[BuiltImage] | None:
         with self._futures_lock:
@@ -240,10 +245,14 @@ class MultiarchSession:
         container = future.result()
         if container.reused:
             return  # found running from an earlier --multiarch-reuse session: it stays
-        with self._futures_lock:
-            if container in self._unannounced:
-                self._unannounced.remove(container)
-        remover = threading.Thread(target=cleanup.remove, args=(container,), name="multiarch-release")
+
+        def remove() -> None:
+            if cleanup.remove(container):  # else close() tries again (tracked or unannounced)
+                with self._futures_lock:
+                    if container in self._unannounced:
+                        self._unannounced.remove(container)
+
+        remover = threading.Thread(target=remove, name="multiarch-release")
         remover.start()
         self._releases.append(remover)
 
@@ -356,25 +365,47 @@ class MultiarchSession:
                     raise ContainerError(f"the session ended before the {platform} container started")
                 if self._start_pool is None:
                     self._start_pool = ThreadPoolExecutor(4, thread_name_prefix="multiarch-start")
-                self._starts[key] = self._start_pool.submit(self._start, full, platform, build)
+                future: Future[MultiarchContainer] = Future()
+                self._starts[key] = future
+                self._start_pool.submit(self._start_into, future, full, platform, build)
             return self._starts[key]
 
-    def _start(self, spec: ImageSpec, platform: Platform, build: Future[BuiltImage]) -> MultiarchContainer:
+    def _start_into(
+        self, future: Future[MultiarchContainer], spec: ImageSpec, platform: Platform, build: Future[BuiltImage]
+    ) -> None:
+        """Run _start for ``future``, which it can tell from the dropped ones (forget_start)."""
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(self._start(spec, platform, build, lambda: future in self._dropped))
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    def _start(
+        self, spec: ImageSpec, platform: Platform, build: Future[BuiltImage], dropped: Callable[[], bool]
+    ) -> MultiarchContainer:
         image = build.result()
         try:
             if self.settings.reuse:
                 # One session at a time per slot: another may be starting the very container.
                 with FileLock(LOCK_DIR / f"reuse-{reuse_labels(image, spec)[REUSE_SLOT_LABEL].replace('/', '_')}.lock"):
-                    return self._start_or_reuse(image, spec, platform)
-            return self._start_or_reuse(image, spec, platform)
+                    return self._start_or_reuse(image, spec, platform, dropped)
+            return self._start_or_reuse(image, spec, platform, dropped)
         except MultiarchError:
             raise
         except Exception as exc:
             raise ContainerError(f"starting the {platform} container failed: {type(exc).__name__}: {exc}") from None
 
-    def _start_or_reuse(self, image: BuiltImage, spec: ImageSpec, platform: Platform) -> MultiarchContainer:
+    def _start_or_reuse(
+        self, image: BuiltImage, spec: ImageSpec, platform: Platform, dropped: Callable[[], bool]
+    ) -> MultiarchContainer:
+        def given_up() -> bool:
+            return self.closing.is_set() or dropped()
+
         if self.closing.is_set():
             raise ContainerError(f"the session ended before the {platform} container started")
+        if dropped():
+            raise ContainerError(f"the {platform} container was no longer needed when its image was ready")
         if self.settings.reuse:
             found = find_reusable(image, spec)
             if found is not None:
@@ -395,7 +426,7 @@ class MultiarchSession:
             timeout=self.settings.timeout_for(platform),
             reuse=self.settings.reuse,
             on_created=self._track,
-            cancelled=self.closing.is_set,
+            cancelled=given_up,
         )
 
     def _track(self, container: MultiarchContainer) -> None:
@@ -505,6 +536,9 @@ class MultiarchSession:
         for pool in (self._pool, self._start_pool):
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
+        with self._futures_lock:  # a start still queued in its pool never runs: say so
+            for start in self._starts.values():
+                start.cancel()
         cleanup.remove_all()
         for remover in self._releases:
             remover.join()
@@ -539,7 +573,7 @@ class MultiarchSession:
         return {
             "stats": {platform: dataclasses.asdict(stats) for platform, stats in self.stats.items()},
             "slots": {slot: sorted(keys) for slot, keys in self.built_slots().items()},
-            "needed": [dataclasses.asdict(entry) for entry in self.needed],
+            "needed": [dataclasses.asdict(entry) for entry in self.needed or []],
         }
 
     def merge_worker_report(self, report: dict[str, Any]) -> None:
@@ -554,9 +588,9 @@ class MultiarchSession:
         for slot, keys in report.get("slots", {}).items():
             self._reported_slots.setdefault(slot, set()).update(keys)
         if "needed" in report:
-            self.workers_reported = True
             with contextlib.suppress(TypeError):
-                self.needed = early.merged(self.needed + [early.Needed(**entry) for entry in report["needed"]])
+                reported = [early.Needed(**entry) for entry in report["needed"]]
+                self.needed = early.merged((self.needed or []) + reported)
 
 
 def _host_platform() -> Platform:

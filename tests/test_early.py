@@ -6,6 +6,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from pytest_multiarch import early
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.platforms import Platform
@@ -88,3 +90,22 @@ def test_records_of_command_lines_not_run_for_a_month_are_forgotten(tmp_path):
         os.utime(path, (when, when))
     early.write(folder / "now.json", [])
     assert sorted(p.name for p in folder.iterdir()) == ["now.json", "recent.json"]
+
+
+def test_an_interrupted_collection_keeps_the_last_record(pytester):
+    """The needs of a run whose collection broke off are partial: the record stays as it was."""
+    pytester.makeini("[pytest]\nmultiarch_platforms = linux/amd64\n")
+    pytester.makepyfile(test_ok="def test_ok():\n    pass\n")
+    pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pytest-multiarch" / "early"
+    (record,) = cache.iterdir()
+    assert early.read(record) == []  # written: these tests need no image
+    earlier = [early.Needed("multiarch", "linux/amd64", True, "an earlier run's digest")]
+    early.write(record, earlier)
+    pytester.makepyfile(test_broken="import a_module_that_does_not_exist\n")
+    broken = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    assert broken.ret == pytest.ExitCode.INTERRUPTED
+    assert early.read(record) == earlier
+    (pytester.path / "test_broken.py").unlink()
+    pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    assert early.read(record) == []
