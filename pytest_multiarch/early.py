@@ -137,7 +137,7 @@ class EarlyStart:
         self._lock = threading.Lock()  # settle cannot run between the early thread's check and submit
         self._builds: set[Key] = set()
         self._starts: set[Key] = set()
-        self._wanted: tuple[set[Key], set[Key]] | None = None  # (builds, starts), once collected
+        self._settled = False  # collection is over: nothing more is submitted
         platforms = ", ".join(dict.fromkeys(entry.platform for entry in needed))
         what = "builds and containers" if containers and any(e.container for e in needed) else "builds"
         session.events.put(
@@ -167,7 +167,7 @@ class EarlyStart:
                     continue  # configured differently now: collection decides
                 key = (full, platform)
                 with self._lock:
-                    if self._wanted is not None:
+                    if self._settled:
                         return  # collection is over: it started what its tests need
                     session.build_future_of(full, platform)
                     self._builds.add(key)
@@ -191,7 +191,7 @@ class EarlyStart:
                 if needs_container:
                     starts.add(key)
         with self._lock:
-            self._wanted = (builds, starts)
+            self._settled = True
             unneeded_starts = self._starts - starts
             unneeded_builds = self._builds - builds
         for key in unneeded_starts:

@@ -253,17 +253,11 @@ def _needed(config: pytest.Config, wanted: list[tuple[ImageSpec, Platform, bool]
     return early.merged(needed)
 
 
-def _record(config: pytest.Config, needed: list[Needed]) -> None:
-    from pytest_multiarch import early
-
-    early.write(early.record_path(config, multiarch_session(config).cache_dir), needed)
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> None:
     """The order is final now (plugins may reorder up to here): note each container's last test.
     An xdist worker runs what it is sent, in no order known beforehand: it keeps its containers."""
-    if os.environ.get("PYTEST_XDIST_WORKER"):
+    if _xdist_role(session.config) == "worker":
         return
     config = session.config
     uses = config.stash[_USES]
@@ -389,7 +383,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     config = terminalreporter.config
-    xdist_controller = config.pluginmanager.has_plugin("dsession")
+    xdist_controller = _xdist_role(config) == "controller"
     if not config.stash[_PLATFORM_OF] and not xdist_controller:
         return  # no multiarch test ran here
     from pytest_multiarch import report
@@ -416,7 +410,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int | pytest.ExitC
         return
     cut_short = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR)
     if multiarch.needed is not None and not cut_short and _early_start_applies(config):
-        _record(config, multiarch.needed)
+        from pytest_multiarch import early
+
+        early.write(early.record_path(config, multiarch.cache_dir), multiarch.needed)
 
 
 class _BetweenTests:

@@ -84,7 +84,7 @@ class MultiarchSession:
         self._containers: dict[Key, MultiarchContainer | MultiarchError] = {}
         self._releases: list[threading.Thread] = []
         self._early: early.EarlyStart | None = None
-        self._dropped: set[Future[MultiarchContainer]] = set()  # starts forgotten while under way
+        self._start_dropped: dict[Key, threading.Event] = {}  # set: its start gives up (forget_start)
         self._reported_slots: dict[str, set[str]] = {}  # from xdist workers, for pruning
         # What the collected tests need (on an xdist controller: all workers'); None: not known.
         self.needed: list[early.Needed] | None = None
@@ -228,10 +228,10 @@ class MultiarchSession:
         a new one); a start under way gives up at its next step (see _start), and the caller
         cancels it or removes what it started."""
         with self._futures_lock:
-            start = self._starts.pop(key, None)
-            if start is not None:
-                self._dropped.add(start)
-            return start
+            dropped = self._start_dropped.pop(key, None)
+            if dropped is not None:
+                dropped.set()
+            return self._starts.pop(key, None)
 
     def forget_build(self, key: Key) -> Future[BuiltImage] | None:
         with self._futures_lock:
@@ -243,11 +243,16 @@ class MultiarchSession:
         if future.cancelled() or future.exception() is not None:
             return
         container = future.result()
-        if container.reused:
-            return  # found running from an earlier --multiarch-reuse session: it stays
+        if not container.reused:
+            self._remove_in_background(container)
+
+    def _remove_in_background(self, container: MultiarchContainer) -> None:
+        """Remove ``container`` in a thread that close() joins. It stays tracked (or listed as
+        unannounced) until removed, so an interrupt meanwhile, or a failed removal, is handled
+        by close() again (stop is idempotent)."""
 
         def remove() -> None:
-            if cleanup.remove(container):  # else close() tries again (tracked or unannounced)
+            if cleanup.remove(container):
                 with self._futures_lock:
                     if container in self._unannounced:
                         self._unannounced.remove(container)
@@ -365,21 +370,9 @@ class MultiarchSession:
                     raise ContainerError(f"the session ended before the {platform} container started")
                 if self._start_pool is None:
                     self._start_pool = ThreadPoolExecutor(4, thread_name_prefix="multiarch-start")
-                future: Future[MultiarchContainer] = Future()
-                self._starts[key] = future
-                self._start_pool.submit(self._start_into, future, full, platform, build)
+                dropped = self._start_dropped[key] = threading.Event()
+                self._starts[key] = self._start_pool.submit(self._start, full, platform, build, dropped.is_set)
             return self._starts[key]
-
-    def _start_into(
-        self, future: Future[MultiarchContainer], spec: ImageSpec, platform: Platform, build: Future[BuiltImage]
-    ) -> None:
-        """Run _start for ``future``, which it can tell from the dropped ones (forget_start)."""
-        if not future.set_running_or_notify_cancel():
-            return
-        try:
-            future.set_result(self._start(spec, platform, build, lambda: future in self._dropped))
-        except BaseException as exc:
-            future.set_exception(exc)
 
     def _start(
         self, spec: ImageSpec, platform: Platform, build: Future[BuiltImage], dropped: Callable[[], bool]
@@ -479,10 +472,8 @@ class MultiarchSession:
         del self._containers[key]
         with self._futures_lock:
             self._starts.pop(key, None)
-        # It stays tracked until removed: an interrupt meanwhile still removes it (stop is idempotent).
-        remover = threading.Thread(target=cleanup.remove, args=(cached,), name="multiarch-release")
-        remover.start()
-        self._releases.append(remover)
+            self._start_dropped.pop(key, None)
+        self._remove_in_background(cached)
 
     def _announce(self, container: MultiarchContainer, say: Terminal) -> MultiarchContainer | MultiarchError:
         """Run the container-started hook; if it raises, the container is stopped and its
@@ -536,9 +527,6 @@ class MultiarchSession:
         for pool in (self._pool, self._start_pool):
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
-        with self._futures_lock:  # a start still queued in its pool never runs: say so
-            for start in self._starts.values():
-                start.cancel()
         cleanup.remove_all()
         for remover in self._releases:
             remover.join()
