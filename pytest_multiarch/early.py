@@ -116,7 +116,11 @@ def write(path: Path, needed: list[Needed]) -> None:
         partial.write_text(json.dumps({"scheme": _SCHEME, "needed": [dataclasses.asdict(n) for n in needed]}))
         partial.replace(path)
     forget_before = time.time() - FORGET_DAYS * 86400
-    for old in path.parent.iterdir():  # records, and any temporary file a crash left
+    try:
+        entries = list(path.parent.iterdir())  # records, and any temporary file a crash left
+    except OSError:
+        return
+    for old in entries:
         with contextlib.suppress(OSError):
             if old.stat().st_mtime < forget_before:
                 old.unlink()

@@ -109,3 +109,16 @@ def test_an_interrupted_collection_keeps_the_last_record(pytester):
     (pytester.path / "test_broken.py").unlink()
     pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
     assert early.read(record) == []
+
+
+def test_a_cache_that_cannot_be_written_costs_only_the_head_start(pytester, monkeypatch, tmp_path):
+    """As on a CI image whose user has no writable home: the tests' outcome is all that counts."""
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(not_a_folder / "cache"))
+    pytester.makeini("[pytest]\nmultiarch_platforms = linux/amd64\n")
+    pytester.makepyfile(test_ok="def test_ok():\n    pass\n")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.OK
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
