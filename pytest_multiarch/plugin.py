@@ -309,11 +309,14 @@ def multiarch_platform(request: pytest.FixtureRequest) -> Platform:
             raise
         pytest.skip(str(exc))
     except EngineError as exc:
-        if settings.strict or in_ci():
-            raise EngineError(
-                f"{exc}\n(Docker-backed tests fail instead of skipping because "
-                f"{'--multiarch-strict is set' if settings.strict else 'CI is set'}.)"
-            ) from None
+        if settings.strict or settings.published is not None or in_ci():
+            if settings.strict:
+                because = "--multiarch-strict is set"
+            elif settings.published is not None:
+                because = "--multiarch-image makes this run a release gate"
+            else:
+                because = "CI is set"
+            raise EngineError(f"{exc}\n(Docker-backed tests fail instead of skipping because {because}.)") from None
         pytest.skip(str(exc))
 
 

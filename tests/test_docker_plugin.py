@@ -758,6 +758,23 @@ def test_without_an_engine_ci_fails_instead_of_skipping(pytester, monkeypatch):
     assert "Traceback" not in result.stdout.str()
 
 
+def test_without_an_engine_a_release_gate_fails_instead_of_skipping(pytester, monkeypatch):
+    """--multiarch-image verifies a pushed release: no engine must not turn it green."""
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")
+    monkeypatch.delenv("CI", raising=False)
+    pytester.makeini(f"[pytest]\nmultiarch_platforms = {PLATFORMS}\n")
+    pytester.makepyfile(test_app="def test_x(multiarch_container): pass")
+    result = pytester.runpytest_subprocess("--multiarch-image=127.0.0.1:5000/some/release:1.0")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*EngineError: the Docker daemon does not answer at DOCKER_HOST=tcp://127.0.0.1:9*",
+            "*because --multiarch-image makes this run a release gate*",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
+
+
 @pytest.mark.usefixtures("docker_engine")
 def test_xdist_builds_each_platform_once_across_workers(busybox_project):
     busybox_project.makepyfile(
