@@ -172,13 +172,27 @@ def _unknown(raw: str) -> str:
     )
 
 
-def split_list(text: str | Iterable[str]) -> list[str]:
-    """Split a list given as commas, spaces or newlines (or several such strings)."""
-    chunks = [text] if isinstance(text, str) else list(text)
-    return [item for chunk in chunks for item in _SEPARATORS.split(chunk) if item]
+def split_list(text: str | Iterable[str | Platform]) -> list[str]:
+    """Split a list given as commas, spaces or newlines (or several such strings, or Platforms:
+    a marker may be written either way)."""
+    example = "give platform names, e.g. ['linux/amd64', 'linux/arm64'] or 'linux/amd64,linux/arm64'"
+    if isinstance(text, str):
+        chunks: list[object] = [text]
+    elif isinstance(text, Iterable):
+        chunks = list(text)
+    else:
+        raise UsageError(f"expected a list of platforms, got {type(text).__name__} {text!r}: {example}.")
+    items: list[str] = []
+    for chunk in chunks:
+        if isinstance(chunk, Platform):
+            chunk = str(chunk)
+        if not isinstance(chunk, str):
+            raise UsageError(f"a platform must be a string, got {type(chunk).__name__} {chunk!r}: {example}.")
+        items.extend(item for item in _SEPARATORS.split(chunk) if item)
+    return items
 
 
-def parse_platforms(text: str | Iterable[str]) -> list[Platform]:
+def parse_platforms(text: str | Iterable[str | Platform]) -> list[Platform]:
     """Parse a platform list, normalizing each entry and dropping duplicates (order kept)."""
     result: list[Platform] = []
     for item in split_list(text):

@@ -165,6 +165,20 @@ class TestBothPlatforms:
         assert "Traceback" not in result.stdout.str()
         assert result.ret == pytest.ExitCode.INTERRUPTED  # a collection error stops the run
 
+    def test_a_marker_given_no_platform_names_says_what_to_give(self, busybox_project):
+        busybox_project.makepyfile(
+            test_app="""
+            import pytest
+
+            @pytest.mark.multiarch(platforms=123)
+            def test_x(multiarch_platform):
+                pass
+            """
+        )
+        result = run(busybox_project)
+        result.stdout.fnmatch_lines(["*@pytest.mark.multiarch on test_app.py::test_x: expected a list of platforms*"])
+        assert "Traceback" not in result.stdout.str()
+
 
 @pytest.mark.usefixtures("docker_engine")
 class TestOnePlatformFailing:

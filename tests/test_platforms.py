@@ -88,3 +88,17 @@ def test_list_splits_on_commas_spaces_newlines_and_drops_duplicates():
 def test_386_accepts_a_64_bit_kernels_answer():
     assert "x86_64" in Platform.parse("linux/386").machines
     assert Platform.parse("linux/amd64").machines == ("x86_64",)
+
+
+def test_a_list_may_hold_platform_objects():
+    assert parse_platforms([Platform.parse("arm64"), "linux/amd64"]) == [
+        Platform.parse("linux/arm64"),
+        Platform.parse("linux/amd64"),
+    ]
+
+
+@pytest.mark.parametrize(("value", "named"), [(123, "got int 123"), (["arm64", None], "got NoneType None")])
+def test_a_list_of_something_else_is_a_usage_error_saying_what_to_give(value, named):
+    with pytest.raises(UsageError, match=named) as caught:
+        parse_platforms(value)
+    assert "e.g. ['linux/amd64', 'linux/arm64']" in str(caught.value)
