@@ -7,6 +7,7 @@ values so that the rest of the package never touches ``pytest.Config``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -246,6 +247,7 @@ class Settings:
 
 
 _BUILD_ARG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+_BUILD_ARG_NAME_START = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def parse_build_args(raw: str | list[str], source: str = "build args") -> dict[str, str]:
@@ -263,8 +265,13 @@ def parse_build_args(raw: str | list[str], source: str = "build args") -> dict[s
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not _BUILD_ARG_KEY.match(key):
-            # Name the key only: the rest may be a secret passed in the wrong form.
-            shown = repr(key) if sep else f"number {number} of {source} (it has no '='; its value is not shown)"
+            # Show at most the name it starts with: the rest may be a secret in the wrong form
+            # ("API_KEY: s3cr3t==" puts the secret before the first '=').
+            # Without an '=' the whole item may be a secret value: nothing of it is shown.
+            name = _BUILD_ARG_NAME_START.match(key) if sep else None
+            starts = f", the one starting {name.group()!r}" if name else ""
+            missing = "" if sep else "it has no '='; "
+            shown = f"number {number} of {source}{starts} ({missing}its text is not shown: it may hold a secret)"
             raise UsageError(
                 f"malformed build arg {shown}: write KEY=VALUE, for example "
                 f"--multiarch-build-arg BASE_IMAGE=python:3.12-slim."
@@ -297,7 +304,7 @@ def parse_positive(raw: Any, name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if value <= 0:
+    if not 0 < value < math.inf:  # also refuses nan, with which no deadline ever passes
         raise UsageError(f"{name} {raw!r} is not a positive number.")
     return value
 
