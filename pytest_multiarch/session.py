@@ -128,6 +128,8 @@ class MultiarchSession:
                     self._engine = cached_engine(self.cache_dir)
                 except EngineError as exc:
                     self._engine = exc
+                except Exception as exc:  # a broken install, say: a message, not an INTERNALERROR
+                    self._engine = EngineError(f"inspecting the Docker engine failed: {type(exc).__name__}: {exc}")
         if isinstance(self._engine, EngineError):
             raise self._engine
         return self._engine
@@ -139,8 +141,11 @@ class MultiarchSession:
     def _preflight_quietly(self) -> None:
         try:
             self.engine()
-        except MultiarchError:
-            pass  # reported where it is needed
+        except Exception:
+            # Reported where it is needed: engine() asks again there. Not joined at close: a run
+            # that never needed the engine does not wait for it (it may outlive an in-process
+            # pytester run, whose module restore can then break its imports).
+            pass
 
     def platforms(self) -> list[Platform]:
         """The configured platforms (or the engine's native one), after the plugin hook (once)."""

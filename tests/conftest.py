@@ -7,7 +7,13 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 
+# docker, python_on_whales and testcontainers are loaded here, before any in-process pytester
+# run: the plugin loads them in background threads (preflight, builds), which can outlive such a
+# run, and pytester then drops the modules that run imported while a thread may be importing them.
+import docker  # noqa: F401
 import pytest
+import python_on_whales  # noqa: F401
+import testcontainers.core.container  # noqa: F401
 
 REGISTRY = os.environ.get("MULTIARCH_REGISTRY", "127.0.0.1:5000")
 BUSYBOX = f"{REGISTRY}/multiarch/busybox:1"
