@@ -11,11 +11,24 @@ if TYPE_CHECKING:
     from pytest_multiarch.run import MultiarchContainer
 
 
+def probe(url: str, timeout: float) -> requests.Response:
+    """One readiness request to a container on 127.0.0.1: its own answer counts, so a redirect
+    (to https, to the app's public host) is not followed, and HTTP_PROXY is not used (a proxy
+    would answer for the app, or not reach loopback at all)."""
+    with requests.Session() as session:
+        session.trust_env = False
+        return session.get(url, timeout=timeout, allow_redirects=False)
+
+
 class ContainerHTTP(requests.Session):
-    """A ``requests.Session`` whose relative URLs resolve against the container."""
+    """A ``requests.Session`` whose relative URLs resolve against the container.
+
+    Proxy variables are ignored (``trust_env``): the container is on 127.0.0.1, which a CI
+    machine's HTTP_PROXY without a matching NO_PROXY would otherwise send through the proxy."""
 
     def __init__(self, container: MultiarchContainer) -> None:
         super().__init__()
+        self.trust_env = False
         self.container = container
         self.base_url = container.url("/")
 

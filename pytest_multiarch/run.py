@@ -14,13 +14,13 @@ import re
 from urllib.parse import urljoin
 
 import docker
-import requests
 from docker.errors import DockerException as DockerSDKError
 from docker.models.containers import Container
 
 from pytest_multiarch.build import BuiltImage
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.errors import ContainerError, ExecError, ImageMismatch
+from pytest_multiarch.http import probe
 from pytest_multiarch.platforms import Platform
 
 REUSE_SLOT_LABEL = "io.github.pytest-multiarch.reuse-slot"
@@ -137,7 +137,7 @@ def find_reusable(image: BuiltImage, spec: ImageSpec) -> MultiarchContainer | No
     container.reused = True
     try:  # still serving, and (unless verified before) the platform it claims: else start afresh
         if base_url is not None:
-            answer = requests.get(urljoin(base_url, spec.ready_path.lstrip("/")), timeout=5)
+            answer = probe(urljoin(base_url, spec.ready_path.lstrip("/")), timeout=5)
             if answer.status_code >= 500:
                 raise ContainerError(f"HTTP {answer.status_code}")
         if found.name != verified_name(image):

@@ -26,6 +26,7 @@ from pytest_multiarch.build import BuiltImage
 from pytest_multiarch.cleanup import OWNER_LABEL, owner_id
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.errors import ContainerError
+from pytest_multiarch.http import probe
 from pytest_multiarch.run import MultiarchContainer, check_machine, mark_verified, port_of, reuse_labels
 
 LOG_TAIL_LINES = 40
@@ -64,7 +65,7 @@ class ReadyWhenServing(WaitStrategy):
             if self.url is None:
                 return  # nothing to poll: running is ready
             try:
-                response = requests.get(self.url, timeout=2)
+                response = probe(self.url, timeout=2)
                 if response.status_code < 500:
                     return
                 last_error = f"HTTP {response.status_code}"
