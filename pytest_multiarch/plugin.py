@@ -399,10 +399,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(line)
 
 
+@pytest.hookimpl(tryfirst=True)  # before junitxml writes its file
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int | pytest.ExitCode) -> None:
     """On an xdist worker: hand the controller what its summary, pruning and record need.
     Elsewhere: record what the collected tests (all workers') needed, for the next run's early
-    start; not after an interrupted collection, whose list is partial."""
+    start; not after an interrupted collection, whose list is partial. An xdist controller
+    collects nothing itself: it adds the JUnit suite properties here, once workers reported."""
     config = session.config
     multiarch = config.stash.get(_SESSION, None)
     if multiarch is None:
@@ -411,6 +413,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int | pytest.ExitC
     if workeroutput is not None:
         workeroutput["multiarch"] = multiarch.worker_report()
         return
+    if _xdist_role(config) == "controller" and multiarch.stats:
+        _junit_suite_properties(config)
     cut_short = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR)
     if multiarch.needed is not None and not cut_short and _early_start_applies(config):
         from pytest_multiarch import early

@@ -804,8 +804,13 @@ def test_xdist_builds_each_platform_once_across_workers(busybox_project):
         """
     )
     busybox_project.makefile(".txt", fresh=str(os.getpid()) + "-xdist")  # a new build key: a real build
-    result = busybox_project.runpytest_subprocess("-p", "xdist", "-n", "2", "--dist", "load", "-v")
+    result = busybox_project.runpytest_subprocess(
+        "-p", "xdist", "-n", "2", "--dist", "load", "-v", "--junitxml=report.xml"
+    )
     result.assert_outcomes(passed=12)
+    suite = ET.parse(busybox_project.path / "report.xml").getroot().find("testsuite")
+    suite_props = {p.get("name"): p.get("value") for p in suite.find("properties")}
+    assert suite_props["multiarch.engine"].endswith("(linux/amd64)"), suite_props  # as without xdist
     records = [p.read_text() for p in busybox_project.path.glob("images-gw*")]
     # Both workers used both platforms' images, and only one build per platform really ran.
     assert len(records) == 4, records
