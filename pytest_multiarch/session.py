@@ -324,7 +324,8 @@ class MultiarchSession:
         done = "reused (unchanged)" if image.reused else f"done in {image.seconds:.1f} s"
         self.events.put(f"build {label}: {done}")
         stats = self._stats(platform)
-        stats.build = "reused" if image.reused else f"{image.seconds:.1f} s"
+        if stats.build != "failed":  # with several images per platform, a failed build stays shown
+            stats.build = "reused" if image.reused else f"{image.seconds:.1f} s"
         is_pulled = self.settings.published and not spec.name
         stats.image = image.key if is_pulled else image.id.removeprefix("sha256:")[:12]
         return image

@@ -208,6 +208,32 @@ class TestOnePlatformFailing:
         )
         assert "Traceback" not in result.stdout.str()
 
+    def test_a_failed_build_stays_in_the_summary_when_another_image_of_its_platform_builds(self, busybox_project):
+        busybox_project.makefile(
+            "",
+            Dockerfile="""\
+            ARG BASE_IMAGE
+            FROM ${BASE_IMAGE}
+            RUN if [ "$(uname -m)" = aarch64 ]; then exit 3; fi
+            """,
+        )
+        (busybox_project.path / "slow").mkdir()
+        # Finishes after the failing build, so that the summary's last word is a success.
+        (busybox_project.path / "slow" / "Dockerfile").write_text(
+            f"ARG BASE_IMAGE\nFROM ${{BASE_IMAGE}}\nRUN sleep 3 && echo {os.getpid()}\n"
+        )
+        busybox_project.makeconftest(
+            """
+            from pytest_multiarch import multiarch_fixtures
+
+            slow_image, _, _ = multiarch_fixtures("slow", context="slow")
+            """
+        )
+        busybox_project.makepyfile(test_app="def test_x(multiarch_image): pass\ndef test_slow(slow_image): pass")
+        result = run(busybox_project)
+        result.assert_outcomes(passed=3, errors=1)
+        result.stdout.re_match_lines([r"^linux/arm64 +1 +0 +0 +1 +emulated +failed "])
+
     def test_a_secret_build_arg_never_reaches_the_output(self, busybox_project):
         busybox_project.makefile(
             "",
