@@ -88,7 +88,7 @@ class MultiarchSession:
         self._reported_slots: dict[str, set[str]] = {}  # from xdist workers, for pruning
         # What the collected tests need (on an xdist controller: all workers'); None: not known.
         self.needed: list[early.Needed] | None = None
-        self._specs: dict[tuple[str, Path, Path, Platform], ImageSpec] = {}
+        self._specs: dict[Key, ImageSpec] = {}  # (declared spec, platform) → with hook build args
         self.events: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.stats: dict[str, PlatformStats] = {}
         self.verbose = config.get_verbosity() > 0
@@ -186,7 +186,7 @@ class MultiarchSession:
 
     def spec_for(self, spec: ImageSpec, platform: Platform) -> ImageSpec:
         """``spec`` with the build args plugins add for this platform (asked once per session)."""
-        key = (spec.name, spec.context, spec.dockerfile, platform)
+        key = (spec, platform)  # all of it: two declarations may differ in target or build args only
         if key not in self._specs:
             self._specs[key] = self.full_spec(spec, platform)
         return self._specs[key]

@@ -343,6 +343,30 @@ class TestOnePlatformFailing:
 
 @pytest.mark.usefixtures("docker_engine")
 class TestProjectApi:
+    def test_a_declaration_overridden_in_a_subfolder_builds_its_own_target(self, busybox_project):
+        """Two conftests declare "app" from one Dockerfile with different targets: each folder's
+        tests get their own image, not the one asked for first."""
+        busybox_project.makefile(
+            "",
+            Dockerfile="""\
+            ARG BASE_IMAGE
+            FROM ${BASE_IMAGE} AS debug
+            RUN echo debug > /stage
+            CMD ["sleep", "600"]
+            FROM ${BASE_IMAGE} AS prod
+            RUN echo prod > /stage
+            CMD ["sleep", "600"]
+            """,
+        )
+        for stage in ("debug", "prod"):
+            folder = busybox_project.mkpydir(f"tests_{stage}")
+            declare = f'app_image, app_container, _ = multiarch_fixtures("app", target="{stage}")'
+            (folder / "conftest.py").write_text(f"from pytest_multiarch import multiarch_fixtures\n\n{declare}\n")
+            check = f"assert app_container.exec(['cat', '/stage']).strip() == '{stage}'"
+            (folder / f"test_{stage}.py").write_text(f"def test_stage(app_container):\n    {check}\n")
+        result = run(busybox_project, "--multiarch-platforms=linux/amd64")
+        result.assert_outcomes(passed=2)
+
     def test_two_images_declared_in_conftest(self, busybox_project):
         dockerfile = (busybox_project.path / "Dockerfile").read_text()
         for name in ("api", "worker"):
