@@ -31,6 +31,8 @@ _SHOWN = pytest.StashKey[dict[int, tuple[str, BaseException]]]()
 # no later test needs (removed as soon as it finishes)
 _USES = pytest.StashKey[dict[str, set[tuple["ImageSpec", Platform]]]]()
 _LAST_USER = pytest.StashKey[dict[str, list[tuple["ImageSpec", Platform]]]]()
+# containers a wider-scoped fixture uses: removed at session end, not after their last test
+_KEPT = pytest.StashKey[set[tuple["ImageSpec", Platform]]]()
 PLATFORM_FIXTURE = "multiarch_platform"
 
 
@@ -94,6 +96,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SHOWN] = {}
     config.stash[_USES] = {}
     config.stash[_LAST_USER] = {}
+    config.stash[_KEPT] = set()
     config.pluginmanager.register(_BetweenTests(config), "multiarch-between-tests")
 
 
@@ -227,6 +230,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                     prefixes.append(prefix)
                 if needs_container:
                     uses.setdefault(item.nodeid, set()).add((entry[0], platform))
+                    if _held_beyond_the_test(item, f"{prefix}_container"):
+                        config.stash[_KEPT].add((entry[0], platform))
     if wanted and _runs_tests(config):
         multiarch_session(config).prefetch(wanted)
     if _configured(settings_of(config)) and _runs_tests(config):
@@ -266,7 +271,33 @@ def pytest_runtestloop(session: pytest.Session) -> None:
         for container_key in uses.get(item.nodeid, ()):
             last_user[container_key] = item.nodeid
     for container_key, nodeid in last_user.items():
-        config.stash[_LAST_USER].setdefault(nodeid, []).append(container_key)
+        if container_key not in config.stash[_KEPT]:
+            config.stash[_LAST_USER].setdefault(nodeid, []).append(container_key)
+
+
+def _held_beyond_the_test(item: pytest.Item, container_fixture: str) -> bool:
+    """Does a fixture of wider scope than function, in ``item``'s closure, use the container
+    (directly or through other fixtures)? pytest tears such a fixture down later than the last
+    test's end (at the next platform's first setup, or at the end of its module), and its
+    teardown may still use the container: then it is not removed early, but at session end."""
+    info = getattr(item, "_fixtureinfo", None)
+    name2defs = getattr(info, "name2fixturedefs", None)
+    if name2defs is None:
+        return True  # pytest changed: keep the container to the end rather than guess
+    users = {container_fixture}
+    changed = True
+    while changed:  # the fixtures that reach the container, through any chain of arguments
+        changed = False
+        for name, defs in name2defs.items():
+            if name not in users and defs and users & set(defs[-1].argnames):
+                users.add(name)
+                changed = True
+    return any(
+        name2defs[name][-1].scope != "function"
+        and not name2defs[name][-1].func.__module__.startswith("pytest_multiarch")
+        for name in users - {container_fixture}
+        if name2defs.get(name)
+    )
 
 
 def _junit_suite_properties(config: pytest.Config) -> None:

@@ -628,6 +628,28 @@ class TestEarlyRemoval:
         result.assert_outcomes(passed=4)
         result.stdout.fnmatch_lines(["*test_a?linux/amd64?*", "*test_b?linux/amd64?*", "*test_a?linux/arm64?*"])
 
+    def test_a_container_a_module_fixture_uses_stays_until_that_fixture_is_torn_down(self, busybox_project):
+        # pytest tears the amd64 instance of a module-scoped fixture down at arm64's first setup,
+        # after amd64's last test: the container must still be there for its teardown.
+        busybox_project.makepyfile(
+            test_app="""
+            import time
+            import pytest
+
+            @pytest.fixture(scope="module")
+            def seeded(multiarch_container):
+                multiarch_container.exec(["touch", "/tmp/seeded"])
+                yield multiarch_container
+                time.sleep(1)  # long enough for an early removal to have finished
+                multiarch_container.exec(["rm", "/tmp/seeded"])
+
+            def test_a(seeded):
+                assert seeded.exec(["ls", "/tmp/seeded"]).strip() == "/tmp/seeded"
+            """
+        )
+        result = run(busybox_project, "-v", "-p", "no:randomly")
+        result.assert_outcomes(passed=2)
+
     def test_a_test_asking_again_after_the_removal_gets_a_new_container(self, busybox_project):
         # A plugin that reorders the tests after collection (as this conftest does) must not
         # have a test handed a container that was removed after "its last test".
