@@ -86,11 +86,12 @@ def make_fixtures(prefix: str, spec_of: SpecFactory) -> ImageFixtures:
 
     @pytest.fixture(scope="session", name=f"{prefix}_container")
     def container_fixture(request: pytest.FixtureRequest, multiarch_platform: Platform) -> MultiarchContainer:
-        from pytest_multiarch.plugin import multiarch_session, say
+        from pytest_multiarch.plugin import multiarch_session, release_when_finished, say
 
-        return multiarch_session(request.config).container(
-            spec_of(request.config), multiarch_platform, say(request.config)
-        )
+        spec = spec_of(request.config)
+        container = multiarch_session(request.config).container(spec, multiarch_platform, say(request.config))
+        release_when_finished(request, spec, multiarch_platform)
+        return container
 
     @pytest.fixture(name=f"{prefix}_http")
     def http_fixture(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,7 @@ _SHOWN = pytest.StashKey[dict[int, tuple[str, BaseException]]]()
 # no later test needs (removed as soon as it finishes)
 _USES = pytest.StashKey[dict[str, set[tuple["ImageSpec", Platform]]]]()
 _LAST_USER = pytest.StashKey[dict[str, list[tuple["ImageSpec", Platform]]]]()
-# containers a wider-scoped fixture uses: removed at session end, not after their last test
+# containers wider-scoped fixtures use: removed after those fixtures' teardown, not after their last test
 _KEPT = pytest.StashKey[set[tuple["ImageSpec", Platform]]]()
 PLATFORM_FIXTURE = "multiarch_platform"
 
@@ -276,28 +277,40 @@ def pytest_runtestloop(session: pytest.Session) -> None:
 
 
 def _held_beyond_the_test(item: pytest.Item, container_fixture: str) -> bool:
-    """Does a fixture of wider scope than function, in ``item``'s closure, use the container
-    (directly or through other fixtures)? pytest tears such a fixture down later than the last
-    test's end (at the next platform's first setup, or at the end of its module), and its
-    teardown may still use the container: then it is not removed early, but at session end."""
+    """Does a fixture of yours with a scope wider than function, in ``item``'s closure, use the
+    container (directly, through other fixtures, or by overriding the container fixture)?
+    pytest tears such a fixture down after the last test that needs it, and its teardown may
+    still use the container: it must not be removed early (the container fixture's own
+    finalizer removes it once pytest has torn those fixtures down)."""
     info = getattr(item, "_fixtureinfo", None)
     name2defs = getattr(info, "name2fixturedefs", None)
     if name2defs is None:
-        return True  # pytest changed: keep the container to the end rather than guess
+        return True  # pytest changed: keep the container rather than guess
     users = {container_fixture}
     changed = True
     while changed:  # the fixtures that reach the container, through any chain of arguments
         changed = False
         for name, defs in name2defs.items():
-            if name not in users and defs and users & set(defs[-1].argnames):
+            # every definition counts: an override may request the fixture it overrides
+            if name not in users and any(users & set(d.argnames) for d in defs):
                 users.add(name)
                 changed = True
-    return any(
-        name2defs[name][-1].scope != "function"
-        and not name2defs[name][-1].func.__module__.startswith("pytest_multiarch")
-        for name in users - {container_fixture}
-        if name2defs.get(name)
-    )
+    return any(d.scope != "function" and not _is_own(d.func) for name in users for d in name2defs.get(name, ()))
+
+
+def release_when_finished(request: pytest.FixtureRequest, spec: ImageSpec, platform: Platform) -> None:
+    """For a container that wider-scoped fixtures use (not removed after its last test): remove it
+    when pytest finishes the container fixture, which it does after those fixtures' teardown,
+    when the tests move on to another platform or at the end. An xdist worker keeps its
+    containers: tests of both platforms may reach it in turn."""
+    config = request.config
+    if (spec, platform) in config.stash[_KEPT] and _xdist_role(config) != "worker":
+        request.addfinalizer(functools.partial(multiarch_session(config).release, spec, platform))
+
+
+def _is_own(func: Any) -> bool:
+    module = getattr(func, "__module__", None) or ""
+    return module == "pytest_multiarch" or module.startswith("pytest_multiarch.")
 
 
 def _junit_suite_properties(config: pytest.Config) -> None:

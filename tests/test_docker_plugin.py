@@ -496,7 +496,7 @@ class TestProjectApi:
         assert props["test_plain"] == {}
         suite = ET.parse(busybox_project.path / "report.xml").getroot().find("testsuite")
         suite_props = {p.get("name"): p.get("value") for p in suite.find("properties")}
-        assert suite_props["multiarch.engine"].endswith("(linux/amd64)")
+        assert re.search(r"\(linux/[^)]+\)$", suite_props["multiarch.engine"])
         assert suite_props["multiarch.buildx"]
         assert suite_props["multiarch.builder"]
 
@@ -630,9 +630,11 @@ class TestEarlyRemoval:
 
     def test_a_container_a_module_fixture_uses_stays_until_that_fixture_is_torn_down(self, busybox_project):
         # pytest tears the amd64 instance of a module-scoped fixture down at arm64's first setup,
-        # after amd64's last test: the container must still be there for its teardown.
-        busybox_project.makepyfile(
-            test_app="""
+        # after amd64's last test: the container must still be there for its teardown, and go
+        # right after it. The test module overrides the fixture with a function-scoped one that
+        # requests it, which must not hide the module-scoped user.
+        busybox_project.makeconftest(
+            """
             import time
             import pytest
 
@@ -642,13 +644,38 @@ class TestEarlyRemoval:
                 yield multiarch_container
                 time.sleep(1)  # long enough for an early removal to have finished
                 multiarch_container.exec(["rm", "/tmp/seeded"])
+            """
+        )
+        busybox_project.makepyfile(
+            test_app="""
+            import subprocess, time
+            import pytest
 
-            def test_a(seeded):
+            ids = {}
+
+            @pytest.fixture
+            def seeded(seeded):
+                return seeded
+
+            def running(container_id):
+                out = subprocess.run(["docker", "ps", "-q", "--no-trunc", "--filter", f"id={container_id}"],
+                                     capture_output=True, text=True, check=True)
+                return out.stdout.strip() != ""
+
+            def test_a(seeded, multiarch_platform):
+                ids[str(multiarch_platform)] = seeded.id
                 assert seeded.exec(["ls", "/tmp/seeded"]).strip() == "/tmp/seeded"
+
+            def test_b(multiarch_platform):
+                if str(multiarch_platform) == "linux/arm64":  # amd64's went after that teardown
+                    deadline = time.monotonic() + 20
+                    while running(ids["linux/amd64"]) and time.monotonic() < deadline:
+                        time.sleep(0.1)
+                    assert not running(ids["linux/amd64"])
             """
         )
         result = run(busybox_project, "-v", "-p", "no:randomly")
-        result.assert_outcomes(passed=2)
+        result.assert_outcomes(passed=4)
 
     def test_a_test_asking_again_after_the_removal_gets_a_new_container(self, busybox_project):
         # A plugin that reorders the tests after collection (as this conftest does) must not
@@ -882,7 +909,7 @@ def test_xdist_builds_each_platform_once_across_workers(busybox_project):
     result.assert_outcomes(passed=12)
     suite = ET.parse(busybox_project.path / "report.xml").getroot().find("testsuite")
     suite_props = {p.get("name"): p.get("value") for p in suite.find("properties")}
-    assert suite_props["multiarch.engine"].endswith("(linux/amd64)"), suite_props  # as without xdist
+    assert re.search(r"\(linux/[^)]+\)$", suite_props["multiarch.engine"]), suite_props  # as without xdist
     records = [p.read_text() for p in busybox_project.path.glob("images-gw*")]
     # Both workers used both platforms' images, and only one build per platform really ran.
     assert len(records) == 4, records
