@@ -247,7 +247,6 @@ class Settings:
 
 
 _BUILD_ARG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-_BUILD_ARG_NAME_START = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def parse_build_args(raw: str | list[str], source: str = "build args") -> dict[str, str]:
@@ -265,13 +264,10 @@ def parse_build_args(raw: str | list[str], source: str = "build args") -> dict[s
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not _BUILD_ARG_KEY.match(key):
-            # Show at most the name it starts with: the rest may be a secret in the wrong form
-            # ("API_KEY: s3cr3t==" puts the secret before the first '=').
-            # Without an '=' the whole item may be a secret value: nothing of it is shown.
-            name = _BUILD_ARG_NAME_START.match(key) if sep else None
-            starts = f", the one starting {name.group()!r}" if name else ""
-            missing = "" if sep else "it has no '='; "
-            shown = f"number {number} of {source}{starts} ({missing}its text is not shown: it may hold a secret)"
+            # Its position only: any of its text may be a secret given in the wrong form
+            # ("API_KEY: s3cr3t==", or a bare token).
+            missing = "it has no '='; " if not sep else ""
+            shown = f"number {number} of {source} ({missing}its text is not shown: it may hold a secret)"
             raise UsageError(
                 f"malformed build arg {shown}: write KEY=VALUE, for example "
                 f"--multiarch-build-arg BASE_IMAGE=python:3.12-slim."
@@ -305,7 +301,7 @@ def parse_positive(raw: Any, name: str, default: float) -> float:
     except ValueError:
         value = -1.0
     if not 0 < value < math.inf:  # also refuses nan, with which no deadline ever passes
-        raise UsageError(f"{name} {raw!r} is not a positive number.")
+        raise UsageError(f"{name} {raw!r} is not a positive finite number.")
     return value
 
 

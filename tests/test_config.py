@@ -101,12 +101,13 @@ def test_emulated_platforms_get_a_longer_timeout(pytester: pytest.Pytester):
         ),
         (
             ["--multiarch-build-arg=A=1", "--multiarch-build-arg=API_KEY: s3cr3t=="],
-            "malformed build arg number 2 of --multiarch-build-arg, the one starting 'API_KEY' (its text is not*",
+            "malformed build arg number 2 of --multiarch-build-arg (its text is not shown*",
         ),
-        (["--multiarch-timeout=nan"], "is not a positive number"),
+        (["--multiarch-timeout=nan"], "is not a positive finite number"),
+        (["--multiarch-build-arg=ghp_R2d2C3poS3cr3t/abc=="], "malformed build arg number 1 *"),
         (["--multiarch-build-jobs=0.5"], "is not a whole number of at least 1"),
         (["--multiarch-port=http"], "is not a port number"),
-        (["--multiarch-timeout=-3"], "is not a positive number"),
+        (["--multiarch-timeout=-3"], "is not a positive finite number"),
     ],
 )
 def test_bad_input_is_a_usage_error_before_any_test(pytester: pytest.Pytester, args, message):
