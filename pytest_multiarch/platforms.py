@@ -172,11 +172,11 @@ def _unknown(raw: str) -> str:
     )
 
 
-def split_list(text: str | Iterable[str | Platform]) -> list[str]:
+def split_list(text: str | Platform | Iterable[str | Platform]) -> list[str]:
     """Split a list given as commas, spaces or newlines (or several such strings, or Platforms:
     a marker may be written either way)."""
     example = "give platform names, e.g. ['linux/amd64', 'linux/arm64'] or 'linux/amd64,linux/arm64'"
-    if isinstance(text, str):
+    if isinstance(text, (str, Platform)):
         chunks: list[object] = [text]
     elif isinstance(text, Iterable):
         chunks = list(text)
@@ -192,7 +192,7 @@ def split_list(text: str | Iterable[str | Platform]) -> list[str]:
     return items
 
 
-def parse_platforms(text: str | Iterable[str | Platform]) -> list[Platform]:
+def parse_platforms(text: str | Platform | Iterable[str | Platform]) -> list[Platform]:
     """Parse a platform list, normalizing each entry and dropping duplicates (order kept)."""
     result: list[Platform] = []
     for item in split_list(text):

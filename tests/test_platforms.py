@@ -91,6 +91,7 @@ def test_386_accepts_a_64_bit_kernels_answer():
 
 
 def test_a_list_may_hold_platform_objects():
+    assert parse_platforms(Platform.parse("arm64")) == [Platform.parse("linux/arm64")]
     assert parse_platforms([Platform.parse("arm64"), "linux/amd64"]) == [
         Platform.parse("linux/arm64"),
         Platform.parse("linux/amd64"),
