@@ -142,7 +142,7 @@ class MultiarchSession:
         try:
             self.engine()
         except Exception:
-            # Reported where it is needed: engine() asks again there. Not joined at close: a run
+            # Reported where it is needed: engine() raises it there. Not joined at close: a run
             # that never needed the engine does not wait for it (it may outlive an in-process
             # pytester run, whose module restore can then break its imports).
             pass
@@ -572,12 +572,13 @@ class MultiarchSession:
 
     def merge_worker_report(self, report: dict[str, Any]) -> None:
         """Fold a worker's report in: the worker that built an image knows its build time, the
-        others only "reused"; the first value known wins otherwise."""
+        others only "reused"; a failed build always shows; the first value known wins otherwise."""
         for platform, fields in report.get("stats", {}).items():
             mine = self.stats.setdefault(platform, PlatformStats())
             for name, value in fields.items():
                 current = getattr(mine, name, None)
-                if value and (not current or (name == "build" and current == "reused")):
+                replaces = not current or (name == "build" and (current == "reused" or value == "failed"))
+                if value and replaces:
                     setattr(mine, name, value)
         for slot, keys in report.get("slots", {}).items():
             self._reported_slots.setdefault(slot, set()).update(keys)
