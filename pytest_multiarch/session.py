@@ -576,16 +576,24 @@ class MultiarchSession:
         for platform, fields in report.get("stats", {}).items():
             mine = self.stats.setdefault(platform, PlatformStats())
             for name, value in fields.items():
-                current = getattr(mine, name, None)
-                replaces = not current or (name == "build" and (current == "reused" or value == "failed"))
-                if value and replaces:
-                    setattr(mine, name, value)
+                if hasattr(mine, name):
+                    setattr(mine, name, merged_stat(name, getattr(mine, name), value))
         for slot, keys in report.get("slots", {}).items():
             self._reported_slots.setdefault(slot, set()).update(keys)
         if "needed" in report:
             with contextlib.suppress(TypeError):
                 reported = [early.Needed(**entry) for entry in report["needed"]]
                 self.needed = early.merged((self.needed or []) + reported)
+
+
+def merged_stat(name: str, current: str, reported: str) -> str:
+    """One summary cell from two xdist workers' values: the first known wins, except that a build
+    time beats "reused" (that worker built it) and "failed" beats anything (it must show)."""
+    if not reported or reported == current:
+        return current
+    if not current or (name == "build" and (current == "reused" or reported == "failed")):
+        return reported
+    return current
 
 
 def _host_platform() -> Platform:
