@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import pytest
 
@@ -26,6 +26,7 @@ SpecFactory = Callable[[pytest.Config], ImageSpec]
 
 # fixture-name prefix → how to get its ImageSpec; read at collection to start builds early.
 REGISTRY: dict[str, SpecFactory] = {}
+SPEC_OF_ATTRIBUTE = "_multiarch_spec_of"
 
 
 class ImageFixtures(NamedTuple):
@@ -78,13 +79,11 @@ def multiarch_fixtures(
 def make_fixtures(prefix: str, spec_of: SpecFactory) -> ImageFixtures:
     REGISTRY[prefix] = spec_of
 
-    @pytest.fixture(scope="session", name=f"{prefix}_image")
     def image_fixture(request: pytest.FixtureRequest, multiarch_platform: Platform) -> BuiltImage:
         from pytest_multiarch.plugin import multiarch_session, say
 
         return multiarch_session(request.config).image(spec_of(request.config), multiarch_platform, say(request.config))
 
-    @pytest.fixture(scope="session", name=f"{prefix}_container")
     def container_fixture(request: pytest.FixtureRequest, multiarch_platform: Platform) -> MultiarchContainer:
         from pytest_multiarch.plugin import multiarch_session, release_when_finished, say
 
@@ -93,7 +92,6 @@ def make_fixtures(prefix: str, spec_of: SpecFactory) -> ImageFixtures:
         release_when_finished(request, spec, multiarch_platform)
         return container
 
-    @pytest.fixture(name=f"{prefix}_http")
     def http_fixture(
         request: pytest.FixtureRequest, multiarch_platform: Platform
     ) -> Generator[ContainerHTTP, None, None]:
@@ -104,4 +102,23 @@ def make_fixtures(prefix: str, spec_of: SpecFactory) -> ImageFixtures:
         with ContainerHTTP(container) as session:
             yield session
 
-    return ImageFixtures(image_fixture, container_fixture, http_fixture)
+    for function in (image_fixture, container_fixture, http_fixture):
+        # Which declaration a test really uses, when conftests of two folders declare one name.
+        setattr(function, SPEC_OF_ATTRIBUTE, spec_of)
+    return ImageFixtures(
+        pytest.fixture(scope="session", name=f"{prefix}_image")(image_fixture),
+        pytest.fixture(scope="session", name=f"{prefix}_container")(container_fixture),
+        pytest.fixture(name=f"{prefix}_http")(http_fixture),
+    )
+
+
+def spec_of_item(item: pytest.Item, prefix: str) -> SpecFactory:
+    """The spec factory of the ``prefix`` fixtures ``item`` uses: the declaration nearest to it,
+    not the last one made (REGISTRY), should two folders' conftests declare the same name."""
+    name2defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", None) or {}
+    for suffix in ("_container", "_image", "_http"):
+        defs = name2defs.get(prefix + suffix)
+        found = getattr(defs[-1].func, SPEC_OF_ATTRIBUTE, None) if defs else None
+        if found is not None:
+            return cast(SpecFactory, found)
+    return REGISTRY[prefix]

@@ -12,7 +12,7 @@ import pytest
 from pytest_multiarch import cleanup
 from pytest_multiarch.config import Settings, add_options
 from pytest_multiarch.errors import EngineError, MultiarchError, PlatformUnavailable, UsageError
-from pytest_multiarch.fixtures import REGISTRY, make_fixtures
+from pytest_multiarch.fixtures import REGISTRY, make_fixtures, spec_of_item
 from pytest_multiarch.platforms import Platform, parse_platforms
 from pytest_multiarch.progress import Terminal
 
@@ -222,10 +222,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         platform_of[item.nodeid] = str(platform)
         item.user_properties.append(("platform", str(platform)))
         names = set(getattr(item, "fixturenames", ()))
-        for prefix, spec_of in REGISTRY.items():
+        for prefix in REGISTRY:
             if names & {f"{prefix}_image", f"{prefix}_container", f"{prefix}_http"}:
                 needs_container = bool(names & {f"{prefix}_container", f"{prefix}_http"})
-                entry = (spec_of(config), platform, needs_container)
+                entry = (spec_of_item(item, prefix)(config), platform, needs_container)
                 if entry not in wanted:
                     wanted.append(entry)
                     prefixes.append(prefix)

@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 import xml.etree.ElementTree as ET
 
@@ -364,7 +365,29 @@ class TestProjectApi:
             (folder / "conftest.py").write_text(f"from pytest_multiarch import multiarch_fixtures\n\n{declare}\n")
             check = f"assert app_container.exec(['cat', '/stage']).strip() == '{stage}'"
             (folder / f"test_{stage}.py").write_text(f"def test_stage(app_container):\n    {check}\n")
-        result = run(busybox_project, "--multiarch-platforms=linux/amd64")
+        # The plugin knows which declaration each test uses: the debug container goes right after
+        # its test (tests_debug runs first), not at the end of the session.
+        (busybox_project.path / "tests_prod" / "test_prod.py").write_text(
+            textwrap.dedent(
+                """
+                import subprocess, time
+
+                def test_stage(app_container):
+                    assert app_container.exec(["cat", "/stage"]).strip() == "prod"
+                    repository = app_container.image.tag.split(":")[0]  # both targets' images share it
+                    deadline = time.monotonic() + 20
+                    while True:
+                        running = subprocess.run(["docker", "ps", "--format", "{{.Image}}"],
+                                                 capture_output=True, text=True, check=True).stdout.split()
+                        debug = [i for i in running if i.startswith(repository) and i != app_container.image.tag]
+                        if not debug:
+                            break
+                        assert time.monotonic() < deadline, f"the debug container is still running: {debug}"
+                        time.sleep(0.1)
+                """
+            )
+        )
+        result = run(busybox_project, "--multiarch-platforms=linux/amd64", "-p", "no:randomly")
         result.assert_outcomes(passed=2)
 
     def test_two_images_declared_in_conftest(self, busybox_project):
