@@ -117,13 +117,19 @@ def sweep_orphans(sdk: docker.DockerClient) -> int:
         owner = (container.labels or {}).get(OWNER_LABEL, "")
         owner_host, _, pid = owner.rpartition(":")
         if owner_host != host or not pid.isdigit() or _alive(int(pid)):
-            continue
+            continue  # another host's, or its pytest still runs
         try:
             container.remove(force=True, v=True)
             removed += 1
         except DockerException:
             pass
     return removed
+
+
+def owner_alive(owner: str) -> bool:
+    """Is ``owner`` (an owner_id()) a process running on this host? Unknown: no."""
+    owner_host, _, pid = owner.rpartition(":")
+    return owner_host == socket.gethostname() and pid.isdigit() and _alive(int(pid))
 
 
 def _alive(pid: int) -> bool:

@@ -3,7 +3,7 @@ and finding a container a --multiarch-reuse session left running. Starting one i
 
 Every container the plugin starts carries ``OWNER_LABEL`` (host and pid of the pytest process),
 so that the session removes it at the end and a later session removes it if that process was
-killed; --multiarch-reuse containers carry the reuse labels instead.
+killed; --multiarch-reuse containers carry the reuse labels instead (and their starter).
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ from pytest_multiarch.platforms import Platform
 
 REUSE_SLOT_LABEL = "io.github.pytest-multiarch.reuse-slot"
 REUSE_KEY_LABEL = "io.github.pytest-multiarch.reuse-key"
+# host:pid of the session that started a --multiarch-reuse container: until that session has run
+# the container-started hook (and renamed it, see verified_name), only it may be relied on.
+REUSE_STARTER_LABEL = "io.github.pytest-multiarch.reuse-starter"
 
 
 class MultiarchContainer:
@@ -96,15 +99,16 @@ def reuse_labels(image: BuiltImage, spec: ImageSpec) -> dict[str, str]:
 
 
 def verified_name(image: BuiltImage) -> str:
-    """The name a --multiarch-reuse container gets once it answered and passed the ``uname -m``
-    check: engine-side proof that it was verified (a session killed before that leaves the
-    random name), so later sessions need not exec into it again."""
+    """The name a --multiarch-reuse container gets once it answered, passed the ``uname -m`` check
+    and its container-started hook ran: engine-side proof, so later sessions reuse it without
+    exec'ing into it again. A session killed before that leaves the random name."""
     slot = f"{image.tag.split(':')[0]}-{image.platform.slug}"
     return re.sub(r"[^a-zA-Z0-9_.-]+", "_", slot)
 
 
 def mark_verified(container: MultiarchContainer) -> None:
-    """Rename a verified --multiarch-reuse container (best effort: unnamed, it is checked again)."""
+    """Rename a verified --multiarch-reuse container (best effort: unnamed, the next session
+    replaces it once this one has ended)."""
     with contextlib.suppress(DockerSDKError):
         container._container.rename(verified_name(container.image))
 
@@ -135,18 +139,27 @@ def find_reusable(image: BuiltImage, spec: ImageSpec) -> MultiarchContainer | No
         base_url = f"http://127.0.0.1:{bindings[0]['HostPort']}/"
     container = MultiarchContainer(found, image, port, base_url)
     container.reused = True
+    verified = found.name == verified_name(image)
+    if not verified and not _starter_alive(found):
+        container.stop()  # its session died before the hook ran (SIGKILL, OOM): never seeded
+        return None
     try:  # still serving, and (unless verified before) the platform it claims: else start afresh
         if base_url is not None:
             answer = probe(urljoin(base_url, spec.ready_path.lstrip("/")), timeout=5)
             if answer.status_code >= 500:
                 raise ContainerError(f"HTTP {answer.status_code}")
-        if found.name != verified_name(image):
+        if not verified:  # another live session (an xdist worker) started it: its hook is due
             check_machine(container)
-            mark_verified(container)
     except Exception:
         container.stop()
         return None
     return container
+
+
+def _starter_alive(container: Container) -> bool:
+    from pytest_multiarch.cleanup import owner_alive
+
+    return owner_alive((container.labels or {}).get(REUSE_STARTER_LABEL, ""))
 
 
 def check_machine(container: MultiarchContainer) -> None:

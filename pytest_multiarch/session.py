@@ -38,6 +38,7 @@ from pytest_multiarch.run import (
     REUSE_SLOT_LABEL,
     MultiarchContainer,
     find_reusable,
+    mark_verified,
     reuse_labels,
 )
 
@@ -495,6 +496,8 @@ class MultiarchSession:
         with self._futures_lock:
             if container in self._unannounced:
                 self._unannounced.remove(container)
+        if self.settings.reuse:
+            mark_verified(container)  # from now on later sessions may reuse it as it is
         self._stats(container.platform).ready = f"{container.ready_seconds:.1f} s"
         say(f"{container.platform} container ready in {container.ready_seconds:.1f} s at {container.base_url}")
         return container

@@ -27,7 +27,7 @@ from pytest_multiarch.cleanup import OWNER_LABEL, owner_id
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.errors import ContainerError
 from pytest_multiarch.http import probe
-from pytest_multiarch.run import MultiarchContainer, check_machine, mark_verified, port_of, reuse_labels
+from pytest_multiarch.run import REUSE_STARTER_LABEL, MultiarchContainer, check_machine, port_of, reuse_labels
 
 LOG_TAIL_LINES = 40
 # Asking the port is cheap (a refused connection), asking the engine whether the container
@@ -123,7 +123,7 @@ def start_container(
     instead of the owner label and outlives the session.
     """
     port = port_of(image, spec)
-    labels = reuse_labels(image, spec) if reuse else {OWNER_LABEL: owner_id()}
+    labels = {**reuse_labels(image, spec), REUSE_STARTER_LABEL: owner_id()} if reuse else {OWNER_LABEL: owner_id()}
     inner = DockerContainer(image.tag, platform=str(image.platform), labels=labels)
     if port is not None:
         # docker-py takes (host_ip, host_port); None picks a free port. Loopback only.
@@ -149,8 +149,6 @@ def start_container(
             _raise_if_exited(inner)  # "is not running": say how it exited, with its logs
             raise
         ReadyWhenServing(ready_url, timeout, where, cancelled).wait_until_ready(inner)
-        if reuse:
-            mark_verified(container)
     except BaseException:
         try:
             inner.stop(force=True, delete_volume=True)

@@ -6,6 +6,7 @@ Every session here is checked afterwards for containers left behind.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform as host
 import re
@@ -563,15 +564,23 @@ class TestReuse:
             for cid in set(ids().values()) | set(first.values() if "first" in locals() else []):
                 subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
 
-    def test_a_verified_container_is_not_checked_again_an_unverified_one_is(self, busybox_project):
-        """The uname check of a reused container runs only if no earlier session completed it
-        (the container's name says so); counted from the engine's exec events."""
+    def test_a_verified_container_is_reused_as_it_is_one_whose_hook_never_ran_is_replaced(self, busybox_project):
+        """A reused container is trusted only if the session that started it ran its hook (the
+        container's name says so): then without another uname check (counted from the engine's
+        exec events). One left by a session killed before its hook is replaced, not reused."""
+        busybox_project.makeconftest(
+            """
+            def pytest_multiarch_container_started(config, container):
+                container.exec(["touch", "/tmp/seeded"])
+            """
+        )
         busybox_project.makepyfile(
             test_app="""
             from pathlib import Path
 
             def test_x(multiarch_container, multiarch_platform):
                 Path(f"images-{multiarch_platform.slug}").write_text(multiarch_container.id)
+                assert multiarch_container.exec(["ls", "/tmp/seeded"]).strip() == "/tmp/seeded"
             """
         )
 
@@ -600,6 +609,7 @@ class TestReuse:
             ).stdout.splitlines()
             return {slug: sum(e.startswith(cid) and "uname -m" in e for e in events) for slug, cid in ids().items()}
 
+        leftover: list[str] = []
         try:
             assert uname_execs_during("--multiarch-reuse") == {"linux-amd64": 1, "linux-arm64": 1}
             names = {
@@ -609,12 +619,44 @@ class TestReuse:
                 for slug, cid in ids().items()
             }
             assert all(name.endswith(slug) and "pytest-multiarch" in name for slug, name in names.items()), names
-            # As if the first session had been killed between start and check: no verified name.
-            subprocess.run(["docker", "rename", ids()["linux-arm64"], f"unverified-{os.getpid()}"], check=True)
-            assert uname_execs_during("--multiarch-reuse") == {"linux-amd64": 0, "linux-arm64": 1}
+            first = ids()
             assert uname_execs_during("--multiarch-reuse") == {"linux-amd64": 0, "linux-arm64": 0}
+            assert ids() == first
+            # As if a session had been killed between the arm64 container's start and its hook:
+            # the same reuse labels, a starter that is gone, the random name, nothing seeded.
+            labels = json.loads(
+                subprocess.run(
+                    ["docker", "inspect", "-f", "{{json .Config.Labels}}", first["linux-arm64"]],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+            )
+            image = subprocess.run(
+                ["docker", "inspect", "-f", "{{.Config.Image}}", first["linux-arm64"]],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            subprocess.run(["docker", "rm", "-f", first["linux-arm64"]], capture_output=True, check=True)
+            dead = subprocess.Popen(["true"])
+            dead.wait()
+            labels["io.github.pytest-multiarch.reuse-starter"] = f"{socket.gethostname()}:{dead.pid}"
+            label_args = [arg for key, value in labels.items() for arg in ("--label", f"{key}={value}")]
+            unseeded = subprocess.run(
+                ["docker", "run", "-d", "--platform", "linux/arm64", "-p", "127.0.0.1::8080", *label_args, image],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            leftover.append(unseeded)
+            uname_execs_during("--multiarch-reuse")  # its test checks the seed: the hook ran
+            assert ids()["linux-amd64"] == first["linux-amd64"]
+            assert ids()["linux-arm64"] != unseeded
+            gone = subprocess.run(["docker", "inspect", unseeded], capture_output=True).returncode != 0
+            assert gone
         finally:
-            for cid in ids().values():
+            for cid in [*ids().values(), *leftover]:
                 subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
 
 
