@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from pytest_multiarch.run import MultiarchContainer
 
 OWNER_LABEL = "io.github.pytest-multiarch.owner"
+# The PID namespace of that process: pids of another one (a CI job in its own container, sharing
+# the host's Docker socket and, with host networking, its hostname) say nothing here.
+PID_NAMESPACE_LABEL = "io.github.pytest-multiarch.pid-namespace"
 _running: list[MultiarchContainer] = []
 _lock = threading.Lock()
 _installed = False
@@ -33,6 +36,19 @@ _installed = False
 def owner_id() -> str:
     """Value of OWNER_LABEL for containers this process starts."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_labels() -> dict[str, str]:
+    """OWNER_LABEL, and PID_NAMESPACE_LABEL where the system tells it (Linux)."""
+    namespace = pid_namespace()
+    return {OWNER_LABEL: owner_id(), **({PID_NAMESPACE_LABEL: namespace} if namespace else {})}
+
+
+def pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"
+    except OSError:
+        return ""
 
 
 def track(container: MultiarchContainer) -> None:
@@ -114,10 +130,10 @@ def sweep_orphans(sdk: docker.DockerClient) -> int:
         return 0
     removed = 0
     for container in containers:
-        owner = (container.labels or {}).get(OWNER_LABEL, "")
-        owner_host, _, pid = owner.rpartition(":")
-        if owner_host != host or not pid.isdigit() or _alive(int(pid)):
-            continue  # another host's, or its pytest still runs
+        labels = container.labels or {}
+        owner_host, _, pid = labels.get(OWNER_LABEL, "").rpartition(":")
+        if owner_host != host or not pid.isdigit() or _alive(int(pid), labels.get(PID_NAMESPACE_LABEL)):
+            continue  # another host's, or its pytest still runs (or may: another PID namespace)
         try:
             container.remove(force=True, v=True)
             removed += 1
@@ -126,13 +142,16 @@ def sweep_orphans(sdk: docker.DockerClient) -> int:
     return removed
 
 
-def owner_alive(owner: str) -> bool:
+def owner_alive(owner: str, namespace: str | None) -> bool:
     """Is ``owner`` (an owner_id()) a process running on this host? Unknown: no."""
     owner_host, _, pid = owner.rpartition(":")
-    return owner_host == socket.gethostname() and pid.isdigit() and _alive(int(pid))
+    return owner_host == socket.gethostname() and pid.isdigit() and _alive(int(pid), namespace)
 
 
-def _alive(pid: int) -> bool:
+def _alive(pid: int, namespace: str | None = None) -> bool:
+    """Whether ``pid`` runs; a pid of another PID namespace cannot be looked up: taken as alive."""
+    if namespace and namespace != pid_namespace():
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

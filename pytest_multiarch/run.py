@@ -157,9 +157,10 @@ def find_reusable(image: BuiltImage, spec: ImageSpec) -> MultiarchContainer | No
 
 
 def _starter_alive(container: Container) -> bool:
-    from pytest_multiarch.cleanup import owner_alive
+    from pytest_multiarch.cleanup import PID_NAMESPACE_LABEL, owner_alive
 
-    return owner_alive((container.labels or {}).get(REUSE_STARTER_LABEL, ""))
+    labels = container.labels or {}
+    return owner_alive(labels.get(REUSE_STARTER_LABEL, ""), labels.get(PID_NAMESPACE_LABEL))
 
 
 def check_machine(container: MultiarchContainer) -> None:

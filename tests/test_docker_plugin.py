@@ -887,28 +887,29 @@ class TestCleanup:
         dead = subprocess.Popen(["true"])
         dead.wait()
         owner = f"{socket.gethostname()}:{dead.pid}"
-        subprocess.run(
-            [
-                "docker",
-                "run",
-                "-d",
-                "--platform",
-                "linux/amd64",
-                "--label",
-                f"{OWNER_LABEL}={owner}",
-                f"{BUSYBOX}-amd64",
-                "sleep",
-                "600",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        assert len(containers_of(owner)) == 1
-        busybox_project.makepyfile(test_app="def test_x(multiarch_container): pass")
-        result = run(busybox_project, "--multiarch-platforms=linux/amd64")
-        result.assert_outcomes(passed=1)
-        result.stdout.fnmatch_lines(["*removed 1 container(s) left by killed pytest runs*"])
-        assert containers_of(owner) == []
+
+        def start(*labels: str) -> str:
+            label_args = [arg for label in (f"{OWNER_LABEL}={owner}", *labels) for arg in ("--label", label)]
+            return subprocess.run(
+                ["docker", "run", "-d", "--platform", "linux/amd64", *label_args, f"{BUSYBOX}-amd64", "sleep", "600"],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+
+        orphan = start()
+        # The same host name and pid, but a process of another PID namespace (a CI job in its own
+        # container with host networking): whether it still runs cannot be told from here.
+        elsewhere = start("io.github.pytest-multiarch.pid-namespace=pid:[1]")
+        try:
+            assert set(containers_of(owner)) == {orphan[:12], elsewhere[:12]}
+            busybox_project.makepyfile(test_app="def test_x(multiarch_container): pass")
+            result = run(busybox_project, "--multiarch-platforms=linux/amd64")
+            result.assert_outcomes(passed=1)
+            result.stdout.fnmatch_lines(["*removed 1 container(s) left by killed pytest runs*"])
+            assert containers_of(owner) == [elsewhere[:12]]
+        finally:
+            subprocess.run(["docker", "rm", "-f", orphan, elsewhere], capture_output=True)
 
 
 def test_without_an_engine_docker_tests_skip_with_one_reason(pytester, monkeypatch):
