@@ -142,10 +142,33 @@ def sweep_orphans(sdk: docker.DockerClient) -> int:
     return removed
 
 
-def owner_alive(owner: str, namespace: str | None) -> bool:
-    """Is ``owner`` (an owner_id()) a process running on this host? Unknown: no."""
-    owner_host, _, pid = owner.rpartition(":")
-    return owner_host == socket.gethostname() and pid.isdigit() and _alive(int(pid), namespace)
+def process_identity() -> str:
+    """host:pid:start of this process; the start time (Linux) tells a pid reused by another
+    process apart, which matters for --multiarch-reuse containers that live for days."""
+    return f"{owner_id()}:{_start_time(os.getpid())}"
+
+
+def process_state(identity: str, namespace: str | None) -> str:
+    """ "alive", "dead" or "unknown" (another host or PID namespace: its pids say nothing here)
+    for a process_identity() (or an owner_id(), without the start time)."""
+    parts = identity.split(":")  # host names hold no colons
+    if len(parts) not in (2, 3):
+        return "unknown"
+    host, pid, started = parts[0], parts[1], parts[2] if len(parts) == 3 else ""
+    if host != socket.gethostname() or not pid.isdigit() or (namespace and namespace != pid_namespace()):
+        return "unknown"
+    if not _alive(int(pid)) or (started and started != _start_time(int(pid))):
+        return "dead"
+    return "alive"
+
+
+def _start_time(pid: int) -> str:
+    """The process's start, in clock ticks since boot (field 22 of /proc/PID/stat); '' if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
 
 
 def _alive(pid: int, namespace: str | None = None) -> bool:

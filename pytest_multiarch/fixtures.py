@@ -117,8 +117,8 @@ def spec_of_item(item: pytest.Item, prefix: str) -> SpecFactory:
     not the last one made (REGISTRY), should two folders' conftests declare the same name."""
     name2defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", None) or {}
     for suffix in ("_container", "_image", "_http"):
-        defs = name2defs.get(prefix + suffix)
-        found = getattr(defs[-1].func, SPEC_OF_ATTRIBUTE, None) if defs else None
-        if found is not None:
-            return cast(SpecFactory, found)
+        for definition in reversed(name2defs.get(prefix + suffix, ())):  # past a user's override
+            found = getattr(definition.func, SPEC_OF_ATTRIBUTE, None)
+            if found is not None:
+                return cast(SpecFactory, found)
     return REGISTRY[prefix]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
+import time
 from urllib.parse import urljoin
 
 import docker
@@ -109,13 +110,16 @@ def verified_name(image: BuiltImage) -> str:
 def mark_verified(container: MultiarchContainer) -> None:
     """Rename a verified --multiarch-reuse container (best effort: unnamed, the next session
     replaces it once this one has ended)."""
-    with contextlib.suppress(DockerSDKError):
+    with contextlib.suppress(Exception):  # the engine's error or a broken connection alike
         container._container.rename(verified_name(container.image))
 
 
-def find_reusable(image: BuiltImage, spec: ImageSpec) -> MultiarchContainer | None:
+def find_reusable(image: BuiltImage, spec: ImageSpec, timeout: float) -> MultiarchContainer | None:
     """A running container left by an earlier --multiarch-reuse session for exactly this image
-    and configuration; containers of the same slot that don't match are removed (replaced)."""
+    and configuration; containers of the same slot that don't match are removed (replaced).
+
+    One not renamed yet (see verified_name) is relied on only once its starter has run the
+    container-started hook: it waits for that up to ``timeout``, unless the starter is gone."""
     wanted = reuse_labels(image, spec)
     client = docker.from_env()
     found = None
@@ -139,16 +143,19 @@ def find_reusable(image: BuiltImage, spec: ImageSpec) -> MultiarchContainer | No
         base_url = f"http://127.0.0.1:{bindings[0]['HostPort']}/"
     container = MultiarchContainer(found, image, port, base_url)
     container.reused = True
-    verified = found.name == verified_name(image)
-    if not verified and not _starter_alive(found):
-        container.stop()  # its session died before the hook ran (SIGKILL, OOM): never seeded
-        return None
-    try:  # still serving, and (unless verified before) the platform it claims: else start afresh
+    if found.name != verified_name(image):
+        starter = _starter_state(found)
+        renamed = starter != "dead" and _renamed_in_time(found, verified_name(image), timeout)
+        if not renamed and starter != "alive":  # died before its hook (SIGKILL, OOM), or never got there
+            container.stop()
+            return None
+        # Renamed meanwhile; or its session runs but has not finished its hook in time: shared.
+    try:  # still serving, and (unless verified) the platform it claims: else start afresh
         if base_url is not None:
             answer = probe(urljoin(base_url, spec.ready_path.lstrip("/")), timeout=5)
             if answer.status_code >= 500:
                 raise ContainerError(f"HTTP {answer.status_code}")
-        if not verified:  # another live session (an xdist worker) started it: its hook is due
+        if found.name != verified_name(image):
             check_machine(container)
     except Exception:
         container.stop()
@@ -156,11 +163,27 @@ def find_reusable(image: BuiltImage, spec: ImageSpec) -> MultiarchContainer | No
     return container
 
 
-def _starter_alive(container: Container) -> bool:
-    from pytest_multiarch.cleanup import PID_NAMESPACE_LABEL, owner_alive
+def _starter_state(container: Container) -> str:
+    from pytest_multiarch.cleanup import PID_NAMESPACE_LABEL, process_state
 
     labels = container.labels or {}
-    return owner_alive(labels.get(REUSE_STARTER_LABEL, ""), labels.get(PID_NAMESPACE_LABEL))
+    return process_state(labels.get(REUSE_STARTER_LABEL, ""), labels.get(PID_NAMESPACE_LABEL))
+
+
+def _renamed_in_time(container: Container, name: str, timeout: float) -> bool:
+    """Wait until the starting session renamed ``container`` (its hook ran) or removed it
+    (its hook failed: False)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            container.reload()
+        except DockerSDKError:
+            return False  # removed
+        if container.name == name:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
 
 
 def check_machine(container: MultiarchContainer) -> None:

@@ -407,7 +407,7 @@ class MultiarchSession:
         if dropped():
             raise ContainerError(f"the {platform} container was no longer needed when its image was ready")
         if self.settings.reuse:
-            found = find_reusable(image, spec)
+            found = find_reusable(image, spec, timeout=self.settings.timeout_for(platform))
             if found is not None:
                 self.events.put(f"reusing the running {platform} container at {found.base_url}")
                 return found

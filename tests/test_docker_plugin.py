@@ -659,6 +659,79 @@ class TestReuse:
             for cid in [*ids().values(), *leftover]:
                 subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
 
+    def test_a_container_whose_session_was_killed_in_its_hook_is_replaced(self, busybox_project, monkeypatch):
+        """The container is trusted (renamed) only after its hook: one whose session died in the
+        hook keeps its random name, and the next session replaces it instead of reusing it."""
+        busybox_project.makeconftest(
+            """
+            import os, signal
+
+            def pytest_multiarch_container_started(config, container):
+                if os.environ.get("KILL_IN_HOOK"):  # not a file: that would change the build context
+                    os.kill(os.getpid(), signal.SIGKILL)
+                container.exec(["touch", "/tmp/seeded"])
+            """
+        )
+        busybox_project.makepyfile(
+            test_app="""
+            def test_x(multiarch_container):
+                assert multiarch_container.exec(["ls", "/tmp/seeded"]).strip() == "/tmp/seeded"
+            """
+        )
+        reuse = ("--multiarch-reuse", "--multiarch-platforms=linux/amd64")
+
+        def slot_containers() -> set[str]:
+            listed = ["docker", "ps", "-aq", "--no-trunc", "--filter", "label=io.github.pytest-multiarch.reuse-slot"]
+            return set(subprocess.run(listed, capture_output=True, text=True, check=True).stdout.split())
+
+        before = slot_containers()
+        try:
+            monkeypatch.setenv("KILL_IN_HOOK", "1")
+            killed = busybox_project.runpytest_subprocess(*reuse)
+            assert killed.ret != 0
+            (left,) = slot_containers() - before
+            monkeypatch.delenv("KILL_IN_HOOK")
+            run(busybox_project, *reuse).assert_outcomes(passed=1)  # seeded by its own hook
+            assert left not in slot_containers()
+        finally:
+            for cid in slot_containers() - before:
+                subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
+
+    def test_xdist_workers_share_a_reuse_container_once_its_hook_ran(self, busybox_project):
+        """The second worker finds the first one's container before that worker's (slow) hook
+        is done: it waits for it instead of testing an unseeded container."""
+        busybox_project.makeconftest(
+            """
+            import time
+
+            def pytest_multiarch_container_started(config, container):
+                time.sleep(2)
+                container.exec(["touch", "/tmp/seeded"])
+            """
+        )
+        busybox_project.makepyfile(
+            test_app="""
+            import pytest
+
+            @pytest.mark.parametrize("n", range(4))
+            def test_x(multiarch_container, n):
+                assert multiarch_container.exec(["ls", "/tmp/seeded"]).strip() == "/tmp/seeded"
+            """
+        )
+        listed = ["docker", "ps", "-aq", "--no-trunc", "--filter", "label=io.github.pytest-multiarch.reuse-slot"]
+        before = set(subprocess.run(listed, capture_output=True, text=True, check=True).stdout.split())
+        try:
+            result = busybox_project.runpytest_subprocess(
+                "-p", "xdist", "-n", "2", "--multiarch-reuse", "--multiarch-platforms=linux/amd64"
+            )
+            result.assert_outcomes(passed=4)
+            after = set(subprocess.run(listed, capture_output=True, text=True, check=True).stdout.split())
+            assert len(after - before) == 1  # one container, shared by both workers
+        finally:
+            after = set(subprocess.run(listed, capture_output=True, text=True, check=True).stdout.split())
+            for cid in after - before:
+                subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
+
 
 @pytest.mark.usefixtures("docker_engine")
 class TestEarlyRemoval:
