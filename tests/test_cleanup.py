@@ -1,0 +1,40 @@
+"""Whose containers are they: the owner and starter identities cleanup and reuse rely on."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from pytest_multiarch.cleanup import pid_namespace, process_identity, process_state
+
+
+def dead_pid() -> int:
+    done = subprocess.Popen(["true"])
+    done.wait()
+    return done.pid
+
+
+def test_this_process_is_alive():
+    assert process_state(process_identity(), pid_namespace()) == "alive"
+
+
+def test_a_process_that_ended_is_dead():
+    assert process_state(f"{socket.gethostname()}:{dead_pid()}", pid_namespace()) == "dead"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="start times come from /proc")
+def test_a_pid_now_held_by_another_process_is_dead():
+    host, _, started = process_identity().split(":")
+    assert started.isdigit()
+    parent = os.getppid()  # running, and started before this process: another start time
+    assert process_state(f"{host}:{parent}:{started}", pid_namespace()) == "dead"
+
+
+def test_another_host_or_pid_namespace_cannot_be_told():
+    assert process_state(f"elsewhere.example:{os.getpid()}", None) == "unknown"
+    assert process_state(process_identity(), "pid:[1]") == "unknown"
+    assert process_state("", None) == "unknown"
