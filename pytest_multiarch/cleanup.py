@@ -173,8 +173,8 @@ def _start_time(pid: int) -> str:
 
 def _alive(pid: int, namespace: str | None = None) -> bool:
     """Whether ``pid`` runs; a pid of another PID namespace cannot be looked up: taken as alive."""
-    if namespace and namespace != pid_namespace():
-        return True
+    if (namespace and namespace != pid_namespace()) or os.name == "nt":
+        return True  # on Windows os.kill(pid, 0) would not ask but interrupt the process
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

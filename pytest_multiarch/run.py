@@ -9,9 +9,11 @@ killed; --multiarch-reuse containers carry the reuse labels instead (and their s
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import re
 import time
+from collections.abc import Callable
 from urllib.parse import urljoin
 
 import docker
@@ -114,12 +116,25 @@ def mark_verified(container: MultiarchContainer) -> None:
         container._container.rename(verified_name(container.image))
 
 
-def find_reusable(image: BuiltImage, spec: ImageSpec, timeout: float) -> MultiarchContainer | None:
+@dataclasses.dataclass
+class StarterPending:
+    """A --multiarch-reuse container another running session (an xdist worker, say) has started
+    but not renamed yet: its container-started hook is still due. Waited for outside the slot
+    lock (wait_until_renamed), then asked again with ``waited``."""
+
+    container: Container
+    verified_name: str
+
+
+def find_reusable(
+    image: BuiltImage, spec: ImageSpec, *, waited: bool = False
+) -> MultiarchContainer | StarterPending | None:
     """A running container left by an earlier --multiarch-reuse session for exactly this image
     and configuration; containers of the same slot that don't match are removed (replaced).
 
-    One not renamed yet (see verified_name) is relied on only once its starter has run the
-    container-started hook: it waits for that up to ``timeout``, unless the starter is gone."""
+    One not renamed yet (see verified_name) is relied on only once its starter ran the
+    container-started hook: if the starter is gone, it is replaced; else StarterPending, and
+    once ``waited`` (in vain) it is shared after a ``uname -m`` check."""
     wanted = reuse_labels(image, spec)
     client = docker.from_env()
     found = None
@@ -143,19 +158,24 @@ def find_reusable(image: BuiltImage, spec: ImageSpec, timeout: float) -> Multiar
         base_url = f"http://127.0.0.1:{bindings[0]['HostPort']}/"
     container = MultiarchContainer(found, image, port, base_url)
     container.reused = True
-    if found.name != verified_name(image):
+    name = verified_name(image)
+    if found.name != name:
         starter = _starter_state(found)
-        renamed = starter != "dead" and _renamed_in_time(found, verified_name(image), timeout)
-        if not renamed and starter != "alive":  # died before its hook (SIGKILL, OOM), or never got there
-            container.stop()
-            return None
-        # Renamed meanwhile; or its session runs but has not finished its hook in time: shared.
+        if starter == "dead":
+            with contextlib.suppress(DockerSDKError):
+                found.reload()  # renamed by its session just before it ended?
+            if found.name != name:
+                container.stop()  # it died before its hook (SIGKILL, OOM): never seeded
+                return None
+        elif not waited:
+            return StarterPending(found, name)
+        # else: its session runs (or may: another host) but did not finish its hook in time: shared
     try:  # still serving, and (unless verified) the platform it claims: else start afresh
         if base_url is not None:
             answer = probe(urljoin(base_url, spec.ready_path.lstrip("/")), timeout=5)
             if answer.status_code >= 500:
                 raise ContainerError(f"HTTP {answer.status_code}")
-        if found.name != verified_name(image):
+        if found.name != name:
             check_machine(container)
     except Exception:
         container.stop()
@@ -163,27 +183,25 @@ def find_reusable(image: BuiltImage, spec: ImageSpec, timeout: float) -> Multiar
     return container
 
 
+def wait_until_renamed(pending: StarterPending, timeout: float, cancelled: Callable[[], bool]) -> None:
+    """Until the starting session renamed the container (its hook ran) or removed it (its hook
+    failed), at most ``timeout`` seconds, or until this session gives up."""
+    deadline = time.monotonic() + timeout
+    while not cancelled() and time.monotonic() < deadline:
+        try:
+            pending.container.reload()
+        except DockerSDKError:
+            return  # removed
+        if pending.container.name == pending.verified_name:
+            return
+        time.sleep(0.1)
+
+
 def _starter_state(container: Container) -> str:
     from pytest_multiarch.cleanup import PID_NAMESPACE_LABEL, process_state
 
     labels = container.labels or {}
     return process_state(labels.get(REUSE_STARTER_LABEL, ""), labels.get(PID_NAMESPACE_LABEL))
-
-
-def _renamed_in_time(container: Container, name: str, timeout: float) -> bool:
-    """Wait until the starting session renamed ``container`` (its hook ran) or removed it
-    (its hook failed: False)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            container.reload()
-        except DockerSDKError:
-            return False  # removed
-        if container.name == name:
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
 
 
 def check_machine(container: MultiarchContainer) -> None:

@@ -37,9 +37,11 @@ from pytest_multiarch.progress import Terminal
 from pytest_multiarch.run import (
     REUSE_SLOT_LABEL,
     MultiarchContainer,
+    StarterPending,
     find_reusable,
     mark_verified,
     reuse_labels,
+    wait_until_renamed,
 )
 
 Key = tuple[ImageSpec, Platform]
@@ -385,20 +387,43 @@ class MultiarchSession:
         self, spec: ImageSpec, platform: Platform, build: Future[BuiltImage], dropped: Callable[[], bool]
     ) -> MultiarchContainer:
         image = build.result()
+
+        def given_up() -> bool:
+            return self.closing.is_set() or dropped()
+
         try:
             if self.settings.reuse:
                 # One session at a time per slot: another may be starting the very container.
-                with FileLock(LOCK_DIR / f"reuse-{reuse_labels(image, spec)[REUSE_SLOT_LABEL].replace('/', '_')}.lock"):
-                    return self._start_or_reuse(image, spec, platform, dropped)
-            return self._start_or_reuse(image, spec, platform, dropped)
+                lock = FileLock(
+                    LOCK_DIR / f"reuse-{reuse_labels(image, spec)[REUSE_SLOT_LABEL].replace('/', '_')}.lock"
+                )
+                waited = False
+                while True:
+                    with lock:
+                        started = self._start_or_reuse(image, spec, platform, dropped, waited=waited)
+                    if not isinstance(started, StarterPending):
+                        return started
+                    # Not holding the lock: other sessions waiting for the slot wait alongside.
+                    self.events.put(f"waiting for the session that started the reusable {platform} container")
+                    wait_until_renamed(started, self.settings.timeout_for(platform), given_up)
+                    waited = True
+            started = self._start_or_reuse(image, spec, platform, dropped)
+            assert not isinstance(started, StarterPending)  # only with --multiarch-reuse
+            return started
         except MultiarchError:
             raise
         except Exception as exc:
             raise ContainerError(f"starting the {platform} container failed: {type(exc).__name__}: {exc}") from None
 
     def _start_or_reuse(
-        self, image: BuiltImage, spec: ImageSpec, platform: Platform, dropped: Callable[[], bool]
-    ) -> MultiarchContainer:
+        self,
+        image: BuiltImage,
+        spec: ImageSpec,
+        platform: Platform,
+        dropped: Callable[[], bool],
+        *,
+        waited: bool = False,
+    ) -> MultiarchContainer | StarterPending:
         def given_up() -> bool:
             return self.closing.is_set() or dropped()
 
@@ -407,7 +432,9 @@ class MultiarchSession:
         if dropped():
             raise ContainerError(f"the {platform} container was no longer needed when its image was ready")
         if self.settings.reuse:
-            found = find_reusable(image, spec, timeout=self.settings.timeout_for(platform))
+            found = find_reusable(image, spec, waited=waited)
+            if isinstance(found, StarterPending):
+                return found
             if found is not None:
                 self.events.put(f"reusing the running {platform} container at {found.base_url}")
                 return found
