@@ -40,8 +40,12 @@ def owner_id() -> str:
 
 def owner_labels() -> dict[str, str]:
     """OWNER_LABEL, and PID_NAMESPACE_LABEL where the system tells it (Linux)."""
+    return {OWNER_LABEL: owner_id(), **namespace_label()}
+
+
+def namespace_label() -> dict[str, str]:
     namespace = pid_namespace()
-    return {OWNER_LABEL: owner_id(), **({PID_NAMESPACE_LABEL: namespace} if namespace else {})}
+    return {PID_NAMESPACE_LABEL: namespace} if namespace else {}
 
 
 def pid_namespace() -> str:

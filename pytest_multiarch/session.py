@@ -400,14 +400,14 @@ class MultiarchSession:
                 waited = False
                 while True:
                     with lock:
-                        started = self._start_or_reuse(image, spec, platform, dropped, waited=waited)
+                        started = self._start_or_reuse(image, spec, platform, dropped, given_up, waited=waited)
                     if not isinstance(started, StarterPending):
                         return started
                     # Not holding the lock: other sessions waiting for the slot wait alongside.
                     self.events.put(f"waiting for the session that started the reusable {platform} container")
                     wait_until_renamed(started, self.settings.timeout_for(platform), given_up)
                     waited = True
-            started = self._start_or_reuse(image, spec, platform, dropped)
+            started = self._start_or_reuse(image, spec, platform, dropped, given_up)
             assert not isinstance(started, StarterPending)  # only with --multiarch-reuse
             return started
         except MultiarchError:
@@ -421,12 +421,10 @@ class MultiarchSession:
         spec: ImageSpec,
         platform: Platform,
         dropped: Callable[[], bool],
+        given_up: Callable[[], bool],
         *,
         waited: bool = False,
     ) -> MultiarchContainer | StarterPending:
-        def given_up() -> bool:
-            return self.closing.is_set() or dropped()
-
         if self.closing.is_set():
             raise ContainerError(f"the session ended before the {platform} container started")
         if dropped():

@@ -23,7 +23,7 @@ from testcontainers.core.container import DockerContainer
 from testcontainers.core.waiting_utils import WaitStrategy, WaitStrategyTarget
 
 from pytest_multiarch.build import BuiltImage
-from pytest_multiarch.cleanup import OWNER_LABEL, owner_labels, process_identity
+from pytest_multiarch.cleanup import namespace_label, owner_labels, process_identity
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.errors import ContainerError
 from pytest_multiarch.http import probe
@@ -124,8 +124,7 @@ def start_container(
     """
     port = port_of(image, spec)
     if reuse:
-        namespace = {k: v for k, v in owner_labels().items() if k != OWNER_LABEL}
-        labels = {**reuse_labels(image, spec), REUSE_STARTER_LABEL: process_identity(), **namespace}
+        labels = {**reuse_labels(image, spec), REUSE_STARTER_LABEL: process_identity(), **namespace_label()}
     else:
         labels = owner_labels()
     inner = DockerContainer(image.tag, platform=str(image.platform), labels=labels)

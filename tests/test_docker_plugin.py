@@ -52,6 +52,23 @@ def containers_of(owner: str) -> list[str]:
     return out.stdout.split()
 
 
+def reuse_containers() -> set[str]:
+    """Ids of all --multiarch-reuse containers on the engine."""
+    listed = ["docker", "ps", "-aq", "--no-trunc", "--filter", "label=io.github.pytest-multiarch.reuse-slot"]
+    return set(subprocess.run(listed, capture_output=True, text=True, check=True).stdout.split())
+
+
+# running.py for generated test projects: is a container running (by id)?
+RUNNING_SOURCE = """
+import subprocess
+
+def running(container_id):
+    out = subprocess.run(["docker", "ps", "-q", "--no-trunc", "--filter", f"id={container_id}"],
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip() != ""
+"""
+
+
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     """Run pytest in this process and check that the plugin removed every container it started."""
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", *args)
@@ -680,21 +697,17 @@ class TestReuse:
         )
         reuse = ("--multiarch-reuse", "--multiarch-platforms=linux/amd64")
 
-        def slot_containers() -> set[str]:
-            listed = ["docker", "ps", "-aq", "--no-trunc", "--filter", "label=io.github.pytest-multiarch.reuse-slot"]
-            return set(subprocess.run(listed, capture_output=True, text=True, check=True).stdout.split())
-
-        before = slot_containers()
+        before = reuse_containers()
         try:
             monkeypatch.setenv("KILL_IN_HOOK", "1")
             killed = busybox_project.runpytest_subprocess(*reuse)
             assert killed.ret != 0
-            (left,) = slot_containers() - before
+            (left,) = reuse_containers() - before
             monkeypatch.delenv("KILL_IN_HOOK")
             run(busybox_project, *reuse).assert_outcomes(passed=1)  # seeded by its own hook
-            assert left not in slot_containers()
+            assert left not in reuse_containers()
         finally:
-            for cid in slot_containers() - before:
+            for cid in reuse_containers() - before:
                 subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
 
     def test_xdist_workers_share_a_reuse_container_once_its_hook_ran(self, busybox_project):
@@ -718,18 +731,15 @@ class TestReuse:
                 assert multiarch_container.exec(["ls", "/tmp/seeded"]).strip() == "/tmp/seeded"
             """
         )
-        listed = ["docker", "ps", "-aq", "--no-trunc", "--filter", "label=io.github.pytest-multiarch.reuse-slot"]
-        before = set(subprocess.run(listed, capture_output=True, text=True, check=True).stdout.split())
+        before = reuse_containers()
         try:
             result = busybox_project.runpytest_subprocess(
                 "-p", "xdist", "-n", "2", "--multiarch-reuse", "--multiarch-platforms=linux/amd64"
             )
             result.assert_outcomes(passed=4)
-            after = set(subprocess.run(listed, capture_output=True, text=True, check=True).stdout.split())
-            assert len(after - before) == 1  # one container, shared by both workers
+            assert len(reuse_containers() - before) == 1  # one container, shared by both workers
         finally:
-            after = set(subprocess.run(listed, capture_output=True, text=True, check=True).stdout.split())
-            for cid in after - before:
+            for cid in reuse_containers() - before:
                 subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
 
 
@@ -738,15 +748,12 @@ class TestEarlyRemoval:
     def test_a_platforms_container_goes_once_its_last_test_is_done(self, busybox_project):
         # amd64 (native) runs first; while arm64's tests run, amd64's container is being removed.
         busybox_project.makepyfile(
+            running=RUNNING_SOURCE,
             test_app="""
-            import subprocess, time
+            import time
+            from running import running
 
             ids = {}
-
-            def running(container_id):
-                out = subprocess.run(["docker", "ps", "-q", "--no-trunc", "--filter", f"id={container_id}"],
-                                     capture_output=True, text=True, check=True)
-                return out.stdout.strip() != ""
 
             def test_a(multiarch_container, multiarch_platform):
                 ids[str(multiarch_platform)] = multiarch_container.id
@@ -760,7 +767,7 @@ class TestEarlyRemoval:
                     time.sleep(0.1)
                 assert not running(ids["linux/amd64"])
                 assert running(multiarch_container.id)
-            """
+            """,
         )
         result = run(busybox_project, "-v", "-p", "no:randomly")
         result.assert_outcomes(passed=4)
@@ -785,8 +792,10 @@ class TestEarlyRemoval:
             """
         )
         busybox_project.makepyfile(
+            running=RUNNING_SOURCE,
             test_app="""
-            import subprocess, time
+            import time
+            from running import running
             import pytest
 
             ids = {}
@@ -794,11 +803,6 @@ class TestEarlyRemoval:
             @pytest.fixture
             def seeded(seeded):
                 return seeded
-
-            def running(container_id):
-                out = subprocess.run(["docker", "ps", "-q", "--no-trunc", "--filter", f"id={container_id}"],
-                                     capture_output=True, text=True, check=True)
-                return out.stdout.strip() != ""
 
             def test_a(seeded, multiarch_platform):
                 ids[str(multiarch_platform)] = seeded.id
@@ -810,7 +814,7 @@ class TestEarlyRemoval:
                     while running(ids["linux/amd64"]) and time.monotonic() < deadline:
                         time.sleep(0.1)
                     assert not running(ids["linux/amd64"])
-            """
+            """,
         )
         result = run(busybox_project, "-v", "-p", "no:randomly")
         result.assert_outcomes(passed=4)
