@@ -84,6 +84,23 @@ def test_pyproject_toml_is_read(pytester: pytest.Pytester):
     assert [str(p) for p in settings(pytester).platforms] == ["linux/arm64", "linux/amd64"]
 
 
+@pytest.mark.skipif(int(pytest.__version__.split(".")[0]) < 9, reason="pytest.toml came with pytest 9")
+def test_native_toml_takes_strings_as_the_readme_shows(pytester: pytest.Pytester):
+    """pytest 9's pytest.toml is typed: the README's forms (strings, true/false, one build arg
+    per line in a multi-line string) must be the ones that work."""
+    pytester.path.joinpath("pytest.toml").write_text(
+        "[pytest]\n"
+        'multiarch_platforms = "linux/amd64, linux/arm64"\n'
+        'multiarch_timeout = "60"\n'
+        "multiarch_rebuild = true\n"
+        'multiarch_build_args = """\nBASE_IMAGE=python:3.12-slim\nGREETING=hello world\n"""\n'
+    )
+    s = settings(pytester)
+    assert [str(p) for p in s.platforms] == ["linux/amd64", "linux/arm64"]
+    assert (s.timeout, s.rebuild) == (60.0, True)
+    assert s.image.build_args == {"BASE_IMAGE": "python:3.12-slim", "GREETING": "hello world"}
+
+
 def test_emulated_platforms_get_a_longer_timeout(pytester: pytest.Pytester):
     s = settings(pytester, "--multiarch-timeout=10")
     assert s.timeout_for(Platform.parse("arm64")) == 10
