@@ -91,7 +91,7 @@ class MultiarchSession:
         self._reported_slots: dict[str, set[str]] = {}  # from xdist workers, for pruning
         # What the collected tests need (on an xdist controller: all workers'); None: not known.
         self.needed: list[early.Needed] | None = None
-        self._specs: dict[Key, ImageSpec] = {}  # (declared spec, platform) → with hook build args
+        self._specs: dict[Key, ImageSpec | UsageError] = {}  # (declared spec, platform) → with hook build args
         self.events: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.stats: dict[str, PlatformStats] = {}
         self.verbose = config.get_verbosity() > 0
@@ -191,8 +191,14 @@ class MultiarchSession:
         """``spec`` with the build args plugins add for this platform (asked once per session)."""
         key = (spec, platform)  # all of it: two declarations may differ in target or build args only
         if key not in self._specs:
-            self._specs[key] = self.full_spec(spec, platform)
-        return self._specs[key]
+            try:
+                self._specs[key] = self.full_spec(spec, platform)
+            except UsageError as exc:
+                self._specs[key] = exc  # a failing hook is asked once too, and fails alike each time
+        found = self._specs[key]
+        if isinstance(found, UsageError):
+            raise found
+        return found
 
     def full_spec(self, spec: ImageSpec, platform: Platform) -> ImageSpec:
         """``spec`` with the build args of the pytest_multiarch_build_args hooks registered now."""
@@ -497,7 +503,10 @@ class MultiarchSession:
         """
         if self.settings.reuse:
             return
-        key = (self.spec_for(spec, platform), platform)
+        try:
+            key = (self.spec_for(spec, platform), platform)
+        except MultiarchError:
+            return  # its build args hook failed: no container was ever started for it
         cached = self._containers.get(key)
         if not isinstance(cached, MultiarchContainer):
             return  # never started, or its error stays cached for the tests still to come

@@ -487,6 +487,24 @@ class TestProjectApi:
         )
         assert listed.stdout.split() == []
 
+    def test_a_build_args_hook_failing_for_one_platform_errors_its_tests_and_the_run_goes_on(self, busybox_project):
+        busybox_project.makeconftest(
+            """
+            def pytest_multiarch_build_args(config, image, platform):
+                if platform.arch == "arm64":
+                    raise KeyError("ARM_TOKEN")
+                return {}
+            """
+        )
+        busybox_project.makepyfile(
+            test_app="def test_x(multiarch_container): pass",
+            test_later="def test_after_the_last_container_test(): pass",
+        )
+        result = run(busybox_project, "-p", "no:randomly")
+        result.assert_outcomes(passed=2, errors=1)
+        assert result.ret == pytest.ExitCode.TESTS_FAILED  # not an INTERNALERROR cutting the run short
+        result.stdout.fnmatch_lines(["*pytest_multiarch_build_args raised for linux/arm64: KeyError: 'ARM_TOKEN'*"])
+
     def test_hooks(self, busybox_project):
         busybox_project.makefile(
             "",
