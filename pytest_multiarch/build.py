@@ -13,6 +13,7 @@ every first run would invalidate the second one.
 
 from __future__ import annotations
 
+import calendar
 import dataclasses
 import hashlib
 import json
@@ -25,7 +26,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from docker.errors import DockerException as SDKError
 from docker.errors import ImageNotFound
 from docker.utils.build import exclude_paths
 from filelock import FileLock
@@ -303,21 +303,33 @@ def check_image_platform(
         )
 
 
-def prune_stale(sdk: docker.DockerClient, slot: str, keep: set[str]) -> None:
+def prune_stale(sdk: docker.DockerClient, slot: str, keep: set[str], made_before: float) -> None:
     """Remove this project's older builds for a platform (``slot``, see image_slot) whose build
     key is not in ``keep``, so edits don't pile up images.
 
     Called when a session ends (under xdist by the controller, after all workers), never
-    during a build: a concurrent session may be about to start a container from one. An image
-    a container still uses is kept.
+    during a build. Only images made before ``made_before`` (the session's start) go: a
+    concurrent session may be about to start a container from one it just built. An image a
+    container still uses is kept. Housekeeping only: whatever the engine answers, it never fails.
     """
     try:
         stale = sdk.images.list(filters={"label": f"{SLOT_LABEL}={slot}"})
-    except SDKError:
+    except Exception:
         return
     for image in stale:
-        if _labels(image.attrs).get(KEY_LABEL) not in keep:
-            try:
-                sdk.images.remove(image.id, force=False, noprune=False)
-            except SDKError:
-                pass  # still used by a container: leave it
+        if _labels(image.attrs).get(KEY_LABEL) in keep or _created(image.attrs) >= made_before:
+            continue
+        try:
+            sdk.images.remove(image.id, force=False, noprune=False)
+        except Exception:
+            pass  # still used by a container: leave it
+
+
+def _created(attrs: Mapping[str, Any]) -> float:
+    """The image's creation time (seconds since the epoch); +inf, so kept, when unreadable."""
+    text = str(attrs.get("Created") or "")  # 2026-11-27T01:42:58.123456789Z
+    try:
+        when = time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return float("inf")
+    return float(calendar.timegm(when)) + 1.0  # a second's rounding errs on the side of keeping

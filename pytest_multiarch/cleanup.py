@@ -79,13 +79,15 @@ def remove_all() -> None:
         _running.clear()
     if len(containers) > 1:  # removing takes a fraction of a second each: do them at once
         with ThreadPoolExecutor(len(containers), thread_name_prefix="multiarch-cleanup") as pool:
-            pool.map(_stop_quietly, containers)
+            pool.map(stop_quietly, containers)
     else:
         for container in containers:
-            _stop_quietly(container)
+            stop_quietly(container)
 
 
-def _stop_quietly(container: MultiarchContainer) -> None:
+def stop_quietly(container: MultiarchContainer) -> None:
+    """Remove it, whatever the engine answers: for the end of a session, where one failed
+    removal must not keep the others from happening."""
     try:
         container.stop()
     except Exception:

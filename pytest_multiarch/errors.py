@@ -37,6 +37,10 @@ class ContainerError(MultiarchError):
     """The container exited during start, or never became ready."""
 
 
+class HookSkipped(MultiarchError):
+    """``pytest.skip`` in ``pytest_multiarch_container_started``: that platform's tests skip."""
+
+
 class ExecError(MultiarchError):
     """A command run with ``container.exec`` exited non-zero."""
 

@@ -82,7 +82,8 @@ class MultiarchContainer:
         try:
             self._container.remove(force=True, v=True)
         except DockerSDKError as exc:
-            if "No such container" not in str(exc):
+            # Gone, or being removed by another thread of this session (a start giving up).
+            if "No such container" not in str(exc) and "is already in progress" not in str(exc):
                 raise
 
     def __repr__(self) -> str:

@@ -30,7 +30,15 @@ from filelock import FileLock
 from pytest_multiarch import cleanup, early
 from pytest_multiarch.build import LOCK_DIR, BuiltImage, build_image, image_slot, prune_stale
 from pytest_multiarch.config import ImageSpec, Settings
-from pytest_multiarch.errors import BuildError, ContainerError, EngineError, MultiarchError, UsageError, docker_said
+from pytest_multiarch.errors import (
+    BuildError,
+    ContainerError,
+    EngineError,
+    HookSkipped,
+    MultiarchError,
+    UsageError,
+    docker_said,
+)
 from pytest_multiarch.platforms import Platform
 from pytest_multiarch.preflight import Engine, cached_engine, follow_cli_context
 from pytest_multiarch.progress import Terminal
@@ -69,6 +77,7 @@ class MultiarchSession:
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
+        self.started_at = time.time()  # images made after it may be another session's: not pruned
         follow_cli_context()
         self._cli: DockerClient | None = None
         self._sdk: docker.DockerClient | None = None
@@ -489,6 +498,8 @@ class MultiarchSession:
                 if started.reused:
                     self._stats(platform).ready = "reused"
             self._containers[key] = cached
+        if isinstance(cached, HookSkipped):
+            pytest.skip(str(cached))
         if isinstance(cached, MultiarchError):
             raise cached
         return cached
@@ -521,8 +532,10 @@ class MultiarchSession:
         platform's tests error with the hook's exception (once, not once per test)."""
         try:
             self.config.hook.pytest_multiarch_container_started(config=self.config, container=container)
-        except Exception as exc:
-            container.stop()
+        except (Exception, pytest.fail.Exception, pytest.skip.Exception) as exc:
+            cleanup.stop_quietly(container)
+            if isinstance(exc, pytest.skip.Exception):
+                return HookSkipped(exc.msg or f"skipped by pytest_multiarch_container_started on {container.platform}")
             return ContainerError(
                 f"pytest_multiarch_container_started failed for the {container.platform} container: "
                 f"{type(exc).__name__}: {exc}"
@@ -576,14 +589,18 @@ class MultiarchSession:
         with self._futures_lock:
             unannounced, self._unannounced = self._unannounced, []
         for container in unannounced:
-            container.stop()
+            cleanup.stop_quietly(container)
         if os.environ.get("PYTEST_XDIST_WORKER"):
             return  # the controller prunes, once every worker is done (see worker_report)
         slots = self.built_slots()
         for slot, keys in self._reported_slots.items():
             slots.setdefault(slot, set()).update(keys)
+        try:
+            sdk = self.sdk
+        except MultiarchError:
+            return  # no engine to tidy up on; a later session prunes
         for slot, keys in slots.items():
-            prune_stale(self.sdk, slot, keys)
+            prune_stale(sdk, slot, keys, made_before=self.started_at)
 
     def built_slots(self) -> dict[str, set[str]]:
         """Build keys of the images this session built or found, per slot (project image and

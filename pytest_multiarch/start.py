@@ -127,7 +127,8 @@ def start_container(
         labels = {**reuse_labels(image, spec), REUSE_STARTER_LABEL: process_identity(), **namespace_label()}
     else:
         labels = owner_labels()
-    inner = DockerContainer(image.tag, platform=str(image.platform), labels=labels)
+    # By id: should the tag be gone (another session pruned it), docker-py would try to pull it.
+    inner = DockerContainer(image.id, platform=str(image.platform), labels=labels)
     if port is not None:
         # docker-py takes (host_ip, host_port); None picks a free port. Loopback only.
         inner.ports[f"{port}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]

@@ -487,6 +487,50 @@ class TestProjectApi:
         )
         assert listed.stdout.split() == []
 
+    @pytest.mark.parametrize(
+        ("call", "outcome", "shown"),
+        [
+            (
+                "pytest.skip('no seed data for arm64')",
+                {"skipped": 2},
+                "SKIPPED [[]1[]] test_app.py:*: no seed data for arm64",
+            ),
+            (
+                "pytest.fail('seed failed')",
+                {"errors": 2},
+                "*container_started failed for the linux/arm64*Failed: seed failed",
+            ),
+        ],
+        ids=["skip", "fail"],
+    )
+    def test_pytest_skip_or_fail_in_the_container_started_hook_ends_that_platform_once(
+        self, busybox_project, call, outcome, shown
+    ):
+        busybox_project.makeconftest(
+            f"""
+            import pytest
+
+            calls = []
+
+            def pytest_multiarch_container_started(config, container):
+                calls.append(str(container.platform))
+                if container.platform.arch == "arm64":
+                    {call}
+            """
+        )
+        busybox_project.makepyfile(
+            test_app="""
+            def test_a(multiarch_container): pass
+            def test_b(multiarch_container): pass
+            def test_calls(request):
+                import conftest
+                assert sorted(conftest.calls) == ["linux/amd64", "linux/arm64"]  # arm64 tried once
+            """
+        )
+        result = run(busybox_project, "-p", "no:randomly", "-rs")
+        result.assert_outcomes(passed=3, **outcome)
+        result.stdout.fnmatch_lines([shown])
+
     def test_a_build_args_hook_failing_for_one_platform_errors_its_tests_and_the_run_goes_on(self, busybox_project):
         busybox_project.makeconftest(
             """
@@ -1212,3 +1256,27 @@ class TestEnvironmentErrors:
         result = run(busybox_project, "--multiarch-context=services/api")
         result.assert_outcomes(errors=2)
         result.stdout.fnmatch_lines(["*UsageError: build context '*services/api' is not a directory*"])
+
+
+def test_pruning_spares_an_image_another_session_built_after_this_one_started(docker_engine, tmp_path):
+    """Two sessions of one project at once: the one ending first must not remove the image the
+    other has just built and is about to start a container from."""
+    import docker as docker_sdk
+
+    from pytest_multiarch.build import SLOT_LABEL, prune_stale
+
+    slot = f"test-prune-{os.getpid()}-{time.time_ns()}"
+    (tmp_path / "Dockerfile").write_text(f"FROM {BUSYBOX}\nLABEL {SLOT_LABEL}={slot}\nRUN echo {slot} > /made\n")
+    this_session_started = time.time() - 5
+    subprocess.run(
+        ["docker", "buildx", "build", "--load", "-t", f"pytest-multiarch/{slot}:x", str(tmp_path)], check=True
+    )
+    sdk = docker_sdk.from_env()
+    try:
+        prune_stale(sdk, slot, keep=set(), made_before=this_session_started)
+        assert sdk.images.list(filters={"label": f"{SLOT_LABEL}={slot}"}), "made after the session started: kept"
+        prune_stale(sdk, slot, keep=set(), made_before=time.time() + 5)
+        assert not sdk.images.list(filters={"label": f"{SLOT_LABEL}={slot}"}), "made before it, not kept: removed"
+    finally:
+        subprocess.run(["docker", "image", "rm", "-f", f"pytest-multiarch/{slot}:x"], capture_output=True)
+        sdk.close()
