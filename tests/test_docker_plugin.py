@@ -439,35 +439,6 @@ class TestProjectApi:
         result.assert_outcomes(passed=4)
         result.stdout.fnmatch_lines_random(["*test_api?linux/arm64? PASSED*", "*test_worker?linux/amd64? PASSED*"])
 
-    def test_a_failing_container_started_hook_errors_that_platform_once(self, busybox_project):
-        busybox_project.makeconftest(
-            """
-            calls = []
-
-            def pytest_multiarch_container_started(config, container):
-                calls.append(str(container.platform))
-                if container.platform.arch == "arm64":
-                    raise RuntimeError("seed data missing for " + str(container.platform))
-            """
-        )
-        busybox_project.makepyfile(
-            test_app="""
-            def test_a(multiarch_container): pass
-            def test_b(multiarch_container): pass
-            def test_calls(request):
-                import conftest
-                assert sorted(conftest.calls) == ["linux/amd64", "linux/arm64"]  # arm64 tried once
-            """
-        )
-        result = run(busybox_project, "-p", "no:randomly")
-        result.assert_outcomes(passed=3, errors=2)
-        result.stdout.fnmatch_lines(
-            [
-                "*ContainerError: pytest_multiarch_container_started failed for the linux/arm64 container: "
-                "RuntimeError: seed data missing for linux/arm64*"
-            ]
-        )
-
     def test_collect_only_starts_no_build(self, busybox_project):
         busybox_project.makepyfile(test_app="def test_x(multiarch_image): pass")
         busybox_project.makefile(".txt", fresh=str(os.getpid()) + "-collect-only")
@@ -491,6 +462,12 @@ class TestProjectApi:
         ("call", "outcome", "shown"),
         [
             (
+                "raise RuntimeError('seed data missing for ' + str(container.platform))",
+                {"errors": 2},
+                "*ContainerError: pytest_multiarch_container_started failed for the linux/arm64 container: "
+                "RuntimeError: seed data missing for linux/arm64*",
+            ),
+            (
                 "pytest.skip('no seed data for arm64')",
                 {"skipped": 2},
                 "SKIPPED [[]1[]] test_app.py:*: no seed data for arm64",
@@ -501,9 +478,9 @@ class TestProjectApi:
                 "*container_started failed for the linux/arm64*Failed: seed failed",
             ),
         ],
-        ids=["skip", "fail"],
+        ids=["exception", "skip", "fail"],
     )
-    def test_pytest_skip_or_fail_in_the_container_started_hook_ends_that_platform_once(
+    def test_a_failing_or_skipping_container_started_hook_ends_that_platform_once(
         self, busybox_project, call, outcome, shown
     ):
         busybox_project.makeconftest(
