@@ -247,16 +247,23 @@ class Settings:
 
 
 _BUILD_ARG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+_BUILD_ARG_ITEM = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*=")
 
 
 def parse_build_args(raw: str | list[str], source: str = "build args") -> dict[str, str]:
     """``K=V`` items: a list (CLI), or an ini string with one per line or comma/space separated.
 
     In an ini value that spans several lines each line is one item, so values may hold spaces.
+    A single line is split only when every piece is a ``K=V``: pytest hands over the documented
+    one-per-line form with one arg (``GREETING=hello world``) as a single line.
     """
     if isinstance(raw, str):
         lines = [line.strip() for line in raw.splitlines() if line.strip()]
-        items = lines if "\n" in raw.strip("\n ") or raw.startswith("\n") else split_list(raw)
+        if len(lines) > 1 or raw.startswith("\n") or raw.rstrip(" ").endswith("\n"):
+            items = lines  # several lines, or a TOML multi-line string (it ends with a newline)
+        else:
+            pieces = split_list(raw)
+            items = pieces if all(_BUILD_ARG_ITEM.match(piece) for piece in pieces) else lines
     else:
         items = list(raw)
     result: dict[str, str] = {}

@@ -50,6 +50,18 @@ def test_ini_values_are_read(pytester: pytest.Pytester):
     assert s.timeout == 12.5 and s.strict is True
 
 
+def test_one_build_arg_on_its_own_line_may_hold_spaces(pytester: pytest.Pytester):
+    """pytest hands the one-per-line form holding a single arg over as one line."""
+    pytester.makeini(
+        """
+        [pytest]
+        multiarch_build_args =
+            GREETING=hello world
+        """
+    )
+    assert settings(pytester).image.build_args == {"GREETING": "hello world"}
+
+
 def test_cli_wins_over_ini(pytester: pytest.Pytester):
     pytester.makeini(
         """
@@ -141,6 +153,8 @@ def test_build_args_forms():
     assert parse_build_args("A=1 2\nB=") == {"A": "1 2", "B": ""}
     assert parse_build_args(["A=1"]) == {"A": "1"}
     assert parse_build_args("\nGREETING=hello world") == {"GREETING": "hello world"}
+    assert parse_build_args("GREETING=hello world, again") == {"GREETING": "hello world, again"}
+    assert parse_build_args("GREETING=hello world\n") == {"GREETING": "hello world"}  # a TOML \"\"\" string
     with pytest.raises(UsageError, match=r"malformed build arg number 1 of build args \(its text"):
         parse_build_args(["=x"])
 
