@@ -215,6 +215,14 @@ class Settings:
                     "engine's native platform)."
                 )
 
+        published = (get("multiarch_image") or "").strip() or None
+        if published and platforms is None:
+            raise UsageError(
+                "--multiarch-image checks a published image on the platforms you ship, so name them: "
+                "--multiarch-platforms linux/amd64,linux/arm64 (or ini multiarch_platforms). Without "
+                "them only this machine's platform would be tested, and a missing one would go unnoticed."
+            )
+
         rootdir = Path(config.rootpath)
         context = rootdir / (get("multiarch_context") or ".")
         dockerfile = context / (get("multiarch_dockerfile") or "Dockerfile")
@@ -235,7 +243,7 @@ class Settings:
             timeout=parse_positive(get("multiarch_timeout"), "multiarch_timeout", DEFAULT_TIMEOUT),
             strict=bool(get("multiarch_strict")),
             rebuild=bool(get("multiarch_rebuild")),
-            published=(get("multiarch_image") or "").strip() or None,
+            published=published,
             reuse=bool(get("multiarch_reuse")),
             cache_from=(get("multiarch_cache_from") or "").strip() or None,
             cache_to=(get("multiarch_cache_to") or "").strip() or None,

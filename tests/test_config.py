@@ -137,6 +137,7 @@ def test_emulated_platforms_get_a_longer_timeout(pytester: pytest.Pytester):
         (["--multiarch-build-jobs=0.5"], "is not a whole number of at least 1"),
         (["--multiarch-port=http"], "is not a port number"),
         (["--multiarch-timeout=-3"], "is not a positive finite number"),
+        (["--multiarch-image=ghcr.io/acme/app:1.4.0"], "--multiarch-image checks a published image on the platforms*"),
     ],
 )
 def test_bad_input_is_a_usage_error_before_any_test(pytester: pytest.Pytester, args, message):
