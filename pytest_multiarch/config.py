@@ -169,17 +169,24 @@ class ImageSpec:
             )
         )
 
+    def setting(self, field: str) -> str:
+        """Where a user sets ``field`` of this image, for messages: the plugin's option for the
+        default image, the ``multiarch_fixtures`` declaration for a declared one."""
+        if self.name:
+            return f'{field}= in multiarch_fixtures("{self.name}", ...)'
+        return f"--multiarch-{field.replace('_', '-')} (ini multiarch_{field})"
+
     def check_paths(self) -> None:
         """Fail with the path a user has to fix, not with buildx's message."""
         if not self.context.is_dir():
             raise UsageError(
-                f"build context {str(self.context)!r} is not a directory: set --multiarch-context "
-                f"(or ini multiarch_context) to the folder holding your Dockerfile."
+                f"build context {str(self.context)!r} is not a directory: set {self.setting('context')} "
+                f"to the folder holding your Dockerfile (relative to the rootdir)."
             )
         if not self.dockerfile.is_file():
             raise UsageError(
-                f"Dockerfile not found: {str(self.dockerfile)!r}. Set --multiarch-dockerfile (ini "
-                f"multiarch_dockerfile, relative to the context {str(self.context)!r})."
+                f"Dockerfile not found: {str(self.dockerfile)!r}. Set {self.setting('dockerfile')}, "
+                f"relative to the context {str(self.context)!r}."
             )
 
 
@@ -254,7 +261,7 @@ class Settings:
         return self.timeout * (EMULATION_TIMEOUT_FACTOR if platform.emulated else 1.0)
 
 
-_BUILD_ARG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+BUILD_ARG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _BUILD_ARG_ITEM = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*=")
 
 
@@ -278,7 +285,7 @@ def parse_build_args(raw: str | list[str], source: str = "build args") -> dict[s
     for number, item in enumerate(items, 1):
         key, sep, value = item.partition("=")
         key = key.strip()
-        if not sep or not _BUILD_ARG_KEY.match(key):
+        if not sep or not BUILD_ARG_KEY.match(key):
             # Its position only: any of its text may be a secret given in the wrong form
             # ("API_KEY: s3cr3t==", or a bare token).
             missing = "it has no '='; " if not sep else ""
@@ -291,20 +298,25 @@ def parse_build_args(raw: str | list[str], source: str = "build args") -> dict[s
     return result
 
 
-def parse_port(raw: Any) -> int | None:
-    if raw in (None, ""):
+def parse_port(raw: Any, source: str = "multiarch_port") -> int | None:
+    if raw is None or raw == "":
         return None
     try:
         port = int(str(raw).split("/")[0])
     except ValueError:
         port = 0
     if not 0 < port < 65536:
-        raise UsageError(f"multiarch_port {raw!r} is not a port number (1-65535).")
+        raise UsageError(f"{source} {raw!r} is not a port number (1-65535).")
     return port
 
 
-def parse_ready_path(raw: Any) -> str:
+def parse_ready_path(raw: Any, source: str = "multiarch_ready_path") -> str:
     path = str(raw or "/").strip()
+    if "://" in path:
+        raise UsageError(
+            f"{source} {path!r} is a URL; give the path only, e.g. /health: it is polled on the "
+            f"port the container publishes on 127.0.0.1."
+        )
     return path if path.startswith("/") else "/" + path
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import pytest
 
-from pytest_multiarch.config import ImageSpec
+from pytest_multiarch.config import BUILD_ARG_KEY, ImageSpec, parse_port, parse_ready_path
 from pytest_multiarch.errors import UsageError
 from pytest_multiarch.platforms import Platform
 
@@ -56,7 +56,10 @@ def multiarch_fixtures(
     """
     if not name.isidentifier():
         raise UsageError(f"multiarch_fixtures name {name!r} must be a Python identifier, e.g. 'api'.")
-    declared = dict(build_args or {})
+    where = f'multiarch_fixtures("{name}", ...)'
+    declared = _declared_build_args(build_args, where)
+    port = parse_port(port, f"port= of {where}")
+    ready_path = parse_ready_path(ready_path, f"ready_path= of {where}")
 
     def spec_of(config: pytest.Config) -> ImageSpec:
         from pytest_multiarch.plugin import settings_of
@@ -70,10 +73,27 @@ def multiarch_fixtures(
             build_args={**declared, **settings.image.build_args},
             target=target,
             port=port,
-            ready_path=ready_path if ready_path.startswith("/") else "/" + ready_path,
+            ready_path=ready_path,
         )
 
     return make_fixtures(name, spec_of)
+
+
+def _declared_build_args(build_args: Mapping[str, Any] | None, where: str) -> dict[str, str]:
+    """The declaration's build args as strings; numbers are written out, anything else is a
+    mistake reported by key (a value may be a secret)."""
+    if build_args is None:
+        return {}
+    if not isinstance(build_args, Mapping):
+        raise UsageError(f"build_args= of {where} must be a dict of KEY: value, not a {type(build_args).__name__}.")
+    declared = {}
+    for key, value in build_args.items():
+        if not isinstance(key, str) or not BUILD_ARG_KEY.match(key):
+            raise UsageError(f"build_args= of {where}: {key!r} is not a build arg name (letters, digits, _ . -).")
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise UsageError(f"build_args= of {where}: the value of {key} is a {type(value).__name__}; give a string.")
+        declared[key] = str(value)
+    return declared
 
 
 def make_fixtures(prefix: str, spec_of: SpecFactory) -> ImageFixtures:

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urljoin
 
 import requests
 
 if TYPE_CHECKING:
     from pytest_multiarch.run import MultiarchContainer
+
+
+def join_url(base_url: str, path: str) -> str:
+    """``path`` on the container's published port. Not ``urljoin``: it would read the
+    ``items:`` of ``/items:search`` as a URL scheme. A full http(s) URL is left as it is."""
+    if path.startswith(("http://", "https://")):
+        return path
+    return base_url.rstrip("/") + "/" + path.lstrip("/")
 
 
 def probe(url: str, timeout: float) -> requests.Response:
@@ -35,4 +42,4 @@ class ContainerHTTP(requests.Session):
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         if isinstance(url, bytes):
             url = url.decode()
-        return super().request(method, urljoin(self.base_url, url.lstrip("/")), *args, **kwargs)
+        return super().request(method, join_url(self.base_url, url), *args, **kwargs)

@@ -14,7 +14,6 @@ import hashlib
 import re
 import time
 from collections.abc import Callable
-from urllib.parse import urljoin
 
 import docker
 from docker.errors import DockerException as DockerSDKError
@@ -23,7 +22,7 @@ from docker.models.containers import Container
 from pytest_multiarch.build import BuiltImage
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.errors import ContainerError, ExecError, ImageMismatch
-from pytest_multiarch.http import probe
+from pytest_multiarch.http import join_url, probe
 from pytest_multiarch.platforms import Platform
 
 REUSE_SLOT_LABEL = "io.github.pytest-multiarch.reuse-slot"
@@ -36,11 +35,19 @@ REUSE_STARTER_LABEL = "io.github.pytest-multiarch.reuse-starter"
 class MultiarchContainer:
     """A running container of one platform's image, ready to be tested."""
 
-    def __init__(self, container: Container, image: BuiltImage, port: int | None, base_url: str | None) -> None:
+    def __init__(
+        self,
+        container: Container,
+        image: BuiltImage,
+        port: int | None,
+        base_url: str | None,
+        port_setting: str = "--multiarch-port (ini multiarch_port)",  # where to set it, for messages
+    ) -> None:
         self._container = container
         self.image = image
         self.port = port
         self.base_url = base_url
+        self.port_setting = port_setting
         self.ready_seconds = 0.0
         self.reused = False  # found running from an earlier session (--multiarch-reuse)
 
@@ -57,9 +64,9 @@ class MultiarchContainer:
         if self.base_url is None:
             raise ContainerError(
                 f"the {self.platform} container publishes no port: its image EXPOSEs none. Set "
-                f"--multiarch-port (ini multiarch_port) to the port the app serves."
+                f"{self.port_setting} to the port the app serves."
             )
-        return urljoin(self.base_url, path.lstrip("/"))
+        return join_url(self.base_url, path)
 
     def exec(self, cmd: str | list[str]) -> str:
         """Run ``cmd`` inside (no shell: a string is split like a shell would) and return stdout.
@@ -157,7 +164,7 @@ def find_reusable(
             found.remove(force=True, v=True)
             return None
         base_url = f"http://127.0.0.1:{bindings[0]['HostPort']}/"
-    container = MultiarchContainer(found, image, port, base_url)
+    container = MultiarchContainer(found, image, port, base_url, spec.setting("port"))
     container.reused = True
     name = verified_name(image)
     if found.name != name:
@@ -173,7 +180,7 @@ def find_reusable(
         # else: its session runs (or may: another host) but did not finish its hook in time: shared
     try:  # still serving, and (unless verified) the platform it claims: else start afresh
         if base_url is not None:
-            answer = probe(urljoin(base_url, spec.ready_path.lstrip("/")), timeout=5)
+            answer = probe(join_url(base_url, spec.ready_path), timeout=5)
             if answer.status_code >= 500:
                 raise ContainerError(f"HTTP {answer.status_code}")
         if found.name != name:

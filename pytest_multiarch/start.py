@@ -10,7 +10,6 @@ import os
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urljoin
 
 import requests
 
@@ -26,7 +25,7 @@ from pytest_multiarch.build import BuiltImage
 from pytest_multiarch.cleanup import namespace_label, owner_labels, process_identity
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.errors import ContainerError
-from pytest_multiarch.http import probe
+from pytest_multiarch.http import join_url, probe
 from pytest_multiarch.run import REUSE_STARTER_LABEL, MultiarchContainer, check_machine, port_of, reuse_labels
 
 LOG_TAIL_LINES = 40
@@ -44,13 +43,19 @@ class ReadyWhenServing(WaitStrategy):
     """
 
     def __init__(
-        self, url: str | None, timeout: float, where: str = "", cancelled: Callable[[], bool] = lambda: False
+        self,
+        url: str | None,
+        timeout: float,
+        where: str = "",
+        cancelled: Callable[[], bool] = lambda: False,
+        advice: str = "Check --multiarch-port and --multiarch-ready-path, or raise --multiarch-timeout.",
     ) -> None:
         super().__init__()
         self.url = url
         self.timeout = timeout
         self.cancelled = cancelled
         self.where = where  # "container port 8000; the image EXPOSEs 8000", for the message
+        self.advice = advice
 
     def wait_until_ready(self, container: WaitStrategyTarget) -> None:
         deadline = time.monotonic() + self.timeout
@@ -77,8 +82,7 @@ class ReadyWhenServing(WaitStrategy):
                 _raise_if_exited(container)
                 raise ContainerError(
                     f"the container never became ready: {self.url} ({self.where}) did not answer with a "
-                    f"status < 500 within {self.timeout:g} s; last error: {last_error}. Check "
-                    f"--multiarch-port and --multiarch-ready-path, or raise --multiarch-timeout.\n"
+                    f"status < 500 within {self.timeout:g} s; last error: {last_error}. {self.advice}\n"
                     f"{_log_tail(container)}"
                 )
             time.sleep(_POLL_SECONDS)
@@ -140,19 +144,20 @@ def start_container(
         if port is not None:
             host_port = inner.get_docker_client().port(inner.get_container_id(), port)
             base_url = f"http://127.0.0.1:{host_port}/"
-        container = MultiarchContainer(inner.get_wrapped_container(), image, port, base_url)
+        container = MultiarchContainer(inner.get_wrapped_container(), image, port, base_url, spec.setting("port"))
         if on_created is not None:
             on_created(container)
-        ready_url = urljoin(base_url, spec.ready_path.lstrip("/")) if base_url else None
+        ready_url = join_url(base_url, spec.ready_path) if base_url else None
         exposed = ", ".join(map(str, image.exposed_ports)) or "no port"
         where = f"container port {port}; the image EXPOSEs {exposed}"
+        advice = f"Check {spec.setting('port')} and {spec.setting('ready_path')}, or raise --multiarch-timeout."
         # uname first: under QEMU it runs while the app is still booting, instead of after.
         try:
             check_machine(container)
         except DockerSDKError:
             _raise_if_exited(inner)  # "is not running": say how it exited, with its logs
             raise
-        ReadyWhenServing(ready_url, timeout, where, cancelled).wait_until_ready(inner)
+        ReadyWhenServing(ready_url, timeout, where, cancelled, advice).wait_until_ready(inner)
     except BaseException:
         try:
             inner.stop(force=True, delete_volume=True)

@@ -1,11 +1,14 @@
 """Configuration: ini and CLI merging, validation messages (no engine needed)."""
 
+import re
 from pathlib import Path
 
 import pytest
 
 from pytest_multiarch import UsageError
-from pytest_multiarch.config import EMULATION_TIMEOUT_FACTOR, Settings, parse_build_args
+from pytest_multiarch.config import EMULATION_TIMEOUT_FACTOR, ImageSpec, Settings, parse_build_args
+from pytest_multiarch.fixtures import multiarch_fixtures
+from pytest_multiarch.http import join_url
 from pytest_multiarch.platforms import Platform
 
 
@@ -137,6 +140,7 @@ def test_emulated_platforms_get_a_longer_timeout(pytester: pytest.Pytester):
         (["--multiarch-build-jobs=0.5"], "is not a whole number of at least 1"),
         (["--multiarch-port=http"], "is not a port number"),
         (["--multiarch-timeout=-3"], "is not a positive finite number"),
+        (["--multiarch-ready-path=http://localhost:8000/health"], "*is a URL; give the path only, e.g. /health*"),
         (["--multiarch-image=ghcr.io/acme/app:1.4.0"], "--multiarch-image checks a published image on the platforms*"),
     ],
 )
@@ -173,3 +177,38 @@ def test_a_project_that_does_not_use_the_plugin_loads_no_engine_client(pytester:
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     result.stdout.no_fnmatch_line("multiarch:*")
+
+
+def test_paths_are_joined_to_the_container_url_as_paths():
+    base = "http://127.0.0.1:49153/"
+    assert join_url(base, "/items:search") == "http://127.0.0.1:49153/items:search"  # urljoin: scheme items
+    assert join_url(base, "health?full=1") == "http://127.0.0.1:49153/health?full=1"
+    assert join_url(base, "https://example.org/x") == "https://example.org/x"
+
+
+def test_a_declared_images_settings_are_checked_when_declared(monkeypatch):
+    monkeypatch.setattr("pytest_multiarch.fixtures.REGISTRY", {})  # declarations register globally
+    fixtures = multiarch_fixtures("api", build_args={"WORKERS": 2, "BASE_IMAGE": "python:3"})
+    assert fixtures.image is not None
+    bad = [
+        (
+            {"build_args": {"TOKEN": None}},
+            'build_args= of multiarch_fixtures("api", ...): the value of TOKEN is a NoneType',
+        ),
+        ({"build_args": {"NOT A KEY": "x"}}, "'NOT A KEY' is not a build arg name"),
+        ({"build_args": ["A=1"]}, "must be a dict of KEY: value, not a list"),
+        ({"port": 0}, 'port= of multiarch_fixtures("api", ...) 0 is not a port number'),
+        ({"ready_path": "http://localhost/health"}, "is a URL; give the path only"),
+    ]
+    for kwargs, message in bad:
+        with pytest.raises(UsageError, match=re.escape(message)):
+            multiarch_fixtures("api", **kwargs)
+
+
+def test_messages_about_a_declared_image_point_to_its_declaration(tmp_path):
+    declared = ImageSpec(name="api", context=tmp_path / "apii", dockerfile=tmp_path / "apii" / "Dockerfile")
+    with pytest.raises(UsageError, match=re.escape('set context= in multiarch_fixtures("api", ...) to the folder')):
+        declared.check_paths()
+    default = ImageSpec(name="", context=tmp_path, dockerfile=tmp_path / "Dockerfile")
+    with pytest.raises(UsageError, match=re.escape("Set --multiarch-dockerfile (ini multiarch_dockerfile), relative")):
+        default.check_paths()
