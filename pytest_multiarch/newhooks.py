@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 @pytest.hookspec
 def pytest_multiarch_modify_platforms(config: pytest.Config, platforms: list[Platform]) -> None:
-    """Change the final platform list in place, before tests are parametrized.
+    """Change the final platform list in place, before tests are parametrized. Entries may be
+    ``Platform`` objects or strings (``"arm64"``); they are normalized, duplicates dropped.
 
     Example: test arm/v7 only on nightly runs::
 
@@ -43,7 +44,8 @@ def pytest_multiarch_build_args(config: pytest.Config, image: ImageSpec, platfor
 @pytest.hookspec
 def pytest_multiarch_container_started(config: pytest.Config, container: MultiarchContainer) -> None:
     """Called once per container after it is ready and before the first test gets it, e.g. to
-    seed data. An exception raised here errors that platform's tests.
+    seed data. An exception raised here (or ``pytest.fail``) errors that platform's tests,
+    ``pytest.skip`` skips them; either way the container is removed at once.
 
     Example::
 

@@ -114,7 +114,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if PLATFORM_FIXTURE not in metafunc.fixturenames:
         return
     session = multiarch_session(metafunc.config)
-    platforms = session.platforms()
+    try:
+        platforms = session.platforms()
+    except UsageError as exc:
+        pytest.fail(str(exc), pytrace=False)
     marker = metafunc.definition.get_closest_marker("multiarch")
     if marker is not None:
         wanted = marker.kwargs.get("platforms", marker.args[0] if marker.args else None)

@@ -24,7 +24,11 @@ def header_lines(session: MultiarchSession) -> list[str]:
         f"builder {engine.builder_name} ({engine.builder_driver})"
     ]
     states = []
-    for platform in session.platforms():
+    try:
+        platforms = session.platforms()
+    except MultiarchError as exc:  # a modify_platforms hook's mistake: collection reports it too
+        return [*lines, f"multiarch: platforms: {exc}"]
+    for platform in platforms:
         try:
             resolved = engine.resolve(platform)
         except PlatformUnavailable:

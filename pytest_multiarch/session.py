@@ -39,7 +39,7 @@ from pytest_multiarch.errors import (
     UsageError,
     docker_said,
 )
-from pytest_multiarch.platforms import Platform
+from pytest_multiarch.platforms import Platform, parse_platforms
 from pytest_multiarch.preflight import Engine, cached_engine, follow_cli_context
 from pytest_multiarch.progress import Terminal
 from pytest_multiarch.run import (
@@ -171,8 +171,14 @@ class MultiarchSession:
             except EngineError:
                 platforms = [_host_platform()]
         self.config.hook.pytest_multiarch_modify_platforms(config=self.config, platforms=platforms)
-        self._platforms = list(platforms)
-        return platforms
+        try:  # what the hook added may be a string, an alias, a duplicate
+            normalized = parse_platforms(platforms)
+        except UsageError as exc:
+            raise UsageError(f"pytest_multiarch_modify_platforms left an entry that is not a platform: {exc}") from None
+        if not normalized:
+            raise UsageError("pytest_multiarch_modify_platforms left no platform: keep at least one.")
+        self._platforms = normalized
+        return list(normalized)
 
     def resolve(self, platform: Platform) -> Platform:
         """``platform`` with ``emulated`` set; EngineError or PlatformUnavailable otherwise."""

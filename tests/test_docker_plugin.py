@@ -508,6 +508,29 @@ class TestProjectApi:
         result.assert_outcomes(passed=3, **outcome)
         result.stdout.fnmatch_lines([shown])
 
+    def test_platforms_a_hook_adds_are_normalized_and_a_bad_one_is_named(self, busybox_project, monkeypatch):
+        busybox_project.makeconftest(
+            """
+            import os
+
+            def pytest_multiarch_modify_platforms(config, platforms):
+                platforms += ["arm64", "linux/amd64", os.environ.get("EXTRA_PLATFORM", "x86_64")]
+            """
+        )
+        busybox_project.makepyfile(test_app="def test_x(multiarch_platform): pass")
+        listed = run(busybox_project, "--co", "-q", "--multiarch-platforms=linux/amd64")
+        listed.stdout.fnmatch_lines(
+            ["test_app.py::test_x[[]linux/amd64[]]", "test_app.py::test_x[[]linux/arm64[]]", ""]
+        )
+        assert listed.ret == pytest.ExitCode.OK
+        monkeypatch.setenv("EXTRA_PLATFORM", "linux/riscv99")
+        bad = run(busybox_project, "--co", "-q")
+        bad.stdout.fnmatch_lines(
+            ["*pytest_multiarch_modify_platforms left an entry that is not a platform: *linux/riscv99*"]
+        )
+        assert bad.ret == pytest.ExitCode.INTERRUPTED  # a collection error
+        assert "Traceback" not in bad.stdout.str()
+
     def test_a_build_args_hook_failing_for_one_platform_errors_its_tests_and_the_run_goes_on(self, busybox_project):
         busybox_project.makeconftest(
             """
