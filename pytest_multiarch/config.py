@@ -6,8 +6,10 @@ values so that the rest of the package never touches ``pytest.Config``.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -79,7 +81,7 @@ _OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
         "multiarch_strict",
         "bool",
         {
-            "action": "store_true",
+            "action": argparse.BooleanOptionalAction,
             "default": None,
             "help": "a platform this engine cannot run fails its tests instead of skipping them",
         },
@@ -89,7 +91,7 @@ _OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
         "multiarch_rebuild",
         "bool",
         {
-            "action": "store_true",
+            "action": argparse.BooleanOptionalAction,
             "default": None,
             "help": "build images even when an image with the same build key is already loaded",
         },
@@ -99,7 +101,7 @@ _OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
         "multiarch_reuse",
         "bool",
         {
-            "action": "store_true",
+            "action": argparse.BooleanOptionalAction,
             "default": None,
             "help": "keep the containers running after the session and reuse them in the next one "
             "while their image and settings are unchanged",
@@ -222,6 +224,14 @@ class Settings:
                     "engine's native platform)."
                 )
 
+        reuse = bool(get("multiarch_reuse"))
+        if reuse and _ryuk_enabled():
+            raise UsageError(
+                "--multiarch-reuse keeps the containers for the next run, but Ryuk is on "
+                "(TESTCONTAINERS_RYUK_DISABLED is set, and not to true) and removes them when this run "
+                "ends, even while the next run already uses them. Turn Ryuk off for these runs "
+                "(TESTCONTAINERS_RYUK_DISABLED=true), or drop --multiarch-reuse."
+            )
         published = (get("multiarch_image") or "").strip() or None
         if published and platforms is None:
             raise UsageError(
@@ -251,7 +261,7 @@ class Settings:
             strict=bool(get("multiarch_strict")),
             rebuild=bool(get("multiarch_rebuild")),
             published=published,
-            reuse=bool(get("multiarch_reuse")),
+            reuse=reuse,
             cache_from=(get("multiarch_cache_from") or "").strip() or None,
             cache_to=(get("multiarch_cache_to") or "").strip() or None,
             build_jobs=parse_count(get("multiarch_build_jobs"), "multiarch_build_jobs", DEFAULT_BUILD_JOBS),
@@ -259,6 +269,13 @@ class Settings:
 
     def timeout_for(self, platform: Platform) -> float:
         return self.timeout * (EMULATION_TIMEOUT_FACTOR if platform.emulated else 1.0)
+
+
+def _ryuk_enabled() -> bool:
+    """Has the user turned testcontainers' reaper on? The plugin turns it off unless the variable
+    is set (start.py); testcontainers reads it as true for these values (core/config.py)."""
+    value = os.environ.get("TESTCONTAINERS_RYUK_DISABLED")
+    return value is not None and value.strip().lower() not in ("yes", "true", "t", "y", "1")
 
 
 BUILD_ARG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")

@@ -72,6 +72,7 @@ def test_cli_wins_over_ini(pytester: pytest.Pytester):
         multiarch_platforms = linux/amd64
         multiarch_build_args = A=ini, B=ini
         multiarch_port = 8000
+        multiarch_reuse = true
         """
     )
     s = settings(
@@ -83,8 +84,10 @@ def test_cli_wins_over_ini(pytester: pytest.Pytester):
         "C=x=y",
         "--multiarch-port",
         "9000",
+        "--no-multiarch-reuse",
     )
     assert s.platforms == [Platform.parse("linux/arm64")]
+    assert s.reuse is False
     assert s.image.build_args == {"A": "ini", "B": "cli", "C": "x=y"}
     assert s.image.port == 9000
 
@@ -151,6 +154,19 @@ def test_bad_input_is_a_usage_error_before_any_test(pytester: pytest.Pytester, a
     result.stderr.fnmatch_lines([f"ERROR: pytest-multiarch: *{message}*"])
     assert "Traceback" not in result.stderr.str()
     assert "s3cr3t" not in result.stderr.str() + result.stdout.str()
+
+
+def test_reuse_with_ryuk_turned_on_is_refused(pytester: pytest.Pytester, monkeypatch):
+    """Ryuk removes the session's containers after it ends: reuse would never happen, or a quick
+    next run would lose its containers mid-test."""
+    monkeypatch.setenv("TESTCONTAINERS_RYUK_DISABLED", "false")
+    with pytest.raises(
+        pytest.UsageError, match="--multiarch-reuse keeps the containers for the next run, but Ryuk is on"
+    ):
+        settings(pytester, "--multiarch-reuse")
+    assert settings(pytester).reuse is False  # without reuse, Ryuk on is the user's choice
+    monkeypatch.setenv("TESTCONTAINERS_RYUK_DISABLED", "TRUE")
+    assert settings(pytester, "--multiarch-reuse").reuse is True
 
 
 def test_build_args_forms():
