@@ -392,12 +392,13 @@ class TestProjectApi:
 
                 def test_stage(app_container):
                     assert app_container.exec(["cat", "/stage"]).strip() == "prod"
-                    repository = app_container.image.tag.split(":")[0]  # both targets' images share it
                     deadline = time.monotonic() + 20
-                    while True:
-                        running = subprocess.run(["docker", "ps", "--format", "{{.Image}}"],
-                                                 capture_output=True, text=True, check=True).stdout.split()
-                        debug = [i for i in running if i.startswith(repository) and i != app_container.image.tag]
+                    while True:  # this session's containers (owner label), other than prod's
+                        running = subprocess.run(
+                            ["docker", "ps", "-q", "--no-trunc", "--filter", "label=io.github.pytest-multiarch.owner"],
+                            capture_output=True, text=True, check=True,
+                        ).stdout.split()
+                        debug = [i for i in running if i != app_container.id]
                         if not debug:
                             break
                         assert time.monotonic() < deadline, f"the debug container is still running: {debug}"
