@@ -102,26 +102,31 @@ def port_of(image: BuiltImage, spec: ImageSpec) -> int | None:
 
 
 def reuse_labels(image: BuiltImage, spec: ImageSpec) -> dict[str, str]:
-    """Labels of a --multiarch-reuse container: its slot (project image and platform) and a key
-    over everything that shapes the running container, so that any change replaces it."""
-    slot = f"{image.tag.split(':')[0]}:{image.platform.slug}"
+    """Labels of a --multiarch-reuse container: its slot and a key over everything that shapes
+    the running container, so that any change replaces it.
+
+    The slot is the declaration (project image, Dockerfile and target) and the platform: a slot
+    holds one container, so two declarations of one image name with different targets must not
+    share one, or each would replace the other's container."""
+    declaration = hashlib.sha256(f"{spec.dockerfile}|{spec.target or ''}".encode()).hexdigest()[:8]
+    slot = f"{image.tag.split(':')[0]}:{image.platform.slug}:{declaration}"
     key = hashlib.sha256(f"{image.id}|{port_of(image, spec)}|{spec.ready_path}".encode()).hexdigest()
     return {REUSE_SLOT_LABEL: slot, REUSE_KEY_LABEL: key}
 
 
-def verified_name(image: BuiltImage) -> str:
+def verified_name(slot: str) -> str:
     """The name a --multiarch-reuse container gets once it answered, passed the ``uname -m`` check
     and its container-started hook ran: engine-side proof, so later sessions reuse it without
-    exec'ing into it again. A session killed before that leaves the random name."""
-    slot = f"{image.tag.split(':')[0]}-{image.platform.slug}"
-    return re.sub(r"[^a-zA-Z0-9_.-]+", "_", slot)
+    exec'ing into it again. A session killed before that leaves the random name. One per slot,
+    as container names are unique."""
+    return re.sub(r"[^a-zA-Z0-9_.-]+", "_", slot.replace(":", "-"))
 
 
 def mark_verified(container: MultiarchContainer) -> None:
     """Rename a verified --multiarch-reuse container (best effort: unnamed, the next session
     replaces it once this one has ended)."""
     with contextlib.suppress(Exception):  # the engine's error or a broken connection alike
-        container._container.rename(verified_name(container.image))
+        container._container.rename(verified_name(container._container.labels[REUSE_SLOT_LABEL]))
 
 
 @dataclasses.dataclass
@@ -166,7 +171,7 @@ def find_reusable(
         base_url = f"http://127.0.0.1:{bindings[0]['HostPort']}/"
     container = MultiarchContainer(found, image, port, base_url, spec.setting("port"))
     container.reused = True
-    name = verified_name(image)
+    name = verified_name(wanted[REUSE_SLOT_LABEL])
     if found.name != name:
         starter = _starter_state(found)
         if starter == "dead":

@@ -58,6 +58,29 @@ def reuse_containers() -> set[str]:
     return set(subprocess.run(listed, capture_output=True, text=True, check=True).stdout.split())
 
 
+def declare_app_twice(project: pytest.Pytester) -> None:
+    """One Dockerfile with stages debug and prod, and two folders whose conftests declare "app"
+    with either target; each folder's test checks it got its own stage."""
+    project.makefile(
+        "",
+        Dockerfile="""\
+        ARG BASE_IMAGE
+        FROM ${BASE_IMAGE} AS debug
+        RUN echo debug > /stage
+        CMD ["sleep", "600"]
+        FROM ${BASE_IMAGE} AS prod
+        RUN echo prod > /stage
+        CMD ["sleep", "600"]
+        """,
+    )
+    for stage in ("debug", "prod"):
+        folder = project.mkpydir(f"tests_{stage}")
+        declare = f'app_image, app_container, _ = multiarch_fixtures("app", target="{stage}")'
+        (folder / "conftest.py").write_text(f"from pytest_multiarch import multiarch_fixtures\n\n{declare}\n")
+        check = f"assert app_container.exec(['cat', '/stage']).strip() == '{stage}'"
+        (folder / f"test_{stage}.py").write_text(f"def test_stage(app_container):\n    {check}\n")
+
+
 # running.py for generated test projects: is a container running (by id)?
 RUNNING_SOURCE = """
 import subprocess
@@ -365,24 +388,7 @@ class TestProjectApi:
     def test_a_declaration_overridden_in_a_subfolder_builds_its_own_target(self, busybox_project):
         """Two conftests declare "app" from one Dockerfile with different targets: each folder's
         tests get their own image, not the one asked for first."""
-        busybox_project.makefile(
-            "",
-            Dockerfile="""\
-            ARG BASE_IMAGE
-            FROM ${BASE_IMAGE} AS debug
-            RUN echo debug > /stage
-            CMD ["sleep", "600"]
-            FROM ${BASE_IMAGE} AS prod
-            RUN echo prod > /stage
-            CMD ["sleep", "600"]
-            """,
-        )
-        for stage in ("debug", "prod"):
-            folder = busybox_project.mkpydir(f"tests_{stage}")
-            declare = f'app_image, app_container, _ = multiarch_fixtures("app", target="{stage}")'
-            (folder / "conftest.py").write_text(f"from pytest_multiarch import multiarch_fixtures\n\n{declare}\n")
-            check = f"assert app_container.exec(['cat', '/stage']).strip() == '{stage}'"
-            (folder / f"test_{stage}.py").write_text(f"def test_stage(app_container):\n    {check}\n")
+        declare_app_twice(busybox_project)
         # The plugin knows which declaration each test uses: the debug container goes right after
         # its test (tests_debug runs first), not at the end of the session.
         (busybox_project.path / "tests_prod" / "test_prod.py").write_text(
@@ -408,6 +414,23 @@ class TestProjectApi:
         )
         result = run(busybox_project, "--multiarch-platforms=linux/amd64", "-p", "no:randomly")
         result.assert_outcomes(passed=2)
+
+    def test_reuse_keeps_one_container_per_declaration_of_an_image_name(self, busybox_project):
+        """Two conftests declare "app" with different targets: with --multiarch-reuse each gets
+        its own container, kept and reused, instead of each start replacing the other's."""
+        declare_app_twice(busybox_project)
+        before = reuse_containers()
+        kept: set[str] = set()
+        try:
+            run(busybox_project, "--multiarch-platforms=linux/amd64", "--multiarch-reuse").assert_outcomes(passed=2)
+            kept = reuse_containers() - before
+            assert len(kept) == 2, kept
+            run(busybox_project, "--multiarch-platforms=linux/amd64", "--multiarch-reuse").assert_outcomes(passed=2)
+            assert reuse_containers() - before == kept
+        finally:
+            leftover = reuse_containers() - before
+            if leftover:
+                subprocess.run(["docker", "rm", "-f", *leftover], capture_output=True)
 
     def test_two_images_declared_in_conftest(self, busybox_project):
         dockerfile = (busybox_project.path / "Dockerfile").read_text()
@@ -698,7 +721,9 @@ class TestReuse:
                 ).stdout.strip()
                 for slug, cid in ids().items()
             }
-            assert all(name.endswith(slug) and "pytest-multiarch" in name for slug, name in names.items()), names
+            assert all(re.search(rf"pytest-multiarch.*-{slug}-[0-9a-f]{{8}}$", name) for slug, name in names.items()), (
+                names
+            )
             first = ids()
             assert uname_execs_during("--multiarch-reuse") == {"linux-amd64": 0, "linux-arm64": 0}
             assert ids() == first
