@@ -109,7 +109,7 @@ class MultiarchSession:
         self.run_id = str(worker_input["testrunuid"]) if worker_input else uuid.uuid4().hex
         self.cache_dir = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pytest-multiarch"
         self._swept = False
-        self._platforms: list[Platform] | None = None
+        self._platforms: list[Platform] | UsageError | None = None
         self._index: gate.PublishedIndex | gate.GateError | None = None
 
     @property
@@ -161,6 +161,8 @@ class MultiarchSession:
 
     def platforms(self) -> list[Platform]:
         """The configured platforms (or the engine's native one), after the plugin hook (once)."""
+        if isinstance(self._platforms, UsageError):
+            raise self._platforms  # the hook ran once; each module's collection reports it
         if self._platforms is not None:
             return list(self._platforms)
         if self.settings.platforms is not None:
@@ -172,13 +174,10 @@ class MultiarchSession:
                 platforms = [_host_platform()]
         self.config.hook.pytest_multiarch_modify_platforms(config=self.config, platforms=platforms)
         try:  # what the hook added may be a string, an alias, a duplicate
-            normalized = parse_platforms(platforms)
+            self._platforms = parse_platforms(platforms)
         except UsageError as exc:
-            raise UsageError(f"pytest_multiarch_modify_platforms left an entry that is not a platform: {exc}") from None
-        if not normalized:
-            raise UsageError("pytest_multiarch_modify_platforms left no platform: keep at least one.")
-        self._platforms = normalized
-        return list(normalized)
+            self._platforms = UsageError(f"pytest_multiarch_modify_platforms left an entry that is not a platform: {exc}")
+        return self.platforms()
 
     def resolve(self, platform: Platform) -> Platform:
         """``platform`` with ``emulated`` set; EngineError or PlatformUnavailable otherwise."""
@@ -601,9 +600,11 @@ class MultiarchSession:
         slots = self.built_slots()
         for slot, keys in self._reported_slots.items():
             slots.setdefault(slot, set()).update(keys)
+        if not slots:
+            return  # nothing built or found: no need to ask the engine (it may not even run)
         try:
             sdk = self.sdk
-        except MultiarchError:
+        except Exception:
             return  # no engine to tidy up on; a later session prunes
         for slot, keys in slots.items():
             prune_stale(sdk, slot, keys, made_before=self.started_at)
