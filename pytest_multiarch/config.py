@@ -286,8 +286,10 @@ def parse_build_args(raw: str | list[str], source: str = "build args") -> dict[s
     """``K=V`` items: a list (CLI), or an ini string with one per line or comma/space separated.
 
     In an ini value that spans several lines each line is one item, so values may hold spaces.
-    A single line is split only when every piece is a ``K=V``: pytest hands over the documented
-    one-per-line form with one arg (``GREETING=hello world``) as a single line.
+    pytest hands over the one-per-line form holding a single arg (``GREETING=hello world``) as
+    one line: a line without commas whose only ``K=`` is at its start is that one arg. Any other
+    line is split, so that a mistake in it is refused by position (its text may be a secret),
+    never read as part of another arg's value.
     """
     if isinstance(raw, str):
         lines = [line.strip() for line in raw.splitlines() if line.strip()]
@@ -295,7 +297,8 @@ def parse_build_args(raw: str | list[str], source: str = "build args") -> dict[s
             items = lines  # several lines, or a TOML multi-line string (it ends with a newline)
         else:
             pieces = split_list(raw)
-            items = pieces if all(_BUILD_ARG_ITEM.match(piece) for piece in pieces) else lines
+            one_arg = "," not in raw and not any(_BUILD_ARG_ITEM.match(piece) for piece in pieces[1:])
+            items = lines if one_arg else pieces
     else:
         items = list(raw)
     result: dict[str, str] = {}

@@ -176,7 +176,9 @@ class MultiarchSession:
         try:  # what the hook added may be a string, an alias, a duplicate
             self._platforms = parse_platforms(platforms)
         except UsageError as exc:
-            self._platforms = UsageError(f"pytest_multiarch_modify_platforms left an entry that is not a platform: {exc}")
+            self._platforms = UsageError(
+                f"pytest_multiarch_modify_platforms left an entry that is not a platform: {exc}"
+            )
         return self.platforms()
 
     def resolve(self, platform: Platform) -> Platform:
