@@ -317,7 +317,7 @@ def prune_stale(sdk: docker.DockerClient, slot: str, keep: set[str], made_before
     except Exception:
         return
     for image in stale:
-        if _labels(image.attrs).get(KEY_LABEL) in keep or _created(image.attrs) >= made_before:
+        if _labels(image.attrs).get(KEY_LABEL) in keep or _made(image.attrs) >= made_before:
             continue
         try:
             sdk.images.remove(image.id, force=False, noprune=False)
@@ -325,11 +325,21 @@ def prune_stale(sdk: docker.DockerClient, slot: str, keep: set[str], made_before
             pass  # still used by a container: leave it
 
 
-def _created(attrs: Mapping[str, Any]) -> float:
-    """The image's creation time (seconds since the epoch); +inf, so kept, when unreadable."""
-    text = str(attrs.get("Created") or "")  # 2026-11-27T01:42:58.123456789Z
+def _made(attrs: Mapping[str, Any]) -> float:
+    """When the image was last built or loaded, in seconds since the epoch: its creation time, or
+    the time it was last tagged (``--load`` tags it), whichever is later. A build served from
+    the cache keeps the creation time of its first build; its tagging is new. +inf (so kept)
+    when neither can be read."""
+    metadata = attrs.get("Metadata") or {}
+    times = [_epoch(attrs.get("Created")), _epoch(metadata.get("LastTagTime") if isinstance(metadata, dict) else None)]
+    known = [t for t in times if t is not None]
+    return max(known) + 1.0 if known else float("inf")  # a second's rounding errs on keeping
+
+
+def _epoch(text: object) -> float | None:
+    """2026-11-27T01:42:58.123456789Z → seconds; None when unreadable or Docker's zero time."""
     try:
-        when = time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")
+        when = time.strptime(str(text)[:19], "%Y-%m-%dT%H:%M:%S")
     except ValueError:
-        return float("inf")
-    return float(calendar.timegm(when)) + 1.0  # a second's rounding errs on the side of keeping
+        return None
+    return float(calendar.timegm(when)) if when.tm_year > 1 else None

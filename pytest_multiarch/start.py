@@ -18,6 +18,7 @@ import requests
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 from docker.errors import DockerException as DockerSDKError
+from docker.errors import ImageNotFound
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.waiting_utils import WaitStrategy, WaitStrategyTarget
 
@@ -131,8 +132,18 @@ def start_container(
         labels = {**reuse_labels(image, spec), REUSE_STARTER_LABEL: process_identity(), **namespace_label()}
     else:
         labels = owner_labels()
-    # By id: should the tag be gone (another session pruned it), docker-py would try to pull it.
+    # By id, as the tag may be reused meanwhile; and first made sure the image is there: for a
+    # missing one (another session of this project pruned it, `docker image prune`) docker-py
+    # would try a pull from Docker Hub, and fail with a message about that.
     inner = DockerContainer(image.id, platform=str(image.platform), labels=labels)
+    try:
+        inner.get_docker_client().client.images.get(image.id)
+    except ImageNotFound:
+        raise ContainerError(
+            f"the {image.platform} image {image.tag} is gone: removed since it was built or found "
+            f"(by `docker image prune`, or by another pytest session of this project removing older "
+            f"builds). Run pytest again to build it anew."
+        ) from None
     if port is not None:
         # docker-py takes (host_ip, host_port); None picks a free port. Loopback only.
         inner.ports[f"{port}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]

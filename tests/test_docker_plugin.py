@@ -1301,16 +1301,38 @@ def test_pruning_spares_an_image_another_session_built_after_this_one_started(do
 
     slot = f"test-prune-{os.getpid()}-{time.time_ns()}"
     (tmp_path / "Dockerfile").write_text(f"FROM {BUSYBOX}\nLABEL {SLOT_LABEL}={slot}\nRUN echo {slot} > /made\n")
-    this_session_started = time.time() - 5
-    subprocess.run(
-        ["docker", "buildx", "build", "--load", "-t", f"pytest-multiarch/{slot}:x", str(tmp_path)], check=True
-    )
+    build = ["docker", "buildx", "build", "--quiet", "--load", "-t", f"pytest-multiarch/{slot}:x", str(tmp_path)]
+    subprocess.run(build, check=True, capture_output=True)
+    time.sleep(2.5)  # image times have whole seconds here, and pruning errs a second on keeping
+    this_session_started = time.time()
+    # The other session builds it again: served from the cache, it keeps its first creation time,
+    # but --load tags it anew.
+    subprocess.run(build, check=True, capture_output=True)
     sdk = docker_sdk.from_env()
     try:
         prune_stale(sdk, slot, keep=set(), made_before=this_session_started)
-        assert sdk.images.list(filters={"label": f"{SLOT_LABEL}={slot}"}), "made after the session started: kept"
+        assert sdk.images.list(filters={"label": f"{SLOT_LABEL}={slot}"}), "loaded after the session started: kept"
         prune_stale(sdk, slot, keep=set(), made_before=time.time() + 5)
         assert not sdk.images.list(filters={"label": f"{SLOT_LABEL}={slot}"}), "made before it, not kept: removed"
     finally:
         subprocess.run(["docker", "image", "rm", "-f", f"pytest-multiarch/{slot}:x"], capture_output=True)
         sdk.close()
+
+
+def test_an_image_removed_before_its_container_starts_is_named_not_pulled(docker_engine, tmp_path):
+    from pytest_multiarch.build import BuiltImage
+    from pytest_multiarch.errors import ContainerError
+    from pytest_multiarch.platforms import Platform
+    from pytest_multiarch.start import start_container
+
+    gone = BuiltImage(
+        tag="pytest-multiarch/test-gone:linux-amd64-0",
+        id="sha256:" + "0" * 64,
+        platform=Platform.parse("linux/amd64"),
+        key="0" * 64,
+        reused=False,
+        seconds=0.0,
+    )
+    spec = ImageSpec(name="", context=tmp_path, dockerfile=tmp_path / "Dockerfile")
+    with pytest.raises(ContainerError, match=r"image pytest-multiarch/test-gone:linux-amd64-0 is gone: removed since"):
+        start_container(gone, spec, timeout=5)
