@@ -394,14 +394,15 @@ class TestProjectApi:
         (busybox_project.path / "tests_prod" / "test_prod.py").write_text(
             textwrap.dedent(
                 """
-                import subprocess, time
+                import os, socket, subprocess, time
 
                 def test_stage(app_container):
                     assert app_container.exec(["cat", "/stage"]).strip() == "prod"
                     deadline = time.monotonic() + 20
-                    while True:  # this session's containers (owner label), other than prod's
+                    owner = f"io.github.pytest-multiarch.owner={socket.gethostname()}:{os.getpid()}"
+                    while True:  # this session's containers (its owner label), other than prod's
                         running = subprocess.run(
-                            ["docker", "ps", "-q", "--no-trunc", "--filter", "label=io.github.pytest-multiarch.owner"],
+                            ["docker", "ps", "-q", "--no-trunc", "--filter", f"label={owner}"],
                             capture_output=True, text=True, check=True,
                         ).stdout.split()
                         debug = [i for i in running if i != app_container.id]
