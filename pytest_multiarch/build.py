@@ -333,13 +333,18 @@ def _made(attrs: Mapping[str, Any]) -> float:
     metadata = attrs.get("Metadata") or {}
     times = [_epoch(attrs.get("Created")), _epoch(metadata.get("LastTagTime") if isinstance(metadata, dict) else None)]
     known = [t for t in times if t is not None]
-    return max(known) + 1.0 if known else float("inf")  # a second's rounding errs on keeping
+    return max(known) + 0.1 if known else float("inf")  # errs on keeping
 
 
 def _epoch(text: object) -> float | None:
-    """2026-11-27T01:42:58.123456789Z → seconds; None when unreadable or Docker's zero time."""
+    """2026-11-27T01:42:58.123456789Z (UTC, as the engine gives it) → seconds since the epoch;
+    None when unreadable or Docker's zero time (never tagged)."""
+    raw = str(text)
     try:
-        when = time.strptime(str(text)[:19], "%Y-%m-%dT%H:%M:%S")
+        when = time.strptime(raw[:19], "%Y-%m-%dT%H:%M:%S")
     except ValueError:
         return None
-    return float(calendar.timegm(when)) if when.tm_year > 1 else None
+    if when.tm_year <= 1:
+        return None
+    fraction = re.match(r"\.(\d+)", raw[19:])
+    return calendar.timegm(when) + (float("0." + fraction.group(1)[:9]) if fraction else 0.0)

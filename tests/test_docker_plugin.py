@@ -1304,7 +1304,7 @@ def test_pruning_spares_an_image_another_session_built_after_this_one_started(do
     (tmp_path / "Dockerfile").write_text(f"FROM {BUSYBOX}\nLABEL {SLOT_LABEL}={slot}\nRUN echo {slot} > /made\n")
     build = ["docker", "buildx", "build", "--quiet", "--load", "-t", f"pytest-multiarch/{slot}:x", str(tmp_path)]
     subprocess.run(build, check=True, capture_output=True)
-    time.sleep(2.5)  # image times have whole seconds here, and pruning errs a second on keeping
+    time.sleep(1.0)  # pruning errs a tenth of a second on keeping
     this_session_started = time.time()
     # The other session builds it again: served from the cache, it keeps its first creation time,
     # but --load tags it anew.
