@@ -13,8 +13,8 @@ every first run would invalidate the second one.
 
 from __future__ import annotations
 
-import calendar
 import dataclasses
+import datetime
 import hashlib
 import json
 import os
@@ -304,8 +304,8 @@ def check_image_platform(
 
 
 def prune_stale(sdk: docker.DockerClient, slot: str, keep: set[str], made_before: float) -> None:
-    """Remove this project's older builds for a platform (``slot``, see image_slot) whose build
-    key is not in ``keep``, so edits don't pile up images.
+    """Remove this project's older builds for a platform (``slot``, see image_slot) whose id is
+    not in ``keep``, so edits and rebuilds don't pile up images.
 
     Called when a session ends (under xdist by the controller, after all workers), never
     during a build. Only images made before ``made_before`` (the session's start) go: a
@@ -317,7 +317,7 @@ def prune_stale(sdk: docker.DockerClient, slot: str, keep: set[str], made_before
     except Exception:
         return
     for image in stale:
-        if _labels(image.attrs).get(KEY_LABEL) in keep or _made(image.attrs) >= made_before:
+        if image.id in keep or _made(image.attrs) >= made_before:
             continue
         try:
             sdk.images.remove(image.id, force=False, noprune=False)
@@ -337,14 +337,15 @@ def _made(attrs: Mapping[str, Any]) -> float:
 
 
 def _epoch(text: object) -> float | None:
-    """2026-11-27T01:42:58.123456789Z (UTC, as the engine gives it) → seconds since the epoch;
-    None when unreadable or Docker's zero time (never tagged)."""
-    raw = str(text)
-    try:
-        when = time.strptime(raw[:19], "%Y-%m-%dT%H:%M:%S")
+    """An engine timestamp → seconds since the epoch; None when unreadable or Docker's zero time
+    (never tagged). Created comes in UTC (``…58.123456789Z``); LastTagTime, with the classic
+    image store, in the daemon's own zone (``…58.123456789+02:00``)."""
+    found = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", str(text).strip())
+    if found is None or found.group(1).startswith("0001"):
+        return None
+    whole, fraction, zone = found.groups()
+    try:  # fromisoformat before Python 3.11 takes neither "Z" nor nine digits of fraction
+        when = datetime.datetime.fromisoformat(whole + ("+00:00" if zone == "Z" else zone))
     except ValueError:
         return None
-    if when.tm_year <= 1:
-        return None
-    fraction = re.match(r"\.(\d+)", raw[19:])
-    return calendar.timegm(when) + (float("0." + fraction.group(1)[:9]) if fraction else 0.0)
+    return when.timestamp() + (float("0." + fraction) if fraction else 0.0)

@@ -97,7 +97,7 @@ class MultiarchSession:
         self._releases: list[threading.Thread] = []
         self._early: early.EarlyStart | None = None
         self._start_dropped: dict[Key, threading.Event] = {}  # set: its start gives up (forget_start)
-        self._reported_slots: dict[str, set[str]] = {}  # from xdist workers, for pruning
+        self._reported_slots: dict[str, set[str]] = {}  # image ids from xdist workers, for pruning
         # What the collected tests need (on an xdist controller: all workers'); None: not known.
         self.needed: list[early.Needed] | None = None
         self._specs: dict[Key, ImageSpec | UsageError] = {}  # (declared spec, platform) → with hook build args
@@ -612,14 +612,15 @@ class MultiarchSession:
             prune_stale(sdk, slot, keys, made_before=self.started_at)
 
     def built_slots(self) -> dict[str, set[str]]:
-        """Build keys of the images this session built or found, per slot (project image and
-        platform); pulled images (--multiarch-image) are not the project's builds."""
+        """Ids of the images this session built or found, per slot (project image and platform);
+        pulled images (--multiarch-image) are not the project's builds. Ids, not build keys: a
+        --multiarch-rebuild leaves the key's older image behind, which pruning should remove."""
         slots: dict[str, set[str]] = {}
         for (spec, platform), future in list(self._builds.items()):
             if future.done() and not future.cancelled() and future.exception() is None:
                 image = future.result()
                 if not image.key.startswith("sha256:"):
-                    slots.setdefault(image_slot(spec, platform), set()).add(image.key)
+                    slots.setdefault(image_slot(spec, platform), set()).add(image.id)
         return slots
 
     # -- pytest-xdist: what a worker tells the controller -------------------------------------------

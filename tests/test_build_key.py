@@ -101,3 +101,16 @@ def test_build_args_named_like_secrets_are_masked_in_logs():
     mask = secret_masker({"NPM_TOKEN": "s3cr3t-value", "BASE_IMAGE": "python:3.12-slim", "API_KEY": "x"})
     assert mask("#5 RUN echo s3cr3t-value > ~/.npmrc") == "#5 RUN echo *** > ~/.npmrc"
     assert mask("FROM python:3.12-slim") == "FROM python:3.12-slim"  # not a secret's name
+
+
+def test_engine_timestamps_are_read_with_their_zone_and_fraction():
+    """LastTagTime comes in the daemon's zone (classic image store), Created in UTC: pruning
+    compares them with this machine's clock."""
+    from pytest_multiarch.build import _epoch
+
+    utc = _epoch("2025-06-29T14:38:20.992008831Z")
+    assert utc == pytest.approx(1751207900.992008831)
+    assert _epoch("2025-06-29T22:38:20.992008831+08:00") == utc
+    assert _epoch("2025-06-29T09:38:20.992008831-05:00") == utc
+    assert _epoch("0001-01-01T00:00:00Z") is None  # never tagged
+    assert _epoch("") is None

@@ -1163,12 +1163,15 @@ def test_xdist_builds_each_platform_once_across_workers(busybox_project):
     )
     assert summary and arm64_image.removeprefix("sha256:").startswith(summary.group(1)), result.stdout.str()
     # --multiarch-rebuild builds again, but still once per platform for the whole run.
+    first = {r.split()[0] for r in records}
     for record in busybox_project.path.glob("images-gw*"):
         record.unlink()
     rebuilt = busybox_project.runpytest_subprocess("-p", "xdist", "-n", "2", "--multiarch-rebuild")
     rebuilt.assert_outcomes(passed=12)
     records = [p.read_text() for p in busybox_project.path.glob("images-gw*")]
     assert sum("reused=False" in r for r in records) == 2, records
+    # ... and the images it replaced (same build keys) are pruned, not left dangling.
+    assert all(subprocess.run(["docker", "image", "inspect", i], capture_output=True).returncode for i in first)
     # After a change, the controller removes the older builds once all workers are done.
     older = {r.split()[0] for r in records}
     busybox_project.makefile(".txt", fresh=str(os.getpid()) + "-xdist-changed")
