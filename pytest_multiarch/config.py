@@ -293,9 +293,9 @@ def parse_build_args(raw: str | list[str], source: str = "build args") -> dict[s
     """
     if isinstance(raw, str):
         lines = [line.strip() for line in raw.splitlines() if line.strip()]
-        if len(lines) > 1 or raw.startswith("\n") or raw.rstrip(" ").endswith("\n"):
-            items = lines  # several lines, or a TOML multi-line string (it ends with a newline)
-        else:
+        if len(lines) > 1:
+            items = lines
+        else:  # one line, also from a TOML multi-line string holding one (it ends with a newline)
             pieces = split_list(raw)
             one_arg = "," not in raw and not any(_BUILD_ARG_ITEM.match(piece) for piece in pieces[1:])
             items = lines if one_arg else pieces

@@ -175,7 +175,11 @@ def test_build_args_forms():
     assert parse_build_args(["A=1"]) == {"A": "1"}
     assert parse_build_args("\nGREETING=hello world") == {"GREETING": "hello world"}
     # A mistake on a line of several args is refused, not swallowed into a value unmasked:
-    for line in ("GREETING=hello world API_TOKEN=s3cr3t", "BASE_IMAGE=python:3, NPM_TOKEN s3cr3t"):
+    for line in (
+        "GREETING=hello world API_TOKEN=s3cr3t",
+        "BASE_IMAGE=python:3, NPM_TOKEN s3cr3t",
+        "GREETING=hello world API_TOKEN=s3cr3t\n",  # a TOML multi-line string holding one line
+    ):
         with pytest.raises(UsageError, match="malformed build arg number 2 "):
             parse_build_args(line)
     assert parse_build_args("GREETING=hello world\n") == {"GREETING": "hello world"}  # a TOML \"\"\" string
