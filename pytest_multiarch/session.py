@@ -172,7 +172,11 @@ class MultiarchSession:
                 platforms = [self.engine().native]
             except EngineError:
                 platforms = [_host_platform()]
-        self.config.hook.pytest_multiarch_modify_platforms(config=self.config, platforms=platforms)
+        try:
+            self.config.hook.pytest_multiarch_modify_platforms(config=self.config, platforms=platforms)
+        except Exception as exc:
+            self._platforms = UsageError(f"pytest_multiarch_modify_platforms raised: {type(exc).__name__}: {exc}")
+            return self.platforms()
         try:  # what the hook added may be a string, an alias, a duplicate
             self._platforms = parse_platforms(platforms)
         except UsageError as exc:

@@ -139,10 +139,12 @@ def start_container(
     try:
         inner.get_docker_client().client.images.get(image.id)
     except ImageNotFound:
+        pulled = image.key.startswith("sha256:")  # --multiarch-image: a manifest digest, not a build key
         raise ContainerError(
-            f"the {image.platform} image {image.tag} is gone: removed since it was built or found "
-            f"(by `docker image prune`, or by another pytest session of this project removing older "
-            f"builds). Run pytest again to build it anew."
+            f"the {image.platform} image {image.tag} is gone: removed since it was "
+            f"{'pulled' if pulled else 'built or found'} (by `docker image prune`, say"
+            f"{'' if pulled else ', or by another pytest session of this project removing older builds'}). "
+            f"Run pytest again to {'pull' if pulled else 'build'} it anew."
         ) from None
     if port is not None:
         # docker-py takes (host_ip, host_port); None picks a free port. Loopback only.

@@ -539,6 +539,8 @@ class TestProjectApi:
             import os
 
             def pytest_multiarch_modify_platforms(config, platforms):
+                if os.environ.get("RAISE"):
+                    raise KeyError("NIGHTLY")
                 if os.environ.get("NO_PLATFORMS"):
                     platforms.clear()  # say, arm/v7 only, on nightly runs only
                     return
@@ -560,6 +562,10 @@ class TestProjectApi:
         assert "Traceback" not in bad.stdout.str()
         monkeypatch.setenv("NO_PLATFORMS", "1")
         run(busybox_project).assert_outcomes(skipped=1)  # pytest's empty parameter set
+        monkeypatch.setenv("RAISE", "1")
+        raised = run(busybox_project)
+        raised.stdout.fnmatch_lines(["*pytest_multiarch_modify_platforms raised: KeyError: 'NIGHTLY'*"])
+        assert raised.ret == pytest.ExitCode.INTERRUPTED and "INTERNALERROR" not in raised.stdout.str()
 
     def test_a_build_args_hook_failing_for_one_platform_errors_its_tests_and_the_run_goes_on(self, busybox_project):
         busybox_project.makeconftest(
