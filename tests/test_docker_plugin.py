@@ -1104,32 +1104,31 @@ def test_without_an_engine_docker_tests_skip_with_one_reason(pytester, monkeypat
     assert listed.ret == pytest.ExitCode.OK and "Traceback" not in listed.stderr.str()
 
 
-def test_without_an_engine_ci_fails_instead_of_skipping(pytester, monkeypatch):
+@pytest.mark.parametrize(
+    ("ci", "args", "because"),
+    [
+        ("true", [], "*because CI is set*"),
+        # --multiarch-image verifies a pushed release: no engine must not turn it green.
+        (
+            None,
+            ["--multiarch-image=127.0.0.1:5000/some/release:1.0"],
+            "*because --multiarch-image makes this run a release gate*",
+        ),
+    ],
+    ids=["ci", "release-gate"],
+)
+def test_without_an_engine_ci_or_a_release_gate_fails_instead_of_skipping(pytester, monkeypatch, ci, args, because):
     monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")
-    monkeypatch.setenv("CI", "true")
+    if ci is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", ci)
     pytester.makeini(f"[pytest]\nmultiarch_platforms = {PLATFORMS}\nmultiarch_build_args = BASE_IMAGE={BUSYBOX}\n")
     pytester.makepyfile(test_app="def test_x(multiarch_container): pass")
-    result = pytester.runpytest_subprocess()
+    result = pytester.runpytest_subprocess(*args)
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(
-        ["*EngineError: the Docker daemon does not answer at DOCKER_HOST=tcp://127.0.0.1:9*", "*because CI is set*"]
-    )
-    assert "Traceback" not in result.stdout.str() + result.stderr.str()
-
-
-def test_without_an_engine_a_release_gate_fails_instead_of_skipping(pytester, monkeypatch):
-    """--multiarch-image verifies a pushed release: no engine must not turn it green."""
-    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")
-    monkeypatch.delenv("CI", raising=False)
-    pytester.makeini(f"[pytest]\nmultiarch_platforms = {PLATFORMS}\n")
-    pytester.makepyfile(test_app="def test_x(multiarch_container): pass")
-    result = pytester.runpytest_subprocess("--multiarch-image=127.0.0.1:5000/some/release:1.0")
-    result.assert_outcomes(errors=2)
-    result.stdout.fnmatch_lines(
-        [
-            "*EngineError: the Docker daemon does not answer at DOCKER_HOST=tcp://127.0.0.1:9*",
-            "*because --multiarch-image makes this run a release gate*",
-        ]
+        ["*EngineError: the Docker daemon does not answer at DOCKER_HOST=tcp://127.0.0.1:9*", because]
     )
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
