@@ -41,7 +41,7 @@ class MultiarchContainer:
         image: BuiltImage,
         port: int | None,
         base_url: str | None,
-        port_setting: str = "--multiarch-port (ini multiarch_port)",  # where to set it, for messages
+        port_setting: str,  # where the user sets the port (ImageSpec.setting), for messages
     ) -> None:
         self._container = container
         self.image = image

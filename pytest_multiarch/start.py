@@ -47,9 +47,9 @@ class ReadyWhenServing(WaitStrategy):
         self,
         url: str | None,
         timeout: float,
-        where: str = "",
-        cancelled: Callable[[], bool] = lambda: False,
-        advice: str = "Check --multiarch-port and --multiarch-ready-path, or raise --multiarch-timeout.",
+        where: str,
+        cancelled: Callable[[], bool],
+        advice: str,  # what to check, naming where the user sets it (ImageSpec.setting)
     ) -> None:
         super().__init__()
         self.url = url
