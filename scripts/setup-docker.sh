@@ -27,7 +27,7 @@ else
   STATE_DIR=${MULTIARCH_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/pytest-multiarch}
 fi
 SUITE=bookworm
-MIRROR=${MULTIARCH_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+MIRROR=${MULTIARCH_DEBIAN_MIRROR:-}
 BUSYBOX_REF=$REGISTRY/multiarch/busybox:1
 PYTHON_REF=$REGISTRY/multiarch/python:3
 # Where the base images come from on a machine that cannot build them from Debian packages (not
@@ -94,6 +94,39 @@ host_platform() {
 
 docker_answers() { docker info >/dev/null 2>&1; }
 
+# The Debian archive this machine already uses: the first URI of an apt source whose suite is a
+# Debian release (not -security), from deb822 .sources files or one-line sources.list entries.
+# Reading it (instead of naming a mirror here) keeps corporate mirrors and proxies working.
+machine_debian_mirror() {
+  local f uri
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -r "$f" ] || continue
+    uri=$(awk '
+      function flush() { if (uri != "" && deb && suites ~ /(^| )(bookworm|trixie|bullseye|stable|testing|sid)( |$)/) { print uri; found = 1 } uri = ""; suites = ""; deb = 0 }
+      found { next }
+      /^[[:space:]]*$/ { flush(); next }
+      /^[[:space:]]*#/ { next }
+      tolower($1) == "types:" { for (i = 2; i <= NF; i++) if ($i == "deb") deb = 1 }
+      tolower($1) == "uris:" { uri = $2 }
+      tolower($1) == "suites:" { $1 = ""; suites = substr($0, 2) }
+      END { if (!found) flush() }
+    ' "$f")
+    if [ -n "$uri" ]; then echo "$uri"; return 0; fi
+  done
+  uri=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null \
+    | sed -e 's/\[[^]]*\]//' \
+    | awk '!found && $1 == "deb" && $3 !~ /-(security|updates|backports)$/ { print $2; found = 1 }')
+  [ -n "$uri" ] && echo "$uri"
+}
+
+debian_mirror() {
+  if [ -z "$MIRROR" ]; then
+    MIRROR=$(machine_debian_mirror) \
+      || die "no Debian apt source found in /etc/apt/sources.list{,.d}; set MULTIARCH_DEBIAN_MIRROR to your Debian mirror's URL"
+  fi
+  echo "$MIRROR"
+}
+
 # ---------------------------------------------------------------------------------------------
 # 1. Docker Engine and buildx
 
@@ -102,9 +135,11 @@ add_trixie_source() {
   # else on the machine is upgraded from it.
   if [ ! -e /etc/apt/sources.list.d/pytest-multiarch-trixie.sources ]; then
     log "adding Debian trixie as a low-priority apt source (for docker.io and docker-buildx)"
+    local mirror
+    mirror=$(debian_mirror)
     cat >/etc/apt/sources.list.d/pytest-multiarch-trixie.sources <<EOF
 Types: deb
-URIs: $MIRROR
+URIs: $mirror
 Suites: trixie
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
@@ -319,7 +354,7 @@ python_rootfs() { # PLATFORM -> path of a cached Debian rootfs tarball with pyth
   mmdebstrap --quiet --variant=essential --architectures="$arch" --include=python3 \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
-    --format=tar "$SUITE" "$tar.tmp" "$MIRROR" >&2
+    --format=tar "$SUITE" "$tar.tmp" "$(debian_mirror)" >&2
   mv "$tar.tmp" "$tar"
   echo "$tar"
 }
