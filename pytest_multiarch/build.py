@@ -37,6 +37,8 @@ from pytest_multiarch.platforms import Platform
 if TYPE_CHECKING:
     import docker
 
+    from pytest_multiarch.engine import Engine
+
 KEY_LABEL = "io.github.pytest-multiarch.key"
 _NOT_IN_KEY = ("__pycache__", ".pytest_cache", ".git")
 SLOT_LABEL = "io.github.pytest-multiarch.slot"
@@ -145,7 +147,7 @@ def _labels(attrs: dict[str, Any]) -> dict[str, str]:
 
 
 def build_image(
-    sdk: docker.DockerClient,
+    engine: Engine,
     spec: ImageSpec,
     platform: Platform,
     *,
@@ -155,8 +157,10 @@ def build_image(
     cache: tuple[str | None, str | None] = (None, None),
     on_build: Callable[[], None] | None = None,
 ) -> BuiltImage:
-    """Build (or reuse) the image of ``spec`` for ``platform`` and check its architecture."""
+    """Build (or reuse) the image of ``spec`` for ``platform`` on ``engine``, and check its
+    architecture."""
     spec.check_paths()
+    sdk = engine.sdk
     started = time.monotonic()
     key = build_key(spec, platform, builder)
     tag = image_tag(spec, platform, key)
@@ -167,7 +171,7 @@ def build_image(
         # (same testrunuid) then find that build.
         reused = find_loaded(sdk, tag, key, rebuild_run) is not None
         if not reused:
-            _run_buildx(spec, platform, tag, key, on_line, cache, rebuild_run, on_build)
+            _run_buildx(engine, spec, platform, tag, key, on_line, cache, rebuild_run, on_build)
     try:
         image = sdk.images.get(tag)
     except ImageNotFound:
@@ -194,6 +198,7 @@ def exposed_ports(ports: Mapping[str, Any] | None) -> tuple[int, ...]:
 
 
 def _run_buildx(
+    engine: Engine,
     spec: ImageSpec,
     platform: Platform,
     tag: str,
@@ -203,15 +208,15 @@ def _run_buildx(
     run: str | None = None,
     on_build: Callable[[], None] | None = None,
 ) -> None:
-    from python_on_whales import DockerClient  # the CLI wrapper, loaded only when building
     from python_on_whales.exceptions import DockerException
 
+    cli = engine.cli  # loads the CLI wrapper, only when building
     if on_build is not None:  # after the import (0.3 s of CPU): what it starts does not slow it
         on_build()
     log: list[str] = []
     mask = secret_masker(spec.build_args)
     try:
-        stream = DockerClient().buildx.build(
+        stream = cli.buildx.build(
             spec.context,
             file=spec.dockerfile,
             platforms=[str(platform)],

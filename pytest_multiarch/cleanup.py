@@ -1,8 +1,10 @@
 """Cleanup: every container the plugin starts is removed, whatever ends the session.
 
-- normal end, failed tests, Ctrl-C: the session's ``close()`` (pytest_unconfigure);
-- SIGTERM (CI cancelling a job): turned into KeyboardInterrupt so the same path runs;
-- interpreter exit without pytest_unconfigure: ``atexit``;
+- normal end, failed tests, Ctrl-C: the session's ``close()`` (pytest_unconfigure) removes what
+  its ``Tracker`` holds, and only that: another session in the same process keeps its own;
+- SIGTERM (CI cancelling a job): turned into KeyboardInterrupt so the same path runs, while a
+  session is open (the handler found before is put back when the last one closes);
+- interpreter exit without pytest_unconfigure: ``atexit`` empties the trackers still open;
 - SIGKILL: nothing runs, so the next session removes containers whose owner process is gone
   (``sweep_orphans``), matched by the owner label on this host.
 """
@@ -15,9 +17,10 @@ import os
 import signal
 import socket
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import docker
@@ -28,9 +31,10 @@ OWNER_LABEL = "io.github.pytest-multiarch.owner"
 # The PID namespace of that process: pids of another one (a CI job in its own container, sharing
 # the host's Docker socket and, with host networking, its hostname) say nothing here.
 PID_NAMESPACE_LABEL = "io.github.pytest-multiarch.pid-namespace"
-_running: list[MultiarchContainer] = []
-_lock = threading.Lock()
-_installed = False
+_open_trackers: weakref.WeakSet[Tracker] = weakref.WeakSet()
+_handlers_lock = threading.Lock()
+_atexit_registered = False
+_previous_sigterm: Any = None  # the handler found before ours, put back when the last session closes
 
 
 def owner_id() -> str:
@@ -55,34 +59,40 @@ def pid_namespace() -> str:
         return ""
 
 
-def track(container: MultiarchContainer) -> None:
-    with _lock:
-        _running.append(container)
+class Tracker:
+    """The containers one session started and has not removed yet."""
 
+    def __init__(self) -> None:
+        self._running: list[MultiarchContainer] = []
+        self._lock = threading.Lock()
 
-def remove(container: MultiarchContainer) -> bool:
-    """Remove one container now (before the session ends) and stop tracking it; if that fails
-    (False), the end of the session tries again."""
-    try:
-        container.stop()
-    except Exception:
-        return False
-    with _lock:
-        if container in _running:
-            _running.remove(container)
-    return True
+    def track(self, container: MultiarchContainer) -> None:
+        with self._lock:
+            self._running.append(container)
 
+    def remove(self, container: MultiarchContainer) -> bool:
+        """Remove one container now (before the session ends) and stop tracking it; if that
+        fails (False), the end of the session tries again."""
+        try:
+            container.stop()
+        except Exception:
+            return False
+        with self._lock:
+            if container in self._running:
+                self._running.remove(container)
+        return True
 
-def remove_all() -> None:
-    with _lock:
-        containers = list(_running)
-        _running.clear()
-    if len(containers) > 1:  # removing takes a fraction of a second each: do them at once
-        with ThreadPoolExecutor(len(containers), thread_name_prefix="multiarch-cleanup") as pool:
-            pool.map(stop_quietly, containers)
-    else:
-        for container in containers:
-            stop_quietly(container)
+    def remove_all(self) -> None:
+        """Remove every tracked container, at once (a fraction of a second each)."""
+        with self._lock:
+            containers = list(self._running)
+            self._running.clear()
+        if len(containers) > 1:
+            with ThreadPoolExecutor(len(containers), thread_name_prefix="multiarch-cleanup") as pool:
+                pool.map(stop_quietly, containers)
+        else:
+            for container in containers:
+                stop_quietly(container)
 
 
 def stop_quietly(container: MultiarchContainer) -> None:
@@ -94,17 +104,38 @@ def stop_quietly(container: MultiarchContainer) -> None:
         pass
 
 
-def install_handlers() -> None:
-    """atexit and SIGTERM handlers; installed once, and SIGTERM only if nobody else set one."""
-    global _installed
-    if _installed:
-        return
-    _installed = True
-    atexit.register(_skip_final_collections)  # atexit runs last-in first-out: after remove_all
-    atexit.register(remove_all)
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    if in_main_thread and signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-        signal.signal(signal.SIGTERM, _on_sigterm)
+def open_session(tracker: Tracker) -> None:
+    """Cover ``tracker`` by the atexit and SIGTERM handlers until ``close_session``. SIGTERM is
+    taken only from its default handler, in the main thread, and given back at the last close."""
+    global _atexit_registered, _previous_sigterm
+    with _handlers_lock:
+        _open_trackers.add(tracker)
+        if not _atexit_registered:
+            _atexit_registered = True
+            atexit.register(_skip_final_collections)  # atexit runs last-in first-out: after the removal
+            atexit.register(_remove_open)
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        if in_main_thread and _previous_sigterm is None and signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+            _previous_sigterm = signal.getsignal(signal.SIGTERM) or signal.SIG_DFL
+            signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def close_session(tracker: Tracker) -> None:
+    """``tracker``'s session is over: the last one to close puts SIGTERM's handler back."""
+    global _previous_sigterm
+    with _handlers_lock:
+        _open_trackers.discard(tracker)
+        if _open_trackers or _previous_sigterm is None:
+            return
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        if in_main_thread and signal.getsignal(signal.SIGTERM) is _on_sigterm:
+            signal.signal(signal.SIGTERM, _previous_sigterm)
+        _previous_sigterm = None
+
+
+def _remove_open() -> None:
+    for tracker in list(_open_trackers):
+        tracker.remove_all()
 
 
 def _skip_final_collections() -> None:

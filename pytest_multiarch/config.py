@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -138,6 +137,13 @@ _OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
 ]
 
 
+def runs_tests(config: pytest.Config) -> bool:
+    """Not a run that only lists tests or fixtures (--co, --fixtures, --fixtures-per-test,
+    --setup-plan): it needs no image and no container."""
+    listing = ("collectonly", "showfixtures", "show_fixtures_per_test", "setupplan")
+    return not any(getattr(config.option, name, False) for name in listing)
+
+
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("multiarch", "pytest-multiarch: test a container image per platform")
     for flag, ini, ini_type, kwargs in _OPTIONS:
@@ -225,13 +231,6 @@ class Settings:
                 )
 
         reuse = bool(get("multiarch_reuse"))
-        if reuse and _ryuk_enabled():
-            raise UsageError(
-                "--multiarch-reuse keeps the containers for the next run, but Ryuk is on "
-                "(TESTCONTAINERS_RYUK_DISABLED is set, and not to true) and removes them when this run "
-                "ends, even while the next run already uses them. Turn Ryuk off for these runs "
-                "(TESTCONTAINERS_RYUK_DISABLED=true), or drop --multiarch-reuse."
-            )
         published = (get("multiarch_image") or "").strip() or None
         if published and platforms is None:
             raise UsageError(
@@ -269,13 +268,6 @@ class Settings:
 
     def timeout_for(self, platform: Platform) -> float:
         return self.timeout * (EMULATION_TIMEOUT_FACTOR if platform.emulated else 1.0)
-
-
-def _ryuk_enabled() -> bool:
-    """Has the user turned testcontainers' reaper on? The plugin turns it off unless the variable
-    is set (start.py); testcontainers reads it as true for these values (core/config.py)."""
-    value = os.environ.get("TESTCONTAINERS_RYUK_DISABLED")
-    return value is not None and value.strip().lower() not in ("yes", "true", "t", "y", "1")
 
 
 BUILD_ARG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")

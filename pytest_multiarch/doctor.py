@@ -18,7 +18,9 @@ from typing import TextIO, cast
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
+from pytest_multiarch.engine import Engine
 from pytest_multiarch.errors import (
+    EngineError,
     MultiarchError,
     PlatformUnavailable,
     UsageError,
@@ -28,16 +30,18 @@ from pytest_multiarch.errors import (
 from pytest_multiarch.platforms import Platform, parse_platforms
 from pytest_multiarch.preflight import (
     BINFMT_DIR,
-    Engine,
+    Capabilities,
     binfmt_handler_enabled,
-    daemon_where,
     describe_handler,
     inspect_engine,
 )
 
 DEFAULT_PLATFORMS = "linux/amd64,linux/arm64"
 IMAGE_ENV = "MULTIARCH_DOCTOR_IMAGE"
-SETUP_FIX = "start Docker (`sudo systemctl start docker`, Docker Desktop); on Debian: `bash scripts/setup-docker.sh`"
+SETUP_FIX = (
+    "start Docker (`sudo systemctl start docker`, Docker Desktop); on Debian/Ubuntu install it with "
+    "`apt-get install docker.io docker-buildx` (or Docker's own packages: https://docs.docker.com/engine/install/)"
+)
 
 
 class Report:
@@ -112,27 +116,34 @@ def run_doctor(platforms: list[Platform], image: str | None, out: TextIO = sys.s
     return 1 if report.failed else 0
 
 
-def _check_engine(report: Report) -> tuple[DockerClient, Engine] | None:
+def _check_engine(report: Report) -> tuple[DockerClient, Capabilities] | None:
     """CLI, daemon, buildx and builder, in the order each one needs the previous."""
     cli = shutil.which("docker")
     if cli is None:
         report.fail("Docker CLI: `docker` is not on PATH", f"install Docker; {SETUP_FIX}")
         return None
     report.ok(f"Docker CLI: {cli}")
-    docker = DockerClient()
+    engine = Engine.default()
+    try:
+        docker = engine.cli
+    except EngineError as exc:
+        report.fail(f"Docker endpoint: {exc}", "`docker context ls`, then `docker context use NAME`")
+        return None
+    where = engine.endpoint.describe()
     try:
         info = docker.system.info()
     except (DockerException, OSError) as exc:
-        where = daemon_where()
-        fix = SETUP_FIX + (", or point DOCKER_HOST at a running daemon (or unset it)" if where else "")
-        report.fail(f"Docker daemon unreachable{where}: {docker_said(exc)}", fix)
+        fix = SETUP_FIX
+        if engine.endpoint.from_env or engine.endpoint.context:
+            fix += ", or point DOCKER_HOST / `docker context use` at a running engine (or unset DOCKER_HOST)"
+        report.fail(f"Docker daemon unreachable at {where}: {docker_said(exc)}", fix)
         return None
     native = f"{info.os_type or 'linux'}/{info.architecture}"
     try:
         native = str(Platform.parse(native))  # x86_64 → linux/amd64, Docker's name for it
     except UsageError:
         pass  # an arch the plugin does not model: show the daemon's own words
-    report.ok(f"Docker daemon: server {info.server_version}, native {native}")
+    report.ok(f"Docker daemon: server {info.server_version}, native {native} ({where})")
     try:
         docker.buildx.version()
     except (DockerException, OSError) as exc:
@@ -142,20 +153,20 @@ def _check_engine(report: Report) -> tuple[DockerClient, Engine] | None:
         )
         return None
     try:
-        engine = inspect_engine(docker)
+        found = inspect_engine(docker, where=where, local_endpoint=engine.endpoint.is_local)
     except MultiarchError as exc:
         report.fail(f"builder: {exc}", "run `docker buildx inspect` to see the whole error")
         return None
-    report.ok(f"buildx {engine.buildx_version}")
-    what = f"builder {engine.builder_name} (driver {engine.builder_driver})"
-    if engine.builder_platforms:
-        report.ok(f"{what}: {', '.join(str(p) for p in engine.builder_platforms)}")
+    report.ok(f"buildx {found.buildx_version}")
+    what = f"builder {found.builder_name} (driver {found.builder_driver})"
+    if found.builder_platforms:
+        report.ok(f"{what}: {', '.join(str(p) for p in found.builder_platforms)}")
     else:
-        report.warn(f"{what}: lists no platforms", f"docker buildx inspect --bootstrap {engine.builder_name}")
-    return docker, engine
+        report.warn(f"{what}: lists no platforms", f"docker buildx inspect --bootstrap {found.builder_name}")
+    return docker, found
 
 
-def _check_platform(report: Report, engine: Engine, platform: Platform) -> bool:
+def _check_platform(report: Report, engine: Capabilities, platform: Platform) -> bool:
     """Native, emulated or unavailable (False); on a local daemon also the binfmt handler QEMU runs through."""
     install = install_emulator_command(platform.arch)
     try:

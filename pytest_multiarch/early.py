@@ -7,6 +7,9 @@ what it needed to a small file keyed by its directory and arguments; the next ru
 same key starts exactly that at ``pytest_sessionstart`` (``EarlyStart``), and drops at once
 whatever collection then shows it does not need. The file holds fixture prefixes, platforms and a
 SHA-256 per image spec (never build args).
+
+It is an optional part: ``register`` adds its hooks as a plugin of their own, and it talks to the
+session only through ``submit`` and ``cancel``.
 """
 
 from __future__ import annotations
@@ -23,12 +26,17 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_multiarch.config import ImageSpec
+from pytest_multiarch.config import ImageSpec, runs_tests
 from pytest_multiarch.errors import MultiarchError
+from pytest_multiarch.fixtures import SpecFactory, declarations
 from pytest_multiarch.platforms import Platform
 
 if TYPE_CHECKING:
-    from pytest_multiarch.session import Key, MultiarchSession
+    from pytest_multiarch.containers import Key
+    from pytest_multiarch.plugin import MultiarchPlugin
+    from pytest_multiarch.session import MultiarchSession
+
+REPORT_KEY = "multiarch-early"
 
 _SCHEME = 1
 FORGET_DAYS = 30
@@ -135,7 +143,9 @@ class EarlyStart:
     hold up a run that needs no container): from ``settle`` on, it submits nothing more.
     """
 
-    def __init__(self, session: MultiarchSession, needed: list[Needed], *, containers: bool) -> None:
+    def __init__(
+        self, session: MultiarchSession, needed: list[Needed], specs: dict[str, SpecFactory], *, containers: bool
+    ) -> None:
         self._session = session
         self._containers = containers  # False on an xdist controller: each worker starts its own
         self._lock = threading.Lock()  # settle cannot run between the early thread's check and submit
@@ -144,20 +154,16 @@ class EarlyStart:
         self._settled = False  # collection is over: nothing more is submitted
         platforms = ", ".join(dict.fromkeys(entry.platform for entry in needed))
         what = "builds and containers" if containers and any(e.container for e in needed) else "builds"
-        session.events.put(
+        session.notes.say(
             f"starting the {what} the last run of this command needed ({platforms}) while pytest collects"
         )
-        threading.Thread(target=self._run, args=(needed,), name="multiarch-early", daemon=True).start()
+        threading.Thread(target=self._run, args=(needed, specs), name="multiarch-early", daemon=True).start()
 
-    def _run(self, needed: list[Needed]) -> None:
-        from pytest_multiarch.fixtures import REGISTRY
-
+    def _run(self, needed: list[Needed], specs: dict[str, SpecFactory]) -> None:
         session = self._session
         configured = session.settings.platforms
         for entry in needed:
-            if session.closing.is_set():
-                return
-            spec_of = REGISTRY.get(entry.prefix)  # a conftest collection has not reached yet: skip
+            spec_of = specs.get(entry.prefix)  # a conftest collection has not reached yet: skip
             try:
                 if spec_of is None:
                     continue
@@ -169,15 +175,14 @@ class EarlyStart:
                 full = session.full_spec(spec_of(session.config), platform)
                 if spec_digest(full, platform) != entry.digest:
                     continue  # configured differently now: collection decides
-                key = (full, platform)
+                container = entry.container and self._containers
                 with self._lock:
                     if self._settled:
                         return  # collection is over: it started what its tests need
-                    session.build_future_of(full, platform)
-                    self._builds.add(key)
-                    if entry.container and self._containers:
-                        session.start_future_of(full, platform)
-                        self._starts.add(key)
+                    session.submit(full, platform, container=container)
+                    self._builds.add((full, platform))
+                    if container:
+                        self._starts.add((full, platform))
             except Exception:
                 continue  # best effort: the tests that need it report any problem themselves
 
@@ -199,12 +204,76 @@ class EarlyStart:
             unneeded_starts = self._starts - starts
             unneeded_builds = self._builds - builds
         for key in unneeded_starts:
-            start = session.forget_start(key)
-            if start is not None:
-                session.events.put(f"the {key[1]} container started early is not needed by these tests: removing it")
-                if not start.cancel():
-                    start.add_done_callback(session.remove_started)
+            session.notes.say(f"the {key[1]} container started early is not needed by these tests: removing it")
+            session.cancel(key, container=True)
         for key in unneeded_builds:
-            build = session.forget_build(key)
-            if build is not None:
-                build.cancel()
+            session.cancel(key, container=False)
+
+
+def register(config: pytest.Config, plugin: MultiarchPlugin) -> None:
+    """Add early start to a run that configures the plugin and runs tests."""
+    if runs_tests(config):
+        config.pluginmanager.register(EarlyStartPlugin(plugin), "multiarch-early-start")
+
+
+class EarlyStartPlugin:
+    """The hooks of early start: start from the record, settle after collection, write the
+    record at the end (under xdist the controller does both, from its workers' reports)."""
+
+    def __init__(self, plugin: MultiarchPlugin) -> None:
+        self._plugin = plugin
+        self._early: EarlyStart | None = None
+        self.needed: list[Needed] | None = None  # what the collected tests need; None: not known
+
+    def pytest_sessionstart(self) -> None:
+        plugin = self._plugin
+        if plugin.role == "worker" or (plugin.role == "controller" and plugin.settings.rebuild):
+            return  # a worker learns late what it runs; the rebuild's run id is the workers'
+        session = plugin.session
+        needed = read(record_path(plugin.config, plugin.cache_dir))
+        if needed:
+            specs = declarations(plugin.config.pluginmanager.get_plugins())
+            self._early = EarlyStart(session, needed, specs, containers=plugin.role == "single")
+
+    @pytest.hookimpl(trylast=True)  # after the plugin noted what the tests want
+    def pytest_collection_finish(self) -> None:
+        plugin = self._plugin
+        session = plugin.session
+        needed: list[Needed] = []
+        for spec, platform, needs_container in plugin.wanted:
+            with contextlib.suppress(MultiarchError):
+                digest = spec_digest(session.spec_for(spec, platform), platform)
+                needed.append(Needed(_prefix(spec), str(platform), needs_container, digest))
+        self.needed = merged(needed)
+        if self._early is not None:
+            self._early.settle(plugin.wanted)
+
+    @pytest.hookimpl(optionalhook=True)  # pytest-xdist's, on the controller
+    def pytest_testnodedown(self, node: object) -> None:
+        reported = (getattr(node, "workeroutput", None) or {}).get(REPORT_KEY)
+        if reported is not None:
+            with contextlib.suppress(TypeError):
+                entries = [Needed(**entry) for entry in reported]
+                self.needed = merged((self.needed or []) + entries)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, exitstatus: int | pytest.ExitCode) -> None:
+        """A worker reports what its tests needed; elsewhere the record is written, unless the
+        run was cut short (its list is partial)."""
+        plugin = self._plugin
+        workeroutput = getattr(plugin.config, "workeroutput", None)
+        if workeroutput is not None:
+            workeroutput[REPORT_KEY] = [dataclasses.asdict(entry) for entry in self.needed or []]
+            return
+        cut_short = exitstatus in (
+            pytest.ExitCode.INTERRUPTED,
+            pytest.ExitCode.INTERNAL_ERROR,
+            pytest.ExitCode.USAGE_ERROR,
+        )
+        if self.needed is not None and not cut_short:
+            write(record_path(plugin.config, plugin.cache_dir), self.needed)
+
+
+def _prefix(spec: ImageSpec) -> str:
+    """The fixture prefix of a spec: its declared name, or ``multiarch`` for the default image."""
+    return spec.name or "multiarch"

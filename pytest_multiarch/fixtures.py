@@ -1,32 +1,44 @@
-"""Fixtures: the built image, the running container and an HTTP session, per platform.
+"""Fixtures: the platform, the built image, the running container and an HTTP session.
 
-``multiarch_fixtures`` makes the three fixtures for one image; the plugin uses it for the
+``multiarch_fixtures`` makes the three image fixtures for one image; the plugin uses it for the
 default image (``multiarch_image``, ``multiarch_container``, ``multiarch_http``) and a project
-with more images calls it in its conftest.py.
+with more images calls it in its conftest.py. Fixtures reach the session's state through the
+plugin object registered under ``STATE`` (plugin.py), never through module globals, so nothing
+one in-process pytest session declares leaks into the next.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import pytest
 
-from pytest_multiarch.config import BUILD_ARG_KEY, ImageSpec, parse_port, parse_ready_path
-from pytest_multiarch.errors import UsageError
+from pytest_multiarch.config import BUILD_ARG_KEY, ImageSpec, Settings, parse_port, parse_ready_path
+from pytest_multiarch.errors import EngineError, PlatformUnavailable, UsageError
 from pytest_multiarch.platforms import Platform
 
 if TYPE_CHECKING:  # the engine-facing modules load only when a fixture is used
     from pytest_multiarch.build import BuiltImage
+    from pytest_multiarch.gate import PublishedIndex
     from pytest_multiarch.http import ContainerHTTP
+    from pytest_multiarch.plugin import MultiarchPlugin
     from pytest_multiarch.run import MultiarchContainer
 
 SpecFactory = Callable[[pytest.Config], ImageSpec]
-
-# fixture-name prefix → how to get its ImageSpec; read at collection to start builds early.
-REGISTRY: dict[str, SpecFactory] = {}
 SPEC_OF_ATTRIBUTE = "_multiarch_spec_of"
+PREFIX_ATTRIBUTE = "_multiarch_prefix"
+STATE = "multiarch-state"  # the name plugin.py registers its MultiarchPlugin under
+SUFFIXES = ("_image", "_container", "_http")
+
+
+def state(config: pytest.Config) -> MultiarchPlugin:
+    """The plugin object that owns this session's state."""
+    found = config.pluginmanager.get_plugin(STATE)
+    if found is None:
+        raise UsageError("pytest-multiarch is not active in this run (was it disabled with -p no:multiarch?).")
+    return cast("MultiarchPlugin", found)
 
 
 class ImageFixtures(NamedTuple):
@@ -62,9 +74,7 @@ def multiarch_fixtures(
     ready_path = parse_ready_path(ready_path, f"ready_path= of {where}")
 
     def spec_of(config: pytest.Config) -> ImageSpec:
-        from pytest_multiarch.plugin import settings_of
-
-        settings = settings_of(config)
+        settings = state(config).settings
         root = Path(config.rootpath) / context
         return ImageSpec(
             name=name,
@@ -97,19 +107,15 @@ def _declared_build_args(build_args: Mapping[str, Any] | None, where: str) -> di
 
 
 def make_fixtures(prefix: str, spec_of: SpecFactory) -> ImageFixtures:
-    REGISTRY[prefix] = spec_of
-
     def image_fixture(request: pytest.FixtureRequest, multiarch_platform: Platform) -> BuiltImage:
-        from pytest_multiarch.plugin import multiarch_session, say
-
-        return multiarch_session(request.config).image(spec_of(request.config), multiarch_platform, say(request.config))
+        plugin = state(request.config)
+        return plugin.session.image(spec_of(request.config), multiarch_platform, plugin.say)
 
     def container_fixture(request: pytest.FixtureRequest, multiarch_platform: Platform) -> MultiarchContainer:
-        from pytest_multiarch.plugin import multiarch_session, release_when_finished, say
-
+        plugin = state(request.config)
         spec = spec_of(request.config)
-        container = multiarch_session(request.config).container(spec, multiarch_platform, say(request.config))
-        release_when_finished(request, spec, multiarch_platform)
+        container = plugin.session.container(spec, multiarch_platform, plugin.say)
+        plugin.release_when_finished(request, spec, multiarch_platform)
         return container
 
     def http_fixture(
@@ -122,23 +128,99 @@ def make_fixtures(prefix: str, spec_of: SpecFactory) -> ImageFixtures:
         with ContainerHTTP(container) as session:
             yield session
 
-    for function in (image_fixture, container_fixture, http_fixture):
-        # Which declaration a test really uses, when conftests of two folders declare one name.
-        setattr(function, SPEC_OF_ATTRIBUTE, spec_of)
-    return ImageFixtures(
+    made = (
         pytest.fixture(scope="session", name=f"{prefix}_image")(image_fixture),
         pytest.fixture(scope="session", name=f"{prefix}_container")(container_fixture),
         pytest.fixture(name=f"{prefix}_http")(http_fixture),
     )
+    for function in (image_fixture, container_fixture, http_fixture, *made):
+        # Which declaration a test really uses, when conftests of two folders declare one name.
+        setattr(function, SPEC_OF_ATTRIBUTE, spec_of)
+        setattr(function, PREFIX_ATTRIBUTE, prefix)
+    return ImageFixtures(*made)
 
 
-def spec_of_item(item: pytest.Item, prefix: str) -> SpecFactory:
-    """The spec factory of the ``prefix`` fixtures ``item`` uses: the declaration nearest to it,
-    not the last one made (REGISTRY), should two folders' conftests declare the same name."""
+def declarations(plugins: Iterable[object]) -> dict[str, SpecFactory]:
+    """Fixture prefix → spec factory of every image declared in the modules of ``plugins``
+    (conftests and the plugin itself) loaded so far."""
+    found: dict[str, SpecFactory] = {}
+    for plugin in plugins:
+        for value in list(getattr(plugin, "__dict__", {}).values()):
+            spec_of = getattr(value, SPEC_OF_ATTRIBUTE, None)
+            prefix = getattr(value, PREFIX_ATTRIBUTE, None)
+            if spec_of is not None and isinstance(prefix, str):
+                found.setdefault(prefix, spec_of)
+    return found
+
+
+def declarations_of_item(item: pytest.Item) -> dict[str, SpecFactory]:
+    """Fixture prefix → spec factory of each declared image ``item`` uses: the declaration
+    nearest to it, should two folders' conftests declare the same name. pytest has no public
+    API for an item's fixture definitions: this reads ``item._fixtureinfo``."""
     name2defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", None) or {}
-    for suffix in ("_container", "_image", "_http"):
-        for definition in reversed(name2defs.get(prefix + suffix, ())):  # past a user's override
-            found = getattr(definition.func, SPEC_OF_ATTRIBUTE, None)
-            if found is not None:
-                return cast(SpecFactory, found)
-    return REGISTRY[prefix]
+    found: dict[str, SpecFactory] = {}
+    for name in getattr(item, "fixturenames", ()):
+        for definition in reversed(name2defs.get(name, ())):  # past a user's override
+            spec_of = getattr(definition.func, SPEC_OF_ATTRIBUTE, None)
+            prefix = getattr(definition.func, PREFIX_ATTRIBUTE, None)
+            if spec_of is not None and isinstance(prefix, str):
+                found.setdefault(prefix, cast(SpecFactory, spec_of))
+                break
+    return found
+
+
+# -- the plugin's own fixtures -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def multiarch_platform(request: pytest.FixtureRequest) -> Platform:
+    """The platform this test runs for, with ``emulated`` set by the engine's preflight."""
+    platform = getattr(request, "param", None)
+    if not isinstance(platform, Platform):
+        raise UsageError(
+            "multiarch_platform is only available to tests parametrized by pytest-multiarch "
+            "(request it as a test argument, not through request.getfixturevalue)."
+        )
+    plugin = state(request.config)
+    settings = plugin.settings
+    because = _must_run_because(settings.strict, settings.published is not None)
+    try:
+        return plugin.session.resolve(platform)
+    except PlatformUnavailable as exc:
+        if because:  # a release gate, or CI, must never turn green by skipping a platform
+            raise
+        pytest.skip(str(exc))
+    except EngineError as exc:
+        if because:
+            raise EngineError(f"{exc}\n(Docker-backed tests fail instead of skipping because {because}.)") from None
+        pytest.skip(str(exc))
+
+
+def _must_run_because(strict: bool, gate: bool) -> str:
+    """Why a platform that cannot run fails instead of skipping ("" when it may skip)."""
+    import os
+
+    if strict:
+        return "--multiarch-strict is set"
+    if gate:
+        return "--multiarch-image makes this run a release gate"
+    if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes"):
+        return "CI is set"
+    return ""
+
+
+@pytest.fixture(scope="session")
+def multiarch_index(request: pytest.FixtureRequest) -> PublishedIndex:
+    """The parsed index of --multiarch-image: ``.digest``, ``.media_type``, ``.manifests``."""
+    plugin = state(request.config)
+    if not plugin.settings.published:
+        raise UsageError("multiarch_index needs --multiarch-image REF (ini multiarch_image).")
+    return plugin.session.images.published_index()
+
+
+def _default_image(config: pytest.Config) -> ImageSpec:
+    settings: Settings = state(config).settings
+    return settings.image
+
+
+multiarch_image, multiarch_container, multiarch_http = make_fixtures("multiarch", _default_image)

@@ -16,7 +16,6 @@ import json
 import os
 import platform as host
 import socket
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,6 +34,8 @@ from pytest_multiarch.platforms import Platform
 if TYPE_CHECKING:
     from python_on_whales import DockerClient
 
+    from pytest_multiarch.engine import Engine
+
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 
 # Platforms a CPU runs without emulation, besides its own.
@@ -42,8 +43,8 @@ _COMPATIBLE = {"amd64": {"386"}}
 
 
 @dataclasses.dataclass(frozen=True)
-class Engine:
-    """What the preflight learned about the Docker engine and its builder."""
+class Capabilities:
+    """What the preflight learned about one Docker engine and its builder."""
 
     server_version: str
     native: Platform
@@ -103,8 +104,10 @@ def describe_handler(platform: Platform) -> str | None:
     return f"qemu-{name} (flags: {flags or '-'})"
 
 
-def inspect_engine(docker: DockerClient) -> Engine:
+def inspect_engine(docker: DockerClient, *, where: str = "", local_endpoint: bool = True) -> Capabilities:
     """Ask the daemon and buildx what they can do; EngineError when either is unusable.
+
+    ``where`` names the endpoint in messages; ``local_endpoint``: it is a socket on this machine.
 
     The three CLI calls run at once: ``buildx inspect`` alone takes most of a second.
     """
@@ -116,10 +119,9 @@ def inspect_engine(docker: DockerClient) -> Engine:
         info = info_call.result()
     except Exception as exc:  # DockerException, ClientNotFoundError (no docker CLI), ...
         raise EngineError(
-            "the Docker daemon does not answer"
-            f"{daemon_where()} ({docker_said(exc)}). Start Docker (Docker Desktop, "
-            f"`sudo systemctl start docker`, or scripts/setup-docker.sh in this repository's "
-            f"checkout) and try again. {DOCTOR_HINT}"
+            f"the Docker daemon does not answer{' at ' + where if where else ''} ({docker_said(exc)}). "
+            f"Start Docker (Docker Desktop, `sudo systemctl start docker`), or point DOCKER_HOST or "
+            f"`docker context use` at a running engine, and check with `docker info`. {DOCTOR_HINT}"
         ) from None
     try:
         buildx_version = version_call.result()
@@ -146,14 +148,14 @@ def inspect_engine(docker: DockerClient) -> Engine:
             f"the Docker engine runs on {info.os_type}/{info.architecture}, which pytest-multiarch does not "
             f"know; please report it."
         ) from None
-    return Engine(
+    return Capabilities(
         server_version=info.server_version or "unknown",
         native=native,
         builder_name=builder.name or "default",
         builder_driver=builder.driver or "unknown",
         builder_platforms=tuple(listed),
         buildx_version=_buildx_version_text(buildx_version),
-        local=_daemon_is_local(info.name, info.kernel_version),
+        local=local_endpoint and _daemon_is_local(info.name, info.kernel_version),
     )
 
 
@@ -164,16 +166,8 @@ def _buildx_version_text(raw: object) -> str:
 
 
 def _daemon_is_local(name: str | None, kernel: str | None) -> bool:
-    docker_host = os.environ.get("DOCKER_HOST", "")
-    if docker_host and not docker_host.startswith("unix://"):
-        return False
+    """The daemon shares this kernel (not a VM, not another host)."""
     return name == socket.gethostname() and kernel == host.release()
-
-
-def daemon_where() -> str:
-    """`` at DOCKER_HOST=...`` when set, for messages about an unreachable daemon."""
-    docker_host = os.environ.get("DOCKER_HOST")
-    return f" at DOCKER_HOST={docker_host}" if docker_host else ""
 
 
 # -- a short-lived cache, so that an edit-test loop does not pay `buildx inspect` every run -------
@@ -181,47 +175,40 @@ def daemon_where() -> str:
 CACHE_SECONDS = 600.0
 
 
-def cached_engine(cache_dir: Path) -> Engine:
-    """``inspect_engine``, remembered for CACHE_SECONDS per daemon and builder selection.
+def cached_capabilities(engine: Engine, cache_dir: Path | None) -> Capabilities:
+    """``inspect_engine`` for ``engine``, remembered for CACHE_SECONDS per daemon and builder
+    selection (nothing is remembered when ``cache_dir`` is None).
 
     The daemon's ID is asked through the Docker API first (milliseconds): a different daemon, a
-    restarted one with another ID, another DOCKER_HOST or BUILDX_BUILDER, or a `docker buildx use`
+    restarted one with another ID, another endpoint or BUILDX_BUILDER, or a `docker buildx use`
     (which changes ~/.docker/buildx/current) each miss the cache. An emulator installed since is still
-    found through binfmt_misc (see ``Engine.resolve``).
+    found through binfmt_misc (see ``Capabilities.resolve``).
     """
-    fingerprint = _fingerprint()
-    path = cache_dir / "engine.json"
+    fingerprint = _fingerprint(engine) if cache_dir is not None else None
+    path = (cache_dir or Path()) / "engine.json"
     if fingerprint is not None:
         try:
             saved = json.loads(path.read_text())
             if saved["fingerprint"] == fingerprint and time.time() - saved["time"] < CACHE_SECONDS:
-                return _engine_from_dict(saved["engine"])
+                return _from_dict(saved["engine"])
         except (OSError, ValueError, KeyError, TypeError, UsageError):
             pass
-    from python_on_whales import DockerClient  # the CLI wrapper, loaded only on a cache miss
-
-    engine = inspect_engine(DockerClient())
-    if fingerprint is not None:
+    found = inspect_engine(engine.cli, where=engine.endpoint.describe(), local_endpoint=engine.endpoint.is_local)
+    if fingerprint is not None and cache_dir is not None:
         try:
             cache_dir.mkdir(parents=True, exist_ok=True)
-            record = {"fingerprint": fingerprint, "time": time.time(), "engine": _engine_to_dict(engine)}
+            record = {"fingerprint": fingerprint, "time": time.time(), "engine": _to_dict(found)}
             path.write_text(json.dumps(record))
         except OSError:
             pass
-    return engine
+    return found
 
 
-def _fingerprint() -> str | None:
+def _fingerprint(engine: Engine) -> str | None:
     """Identity of the daemon and the builder selection, or None when the daemon does not answer
     through the API (then the full inspection reports why)."""
     try:
-        import docker as docker_sdk
-
-        client = docker_sdk.from_env(timeout=5)
-        try:
-            daemon_id = client.info().get("ID", "")
-        finally:
-            client.close()
+        daemon_id = engine.sdk.info().get("ID", "")
     except Exception:
         return None
     buildx_dir = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker")) / "buildx"
@@ -236,8 +223,8 @@ def _fingerprint() -> str | None:
     parts = [
         daemon_id,
         handlers,
-        os.environ.get("DOCKER_HOST", ""),
-        os.environ.get("DOCKER_CONTEXT", ""),
+        engine.endpoint.url,
+        engine.endpoint.context or "",
         os.environ.get("BUILDX_BUILDER", ""),
         selected,
         socket.gethostname(),
@@ -245,57 +232,15 @@ def _fingerprint() -> str | None:
     return "|".join(parts)
 
 
-def _engine_to_dict(engine: Engine) -> dict[str, object]:
-    data = dataclasses.asdict(engine)
-    data["native"] = str(engine.native)
-    data["builder_platforms"] = [str(p) for p in engine.builder_platforms]
+def _to_dict(found: Capabilities) -> dict[str, object]:
+    data = dataclasses.asdict(found)
+    data["native"] = str(found.native)
+    data["builder_platforms"] = [str(p) for p in found.builder_platforms]
     return data
 
 
-def _engine_from_dict(data: dict[str, object]) -> Engine:
+def _from_dict(data: dict[str, object]) -> Capabilities:
     fields = dict(data)
     fields["native"] = Platform.parse(str(fields["native"]))
     fields["builder_platforms"] = tuple(Platform.parse(p) for p in fields["builder_platforms"])  # type: ignore[attr-defined]
-    return Engine(**fields)  # type: ignore[arg-type]
-
-
-def follow_cli_context() -> str | None:
-    """Point the Docker SDK (testcontainers, docker-py) at the daemon the docker CLI uses.
-
-    buildx runs through the CLI, which follows `docker context use` (Docker Desktop's
-    ``desktop-linux``, a remote context); docker-py reads only DOCKER_HOST. Without this, images
-    would be built on one daemon and containers started on another. Returns the endpoint set, or
-    None when DOCKER_HOST is already set or the CLI uses its default context.
-    """
-    if os.environ.get("DOCKER_HOST") or cli_context_name() in ("", "default"):
-        return None  # the common case, answered without starting the CLI
-    try:
-        shown = subprocess.run(
-            ["docker", "context", "inspect", "--format", "{{.Name}} {{.Endpoints.docker.Host}}"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    name, _, endpoint = shown.stdout.strip().partition(" ")
-    if shown.returncode != 0 or name == "default" or not endpoint:
-        return None
-    if not endpoint.startswith(("unix://", "npipe://")):
-        return None  # tcp:// may need the context's TLS files: set DOCKER_HOST and DOCKER_TLS_* yourself
-    os.environ["DOCKER_HOST"] = endpoint
-    return endpoint
-
-
-def cli_context_name() -> str:
-    """The context the docker CLI uses, as it picks it: DOCKER_CONTEXT, else ``currentContext``
-    in its config.json; "" when neither is set (the default context)."""
-    if os.environ.get("DOCKER_CONTEXT"):
-        return os.environ["DOCKER_CONTEXT"]
-    config_dir = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
-    try:
-        config = json.loads((config_dir / "config.json").read_text())
-    except (OSError, ValueError):
-        return ""
-    name = config.get("currentContext") if isinstance(config, dict) else None
-    return name if isinstance(name, str) else ""
+    return Capabilities(**fields)  # type: ignore[arg-type]

@@ -6,10 +6,15 @@ elsewhere (CI logs) it is a plain line every ``PLAIN_EVERY_SECONDS``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from typing import Any
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout  # not the builtin before 3.11
+from typing import Any, TypeVar
 
 import pytest
+
+T = TypeVar("T")
 
 PLAIN_EVERY_SECONDS = 15.0
 
@@ -63,3 +68,23 @@ class Terminal:
             return
         with self._capture.global_and_fixture_disabled():
             action(reporter)
+
+
+def wait(future: Future[T], doing: str, say: Terminal, flush: Callable[[Terminal], None]) -> T:
+    """Wait for ``future``, showing what background work reports (``flush``) and a status line
+    that says what is awaited and for how long."""
+    started = time.monotonic()
+    while True:
+        try:
+            result = future.result(timeout=1.0)
+        except FutureTimeout:
+            flush(say)
+            say.status(doing, time.monotonic() - started)
+            continue
+        except BaseException:
+            flush(say)
+            say.end_status()
+            raise
+        flush(say)
+        say.end_status()
+        return result

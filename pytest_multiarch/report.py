@@ -1,26 +1,80 @@
-"""Report: the header pytest prints first and the per-platform summary table at the end."""
+"""Report: what background work tells the terminal, the header pytest prints first and the
+per-platform summary table at the end."""
 
 from __future__ import annotations
 
 import dataclasses
+import queue
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pytest_multiarch.errors import MultiarchError, PlatformUnavailable
+from pytest_multiarch.platforms import Platform
 
 if TYPE_CHECKING:
+    from pytest_multiarch.progress import Terminal
     from pytest_multiarch.session import MultiarchSession
+
+
+@dataclasses.dataclass
+class PlatformStats:
+    """What the session learned about one platform, for the summary table."""
+
+    build: str = ""  # "12.3 s", "reused", "failed"
+    image: str = ""
+    ready: str = ""
+
+
+class Notes:
+    """Lines background threads want shown (printed by pytest's thread, between tests or while
+    a fixture waits) and the summary's per-platform columns."""
+
+    def __init__(self) -> None:
+        self._lines: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self.stats: dict[str, PlatformStats] = {}
+
+    def say(self, line: str) -> None:
+        self._lines.put(line)
+
+    def of(self, platform: Platform | str) -> PlatformStats:
+        return self.stats.setdefault(str(platform), PlatformStats())
+
+    def flush(self, say: Terminal) -> None:
+        while True:
+            try:
+                say(self._lines.get_nowait())
+            except queue.Empty:
+                return
+
+    def merge(self, reported: Mapping[str, Mapping[str, str]]) -> None:
+        """Fold an xdist worker's stats in (see merged_stat)."""
+        for platform, fields in reported.items():
+            mine = self.of(platform)
+            for name, value in fields.items():
+                if hasattr(mine, name):
+                    setattr(mine, name, merged_stat(name, getattr(mine, name), value))
+
+
+def merged_stat(name: str, current: str, reported: str) -> str:
+    """One summary cell from two xdist workers' values: the first known wins, except that a build
+    time beats "reused" (that worker built it) and "failed" beats anything (it must show)."""
+    if not reported or reported == current:
+        return current
+    if not current or (name == "build" and (current == "reused" or reported == "failed")):
+        return reported
+    return current
 
 
 def header_lines(session: MultiarchSession) -> list[str]:
     from pytest_multiarch.preflight import describe_handler
 
     try:
-        engine = session.engine()
+        engine = session.engine.capabilities()
     except MultiarchError as exc:
         return [f"multiarch: Docker engine unavailable: {str(exc).split('. ')[0]}"]
+    where = "" if session.engine.endpoint.is_local else f" at {session.engine.endpoint.describe()}"
     lines = [
-        f"multiarch: engine {engine.server_version} ({engine.native}), buildx {engine.buildx_version}, "
+        f"multiarch: engine {engine.server_version} ({engine.native}){where}, buildx {engine.buildx_version}, "
         f"builder {engine.builder_name} ({engine.builder_driver})"
     ]
     states = []
@@ -81,7 +135,7 @@ def summary_lines(
     table = [header]
     for platform in sorted(rows):
         row = rows[platform]
-        known = session.stats.get(platform) if session is not None else None
+        known = session.notes.stats.get(platform) if session is not None else None
         table.append(
             (
                 platform,

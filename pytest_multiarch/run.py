@@ -14,8 +14,8 @@ import hashlib
 import re
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import docker
 from docker.errors import DockerException as DockerSDKError
 from docker.models.containers import Container
 
@@ -24,6 +24,9 @@ from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.errors import ContainerError, ExecError, ImageMismatch
 from pytest_multiarch.http import join_url, probe
 from pytest_multiarch.platforms import Platform
+
+if TYPE_CHECKING:
+    from pytest_multiarch.engine import Engine
 
 REUSE_SLOT_LABEL = "io.github.pytest-multiarch.reuse-slot"
 REUSE_KEY_LABEL = "io.github.pytest-multiarch.reuse-key"
@@ -140,7 +143,7 @@ class StarterPending:
 
 
 def find_reusable(
-    image: BuiltImage, spec: ImageSpec, *, waited: bool = False
+    engine: Engine, image: BuiltImage, spec: ImageSpec, *, waited: bool = False
 ) -> MultiarchContainer | StarterPending | None:
     """A running container left by an earlier --multiarch-reuse session for exactly this image
     and configuration; containers of the same slot that don't match are removed (replaced).
@@ -149,7 +152,7 @@ def find_reusable(
     container-started hook: if the starter is gone, it is replaced; else StarterPending, and
     once ``waited`` (in vain) it is shared after a ``uname -m`` check."""
     wanted = reuse_labels(image, spec)
-    client = docker.from_env()
+    client = engine.sdk
     found = None
     same_slot = client.containers.list(all=True, filters={"label": f"{REUSE_SLOT_LABEL}={wanted[REUSE_SLOT_LABEL]}"})
     for candidate in same_slot:
@@ -168,7 +171,7 @@ def find_reusable(
         if not bindings:
             found.remove(force=True, v=True)
             return None
-        base_url = f"http://127.0.0.1:{bindings[0]['HostPort']}/"
+        base_url = f"http://{engine.container_host}:{bindings[0]['HostPort']}/"
     container = MultiarchContainer(found, image, port, base_url, spec.setting("port"))
     container.reused = True
     name = verified_name(wanted[REUSE_SLOT_LABEL])

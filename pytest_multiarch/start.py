@@ -1,26 +1,23 @@
-"""Start: run a built image as its platform with testcontainers and wait until it is ready.
+"""Start: run a built image as its platform on its engine and wait until it is ready.
 
-Separate from run.py so that a run that reuses running containers (--multiarch-reuse) never
-loads testcontainers.
+Containers are created through the engine's own docker-py client (engine.py), not through
+testcontainers' ``DockerContainer``: that one makes its own client from the process's
+environment (and writes DOCKER_HOST into ``os.environ`` when it finds a context), and its Ryuk
+switch is process-wide, so it could neither target one engine per platform nor leave the
+user's own testcontainers untouched. The plugin removes its containers itself (cleanup.py).
+Separate from run.py so that a run that reuses running containers never loads this path.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
-
-# The Ryuk reaper image is pulled from Docker Hub, which may be unreachable; the plugin removes
-# its own containers (see cleanup.py), so Ryuk is off unless the user turned it on.
-os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
-
 from docker.errors import DockerException as DockerSDKError
 from docker.errors import ImageNotFound
-from testcontainers.core.container import DockerContainer
-from testcontainers.core.waiting_utils import WaitStrategy, WaitStrategyTarget
+from docker.models.containers import Container
 
 from pytest_multiarch.build import BuiltImage
 from pytest_multiarch.cleanup import namespace_label, owner_labels, process_identity
@@ -28,6 +25,9 @@ from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.errors import ContainerError
 from pytest_multiarch.http import join_url, probe
 from pytest_multiarch.run import REUSE_STARTER_LABEL, MultiarchContainer, check_machine, port_of, reuse_labels
+
+if TYPE_CHECKING:
+    from pytest_multiarch.engine import Engine
 
 LOG_TAIL_LINES = 40
 # Asking the port is cheap (a refused connection), asking the engine whether the container
@@ -37,11 +37,9 @@ _POLL_SECONDS = 0.025
 _EXIT_CHECK_SECONDS = 0.25
 
 
-class ReadyWhenServing(WaitStrategy):
-    """Poll an HTTP path until it answers < 500, failing at once if the container exits.
-
-    testcontainers' HttpWaitStrategy would keep polling a dead container until its timeout.
-    """
+class ReadyWhenServing:
+    """Poll an HTTP path until it answers < 500, failing at once if the container exits
+    (testcontainers' HttpWaitStrategy would keep polling a dead container until its timeout)."""
 
     def __init__(
         self,
@@ -51,14 +49,13 @@ class ReadyWhenServing(WaitStrategy):
         cancelled: Callable[[], bool],
         advice: str,  # what to check, naming where the user sets it (ImageSpec.setting)
     ) -> None:
-        super().__init__()
         self.url = url
         self.timeout = timeout
         self.cancelled = cancelled
         self.where = where  # "container port 8000; the image EXPOSEs 8000", for the message
         self.advice = advice
 
-    def wait_until_ready(self, container: WaitStrategyTarget) -> None:
+    def wait_until_ready(self, container: Container) -> None:
         deadline = time.monotonic() + self.timeout
         last_error = "no answer yet"
         exit_checked = 0.0
@@ -89,10 +86,10 @@ class ReadyWhenServing(WaitStrategy):
             time.sleep(_POLL_SECONDS)
 
 
-def _raise_if_exited(container: WaitStrategyTarget) -> None:
+def _raise_if_exited(container: Container) -> None:
     container.reload()
     if container.status in ("exited", "dead"):
-        state: dict[str, Any] = container.get_wrapped_container().attrs.get("State", {})
+        state: dict[str, Any] = container.attrs.get("State", {})
         raise ContainerError(
             f"the container exited during start with exit code {state.get('ExitCode')}"
             f"{' (' + state['Error'] + ')' if state.get('Error') else ''}"
@@ -100,9 +97,9 @@ def _raise_if_exited(container: WaitStrategyTarget) -> None:
         )
 
 
-def _log_tail(container: WaitStrategyTarget) -> str:
+def _log_tail(container: Container) -> str:
     try:
-        raw = container.get_wrapped_container().logs(stdout=True, stderr=True, tail=LOG_TAIL_LINES)
+        raw = container.logs(stdout=True, stderr=True, tail=LOG_TAIL_LINES)
     except DockerSDKError:
         return "(its logs could not be read)"
     text = raw.decode(errors="replace").rstrip()
@@ -112,6 +109,7 @@ def _log_tail(container: WaitStrategyTarget) -> str:
 
 
 def start_container(
+    engine: Engine,
     image: BuiltImage,
     spec: ImageSpec,
     *,
@@ -120,8 +118,9 @@ def start_container(
     on_created: Callable[[MultiarchContainer], None] | None = None,
     cancelled: Callable[[], bool] = lambda: False,
 ) -> MultiarchContainer:
-    """Start ``image`` as its platform, publish its port on 127.0.0.1, wait until ready,
-    and check ``uname -m`` inside. On any failure the container is removed before raising.
+    """Start ``image`` as its platform on ``engine``, publish its port (on the loopback for a
+    local engine), wait until ready, and check ``uname -m`` inside. On any failure the container
+    is removed before raising.
 
     ``on_created`` gets the container as soon as it exists, so that cleanup knows it even when
     the session ends while it is still starting. With ``reuse`` it carries the reuse labels
@@ -132,12 +131,12 @@ def start_container(
         labels = {**reuse_labels(image, spec), REUSE_STARTER_LABEL: process_identity(), **namespace_label()}
     else:
         labels = owner_labels()
+    sdk = engine.sdk
     # By id, as the tag may be reused meanwhile; and first made sure the image is there: for a
-    # missing one (another session of this project pruned it, `docker image prune`) docker-py
+    # missing one (another session of this project pruned it, `docker image prune`) the engine
     # would try a pull from Docker Hub, and fail with a message about that.
-    inner = DockerContainer(image.id, platform=str(image.platform), labels=labels)
     try:
-        inner.get_docker_client().client.images.get(image.id)
+        sdk.images.get(image.id)
     except ImageNotFound:
         pulled = image.key.startswith("sha256:")  # --multiarch-image: a manifest digest, not a build key
         raise ContainerError(
@@ -146,21 +145,22 @@ def start_container(
             f"{'' if pulled else ', or by another pytest session of this project removing older builds'}). "
             f"Run pytest again to {'pull' if pulled else 'build'} it anew."
         ) from None
-    if port is not None:
-        # docker-py takes (host_ip, host_port); None picks a free port. Loopback only.
-        inner.ports[f"{port}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]
+    # (host_ip, None): a free port on that address; "" is every address of the engine's host.
+    ports = {f"{port}/tcp": (engine.publish_ip, None) if engine.publish_ip else None} if port is not None else {}
     started = time.monotonic()
+    inner = _create(sdk, image, labels, ports)
     try:
-        _start(inner, image)
-        base_url = None
-        _raise_if_exited(inner)  # an exited container has no port mapping to look up
-        if port is not None:
-            host_port = inner.get_docker_client().port(inner.get_container_id(), port)
-            base_url = f"http://127.0.0.1:{host_port}/"
-        container = MultiarchContainer(inner.get_wrapped_container(), image, port, base_url, spec.setting("port"))
+        container = MultiarchContainer(inner, image, port, None, spec.setting("port"))
         if on_created is not None:
             on_created(container)
-        ready_url = join_url(base_url, spec.ready_path) if base_url else None
+        _start(inner, image)
+        _raise_if_exited(inner)  # an exited container has no port mapping to look up
+        if port is not None:
+            bindings = sdk.api.port(inner.id, port) or []
+            if not bindings:
+                raise ContainerError(f"the engine published no host port for container port {port}")
+            container.base_url = f"http://{engine.container_host}:{bindings[0]['HostPort']}/"
+        ready_url = join_url(container.base_url, spec.ready_path) if container.base_url else None
         exposed = ", ".join(map(str, image.exposed_ports)) or "no port"
         where = f"container port {port}; the image EXPOSEs {exposed}"
         advice = f"Check {spec.setting('port')} and {spec.setting('ready_path')}, or raise --multiarch-timeout."
@@ -173,7 +173,7 @@ def start_container(
         ReadyWhenServing(ready_url, timeout, where, cancelled, advice).wait_until_ready(inner)
     except BaseException:
         try:
-            inner.stop(force=True, delete_volume=True)
+            inner.remove(force=True, v=True)
         except Exception:
             pass
         raise
@@ -181,12 +181,26 @@ def start_container(
     return container
 
 
-def _start(inner: DockerContainer, image: BuiltImage) -> None:
-    """Create and start (the image is loaded, so nothing is pulled); engine errors → ContainerError."""
+def _create(sdk: Any, image: BuiltImage, labels: dict[str, str], ports: dict[str, Any]) -> Container:
+    """Create (the image is loaded, so nothing is pulled); engine errors → ContainerError."""
+    try:
+        return sdk.containers.create(image.id, platform=str(image.platform), labels=labels, ports=ports, detach=True)
+    except DockerSDKError as exc:
+        raise ContainerError(
+            f"the engine could not create a {image.platform} container of {image.tag}: {_first_line(exc)}"
+        ) from None
+
+
+def _start(inner: Container, image: BuiltImage) -> None:
+    """Start it; engine errors → ContainerError."""
     try:
         inner.start()
     except DockerSDKError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ContainerError(
-            f"the engine could not start a {image.platform} container of {image.tag}: {reason}"
+            f"the engine could not start a {image.platform} container of {image.tag}: {_first_line(exc)}"
         ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -156,19 +156,6 @@ def test_bad_input_is_a_usage_error_before_any_test(pytester: pytest.Pytester, a
     assert "s3cr3t" not in result.stderr.str() + result.stdout.str()
 
 
-def test_reuse_with_ryuk_turned_on_is_refused(pytester: pytest.Pytester, monkeypatch):
-    """Ryuk removes the session's containers after it ends: reuse would never happen, or a quick
-    next run would lose its containers mid-test."""
-    monkeypatch.setenv("TESTCONTAINERS_RYUK_DISABLED", "false")
-    with pytest.raises(
-        pytest.UsageError, match="--multiarch-reuse keeps the containers for the next run, but Ryuk is on"
-    ):
-        settings(pytester, "--multiarch-reuse")
-    assert settings(pytester).reuse is False  # without reuse, Ryuk on is the user's choice
-    monkeypatch.setenv("TESTCONTAINERS_RYUK_DISABLED", "TRUE")
-    assert settings(pytester, "--multiarch-reuse").reuse is True
-
-
 def test_build_args_forms():
     assert parse_build_args("A=1, B=2 C=3") == {"A": "1", "B": "2", "C": "3"}
     assert parse_build_args("A=1 2\nB=") == {"A": "1 2", "B": ""}
@@ -210,7 +197,6 @@ def test_paths_are_joined_to_the_container_url_as_paths():
 
 
 def test_a_declared_images_settings_are_checked_when_declared(monkeypatch):
-    monkeypatch.setattr("pytest_multiarch.fixtures.REGISTRY", {})  # declarations register globally
     fixtures = multiarch_fixtures("api", build_args={"WORKERS": 2, "BASE_IMAGE": "python:3"})
     assert fixtures.image is not None
     bad = [

@@ -72,7 +72,7 @@ def test_the_record_follows_pytest_addopts_and_the_ini_file(pytester, monkeypatc
 
 
 def test_only_runs_that_run_tests_start_or_record_anything(pytester):
-    from pytest_multiarch.plugin import _runs_tests
+    from pytest_multiarch.config import runs_tests as _runs_tests
 
     assert _runs_tests(pytester.parseconfig())
     assert _runs_tests(pytester.parseconfig("--setup-only"))  # sets fixtures up: containers too

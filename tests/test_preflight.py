@@ -1,18 +1,20 @@
-"""Preflight decisions from what the engine reports (pure logic on an Engine value)."""
+"""Preflight decisions from what the engine reports (pure logic on a Capabilities value), and
+which endpoint the engine seam picks, as the docker CLI would."""
 
 import os
 import subprocess
 
 import pytest
 
-from pytest_multiarch import Platform, PlatformUnavailable
-from pytest_multiarch.preflight import Engine, cli_context_name, follow_cli_context
+from pytest_multiarch import EngineError, Platform, PlatformUnavailable
+from pytest_multiarch.engine import DEFAULT_SOCKET, Engine, cli_context_name, resolve_endpoint
+from pytest_multiarch.preflight import Capabilities
 
 P = Platform.parse
 
 
-def engine(native: str, listed: list[str], local: bool = False) -> Engine:
-    return Engine(
+def engine(native: str, listed: list[str], local: bool = False) -> Capabilities:
+    return Capabilities(
         server_version="26.1",
         native=P(native),
         builder_name="default",
@@ -59,19 +61,54 @@ def docker_context(tmp_path, monkeypatch, name: str, *then: str) -> str:
 
 
 @pytest.mark.usefixtures("docker_engine")
-def test_the_sdk_follows_the_docker_context_variable(tmp_path, monkeypatch):
+def test_the_engine_follows_the_docker_context_variable_without_touching_the_environment(tmp_path, monkeypatch):
     endpoint = docker_context(tmp_path, monkeypatch, "elsewhere")
-    assert follow_cli_context() is None  # the default context: nothing to do
+    assert resolve_endpoint().url == DEFAULT_SOCKET  # the default context
     monkeypatch.setenv("DOCKER_CONTEXT", "elsewhere")
-    assert follow_cli_context() == endpoint
-    assert os.environ["DOCKER_HOST"] == endpoint
+    before = dict(os.environ)
+    found = resolve_endpoint()
+    assert (found.url, found.context) == (endpoint, "elsewhere")
+    engine = Engine(found)
+    assert engine.sdk.ping()
+    assert engine.cli.system.info().id == Engine(resolve_endpoint({})).sdk.info()["ID"]  # the same daemon
+    (tmp_path / "docker.sock").unlink()  # the context's way in is gone: both clients must fail
+    cut_off = Engine(resolve_endpoint())
+    with pytest.raises(Exception, match="No such file or directory"):
+        cut_off.sdk.ping()
+    with pytest.raises(Exception):  # noqa: B017 - python-on-whales' own error type
+        cut_off.cli.system.info()
+    assert dict(os.environ) == before
 
 
 @pytest.mark.usefixtures("docker_engine")
-def test_the_sdk_follows_docker_context_use(tmp_path, monkeypatch):
+def test_the_engine_follows_docker_context_use(tmp_path, monkeypatch):
     endpoint = docker_context(tmp_path, monkeypatch, "desktop", "use")
     assert cli_context_name() == "desktop"
-    assert follow_cli_context() == endpoint
+    assert resolve_endpoint().url == endpoint
+    assert "DOCKER_HOST" not in os.environ
+
+
+def test_docker_host_wins_and_names_its_host(monkeypatch):
+    found = resolve_endpoint(
+        {"DOCKER_HOST": "tcp://builder.example:2376", "DOCKER_TLS_VERIFY": "1", "DOCKER_CONTEXT": "x"}
+    )
+    assert found.url == "tcp://builder.example:2376" and found.tls_verify and found.from_env
+    assert found.describe() == "DOCKER_HOST=tcp://builder.example:2376"
+    assert Engine(found).container_host == "builder.example"
+    assert Engine(found).publish_ip == ""
+    local = Engine(resolve_endpoint({"DOCKER_HOST": "unix:///run/user/1000/docker.sock"}))
+    assert (local.container_host, local.publish_ip) == ("127.0.0.1", "127.0.0.1")
+
+
+def test_a_context_that_does_not_exist_is_an_engine_error_naming_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    with pytest.raises(EngineError, match=r"context 'nowhere' .from DOCKER_CONTEXT.*docker context ls"):
+        resolve_endpoint({"DOCKER_CONTEXT": "nowhere", "DOCKER_CONFIG": str(tmp_path)})
+    broken = Engine.default()  # the process's own variables: no such context either
+    monkeypatch.setenv("DOCKER_CONTEXT", "nowhere")
+    broken = Engine.default()
+    with pytest.raises(EngineError, match="nowhere"):
+        broken.capabilities()
 
 
 def test_no_context_configured_means_the_default(tmp_path, monkeypatch):

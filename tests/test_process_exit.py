@@ -1,4 +1,4 @@
-"""What the plugin does when the Python process ends (cleanup.install_handlers)."""
+"""What the plugin does when the Python process ends (cleanup.open_session)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ def test_objects_are_frozen_only_at_exit_so_finalization_skips_collecting_them()
         "import atexit, gc\n"
         "atexit.register(lambda: print('at exit:', gc.get_freeze_count() > 0))\n"
         "from pytest_multiarch import cleanup\n"
-        "cleanup.install_handlers()\n"
+        "cleanup.open_session(cleanup.Tracker())\n"
         "print('before exit:', gc.get_freeze_count() > 0)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

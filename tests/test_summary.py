@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_multiarch.session import merged_stat
+from pytest_multiarch.report import merged_stat
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,284 @@
+"""The one place that talks to Docker: which engine, and the clients bound to it.
+
+An ``Engine`` is one Docker engine as the docker CLI would pick it: ``DOCKER_HOST`` (with
+``DOCKER_TLS_VERIFY``/``DOCKER_CERT_PATH``), else the context named by ``DOCKER_CONTEXT`` or
+``currentContext`` in the CLI's config.json, else the local default socket. It hands out a
+docker-py client and a python-on-whales client bound to that endpoint (never by changing
+``os.environ``), what its builder can build and run (preflight.py, asked once), and the host at
+which its published ports are reached. Nothing else in the package creates a Docker client.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import threading
+import urllib.parse
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_multiarch.errors import DOCTOR_HINT, EngineError
+from pytest_multiarch.platforms import Platform
+
+if TYPE_CHECKING:
+    import docker
+    from python_on_whales import DockerClient
+
+    from pytest_multiarch.preflight import Capabilities
+
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+# docker-py's default is 60 s; a call to a local engine takes milliseconds.
+API_TIMEOUT_SECONDS = 60
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    """Where an engine listens, and how the user named it (for messages)."""
+
+    url: str  # unix:///var/run/docker.sock, tcp://host:2376, ssh://user@host
+    context: str | None = None  # the docker context it came from; None: DOCKER_HOST or the default
+    from_env: bool = False  # DOCKER_HOST set it
+    tls_verify: bool = False
+    cert_path: str | None = None
+
+    @property
+    def is_local(self) -> bool:
+        """The engine listens on this machine's socket (or named pipe)."""
+        return self.url.startswith(("unix://", "npipe://"))
+
+    @property
+    def host_name(self) -> str | None:
+        """The host of a ``tcp://`` or ``ssh://`` endpoint; None for a local socket."""
+        if self.is_local:
+            return None
+        return urllib.parse.urlparse(self.url).hostname
+
+    def describe(self) -> str:
+        """``DOCKER_HOST=tcp://…``, ``context 'x' (ssh://…)`` or the default socket, for messages."""
+        if self.from_env:
+            return f"DOCKER_HOST={self.url}"
+        if self.context:
+            return f"context {self.context!r} ({self.url})"
+        return self.url
+
+
+def resolve_endpoint(environ: Mapping[str, str] | None = None) -> Endpoint:
+    """The endpoint the docker CLI would use, read from ``environ`` (default: the process's)."""
+    env = os.environ if environ is None else environ
+    if env.get("DOCKER_HOST"):
+        verify = env.get("DOCKER_TLS_VERIFY", "") not in ("", "0")
+        return Endpoint(env["DOCKER_HOST"], from_env=True, tls_verify=verify, cert_path=env.get("DOCKER_CERT_PATH"))
+    name = cli_context_name(env)
+    if name in ("", "default"):
+        return Endpoint(DEFAULT_SOCKET)
+    endpoint = _context_endpoint(name, env)
+    if endpoint is None:
+        source = "DOCKER_CONTEXT" if env.get("DOCKER_CONTEXT") else "config.json"
+        raise EngineError(
+            f"the docker CLI uses context {name!r} (from {source}), "
+            f"which does not exist or has no Docker endpoint. Pick one with `docker context use NAME` "
+            f"(`docker context ls` lists them). {DOCTOR_HINT}"
+        )
+    return endpoint
+
+
+def cli_context_name(environ: Mapping[str, str] | None = None) -> str:
+    """The context the docker CLI uses, as it picks it: DOCKER_CONTEXT, else ``currentContext``
+    in its config.json; "" when neither is set (the default context)."""
+    env = os.environ if environ is None else environ
+    if env.get("DOCKER_CONTEXT"):
+        return env["DOCKER_CONTEXT"]
+    try:
+        config = json.loads((docker_config_dir(env) / "config.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    name = config.get("currentContext") if isinstance(config, dict) else None
+    return name if isinstance(name, str) else ""
+
+
+def _context_endpoint(name: str, env: Mapping[str, str]) -> Endpoint | None:
+    """The Docker endpoint of context ``name``, read from the CLI's context store
+    (``contexts/meta/<sha256 of the name>/meta.json``); None when there is none. Read here, not
+    with docker-py's ContextAPI, which looks in ~/.docker whenever DOCKER_CONFIG holds no
+    config.json yet."""
+    digest = hashlib.sha256(name.encode()).hexdigest()
+    try:
+        meta = json.loads((docker_config_dir(env) / "contexts" / "meta" / digest / "meta.json").read_text())
+        docker_endpoint = meta["Endpoints"]["docker"]
+        host = docker_endpoint["Host"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(host, str) or not host:
+        return None
+    tls_dir = docker_config_dir(env) / "contexts" / "tls" / digest / "docker"
+    has_tls = (tls_dir / "ca.pem").is_file()
+    return Endpoint(
+        host,
+        context=name,
+        tls_verify=has_tls and not docker_endpoint.get("SkipTLSVerify", False),
+        cert_path=str(tls_dir) if has_tls else None,
+    )
+
+
+def docker_config_dir(environ: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    return Path(env.get("DOCKER_CONFIG") or Path.home() / ".docker")
+
+
+class Engine:
+    """One Docker engine: its endpoint, clients bound to it (made on first use, thread-safe) and
+    what its builder can do (asked once). Safe to share between threads."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        container_host: str | None = None,
+        cache_dir: Path | None = None,
+        unusable: EngineError | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self._unusable = unusable  # why this engine cannot even be named (a broken context)
+        self._container_host = container_host
+        self._cache_dir = cache_dir
+        self._lock = threading.Lock()
+        self._sdk: docker.DockerClient | None = None
+        self._cli: DockerClient | None = None
+        self._capabilities: Capabilities | EngineError | None = None
+
+    @classmethod
+    def default(cls, *, container_host: str | None = None, cache_dir: Path | None = None) -> Engine:
+        """The engine the docker CLI uses now. When its context is broken, an engine whose every
+        use raises the EngineError that says so (tests that need Docker report it)."""
+        try:
+            endpoint = resolve_endpoint()
+        except EngineError as exc:
+            return cls(Endpoint("unknown://"), unusable=exc)
+        return cls(endpoint, container_host=container_host, cache_dir=cache_dir)
+
+    def __repr__(self) -> str:
+        return f"<Engine {self.endpoint.describe()}>"
+
+    @property
+    def name(self) -> str:
+        """How the user named it: the context, else the endpoint URL."""
+        return self.endpoint.context or self.endpoint.url
+
+    @property
+    def container_host(self) -> str:
+        """Where this engine's published ports are reached from here: the override, else
+        127.0.0.1 for a local socket, else the endpoint's host name."""
+        if self._container_host:
+            return self._container_host
+        return self.endpoint.host_name or "127.0.0.1"
+
+    @property
+    def publish_ip(self) -> str:
+        """The host address ports are published on: loopback for a local engine (nothing else
+        on the network reaches the app); the engine's own default otherwise."""
+        return "127.0.0.1" if self.endpoint.is_local else ""
+
+    @property
+    def sdk(self) -> docker.DockerClient:
+        """docker-py, bound to this endpoint: the API calls of every run (milliseconds each)."""
+        if self._unusable is not None:
+            raise self._unusable
+        with self._lock:
+            if self._sdk is None:
+                import docker
+
+                self._sdk = docker.from_env(
+                    environment=self._environment(),
+                    timeout=API_TIMEOUT_SECONDS,
+                    use_ssh_client=self.endpoint.url.startswith("ssh://"),
+                )
+            return self._sdk
+
+    @property
+    def cli(self) -> DockerClient:
+        """python-on-whales, bound to this endpoint: buildx and imagetools, which only the CLI does."""
+        if self._unusable is not None:
+            raise self._unusable
+        with self._lock:
+            if self._cli is None:
+                from python_on_whales import DockerClient
+
+                if self.endpoint.context:
+                    self._cli = DockerClient(context=self.endpoint.context)
+                elif self.endpoint.from_env:
+                    self._cli = DockerClient(
+                        host=self.endpoint.url,
+                        tls=self.endpoint.tls_verify or None,
+                        tlsverify=self.endpoint.tls_verify or None,
+                        **self._cli_cert_paths(),
+                    )
+                else:  # the default context: what the CLI picks without being told
+                    self._cli = DockerClient()
+            return self._cli
+
+    def _environment(self) -> dict[str, str]:
+        """The variables docker-py reads, for this endpoint only (os.environ is never changed)."""
+        env = {"DOCKER_HOST": self.endpoint.url}
+        if self.endpoint.tls_verify:
+            env["DOCKER_TLS_VERIFY"] = "1"
+        if self.endpoint.cert_path:
+            env["DOCKER_CERT_PATH"] = self.endpoint.cert_path
+        return env
+
+    def _cli_cert_paths(self) -> dict[str, Any]:
+        if not self.endpoint.cert_path:
+            return {}
+        folder = Path(self.endpoint.cert_path)
+        return {"tlscacert": folder / "ca.pem", "tlscert": folder / "cert.pem", "tlskey": folder / "key.pem"}
+
+    # -- what it can do --------------------------------------------------------------------------
+
+    def capabilities(self) -> Capabilities:
+        """What the engine and its builder can build and run, asked once (EngineError when the
+        engine or buildx cannot be used; the same error again on every later call)."""
+        if self._unusable is not None:
+            raise self._unusable
+        with self._lock:
+            cached = self._capabilities
+        if cached is None:
+            from pytest_multiarch import preflight
+
+            try:
+                cached = preflight.cached_capabilities(self, self._cache_dir)
+            except EngineError as exc:
+                cached = exc
+            except Exception as exc:  # a broken install, say: a message, not an INTERNALERROR
+                cached = EngineError(
+                    f"inspecting the Docker engine at {self.endpoint.describe()} failed: {type(exc).__name__}: {exc}"
+                )
+            with self._lock:
+                if self._capabilities is None:
+                    self._capabilities = cached
+                cached = self._capabilities
+        if isinstance(cached, EngineError):
+            raise cached
+        return cached
+
+    @property
+    def native(self) -> Platform:
+        return self.capabilities().native
+
+    def resolve(self, platform: Platform) -> Platform:
+        """``platform`` with ``emulated`` set; EngineError or PlatformUnavailable otherwise."""
+        return self.capabilities().resolve(platform)
+
+    def is_native(self, platform: Platform) -> bool:
+        return self.capabilities().is_native(platform)
+
+    def close(self) -> None:
+        """Close the API client's connections (the CLI client holds none)."""
+        with self._lock:
+            sdk, self._sdk = self._sdk, None
+        if sdk is not None:
+            try:
+                sdk.close()
+            except Exception:
+                pass

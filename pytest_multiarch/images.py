@@ -1,0 +1,151 @@
+"""The session's images: each (image, platform) built, or for a release gate pulled, at most
+once, in the background, on that platform's engine.
+
+Every outcome is kept: a failed build errors that platform's tests once, without retrying per
+test, and never touches another platform. Under pytest-xdist the workers of one run share a
+build through the build key's file lock (build.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import TYPE_CHECKING
+
+from pytest_multiarch.build import BuiltImage, build_image, image_slot, prune_stale
+from pytest_multiarch.config import ImageSpec, Settings
+from pytest_multiarch.errors import BuildError, MultiarchError, docker_said
+from pytest_multiarch.jobs import Closed, Jobs, Once
+from pytest_multiarch.platforms import Platform
+from pytest_multiarch.report import Notes
+
+if TYPE_CHECKING:
+    from pytest_multiarch import gate
+    from pytest_multiarch.engine import Engine
+
+Key = tuple[ImageSpec, Platform]
+
+
+class Images:
+    """Builds (or pulls) by (full spec, platform); ``future`` starts one at most once."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine_for: Callable[[Platform], Engine],
+        default_engine: Engine,
+        notes: Notes,
+        *,
+        run_id: str,
+        verbose: bool,
+        on_build: Callable[[], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._engine_for = engine_for
+        self._default_engine = default_engine
+        self._notes = notes
+        self._run_id = run_id
+        self._verbose = verbose
+        self._on_build = on_build  # buildx is about to run (the session preloads the start path)
+        self.jobs: Jobs[Key, BuiltImage] = Jobs("build", settings.build_jobs)
+        self._index: Once[gate.PublishedIndex] = Once(self._read_index, remember=(MultiarchError,))
+
+    def future(self, full: ImageSpec, platform: Platform) -> Future[BuiltImage]:
+        """The build of ``full`` (a spec with its build args complete) for ``platform``."""
+        try:
+            return self.jobs.submit((full, platform), lambda: self._build(full, platform))
+        except Closed:
+            raise BuildError(f"the session ended before the build for {platform} started") from None
+
+    def pulled(self, spec: ImageSpec) -> bool:
+        """A release gate tests the published image instead of building the default one."""
+        return bool(self.settings.published) and not spec.name
+
+    def published_index(self) -> gate.PublishedIndex:
+        """The index of --multiarch-image, read once; GateError when unreadable."""
+        return self._index.get()
+
+    def _read_index(self) -> gate.PublishedIndex:
+        from pytest_multiarch import gate
+
+        assert self.settings.published
+        # Read by the default engine's CLI, with the user's `docker login` credentials.
+        return gate.inspect_published(self._default_engine.cli, self.settings.published)
+
+    def _build(self, spec: ImageSpec, platform: Platform) -> BuiltImage:
+        label = f"{platform}{' (' + spec.name + ')' if spec.name else ''}"
+        mode = "emulated" if platform.emulated else "native"
+        engine = self._engine_for(platform)
+        on_line: Callable[[str], None] | None = None
+        if self._verbose:
+
+            def on_line(line: str) -> None:
+                if line.strip():
+                    self._notes.say(f"[{platform}] {line}")
+
+        def building() -> None:
+            self._notes.say(f"building {label} ({mode})…")
+            if self._on_build is not None:
+                self._on_build()
+
+        started = time.monotonic()
+        try:
+            if self.pulled(spec):
+                from pytest_multiarch import gate
+
+                self._notes.say(f"pulling {label} ({mode})…")
+                image = gate.pull_platform(engine.cli, self.published_index(), platform)
+                self._notes.say(f"{platform}: testing manifest {image.key} of {self.settings.published}")
+            else:
+                image = build_image(
+                    engine,
+                    spec,
+                    platform,
+                    builder=engine.capabilities().builder_name,
+                    rebuild_run=self._run_id if self.settings.rebuild else None,
+                    on_line=on_line,
+                    cache=(self.settings.cache_from, self.settings.cache_to),
+                    on_build=building,
+                )
+        except BaseException as exc:
+            self._notes.say(f"build {label}: failed after {time.monotonic() - started:.1f} s")
+            self._notes.of(platform).build = "failed"
+            if type(exc).__module__.startswith("python_on_whales"):
+                # Only docker's own words: the exception's text holds the command line, build args too.
+                raise BuildError(f"the engine failed while preparing {label}: {docker_said(exc)}") from None
+            if isinstance(exc, Exception) and not isinstance(exc, MultiarchError):
+                raise BuildError(f"preparing {label} failed: {type(exc).__name__}: {exc}") from None
+            raise
+        done = "reused (unchanged)" if image.reused else f"done in {image.seconds:.1f} s"
+        self._notes.say(f"build {label}: {done}")
+        stats = self._notes.of(platform)
+        if stats.build != "failed":  # with several images per platform, a failed build stays shown
+            stats.build = "reused" if image.reused else f"{image.seconds:.1f} s"
+        stats.image = image.key if self.pulled(spec) else image.id.removeprefix("sha256:")[:12]
+        return image
+
+    def built_slots(self) -> dict[str, set[str]]:
+        """Ids of the images this session built or found, per slot (project image and platform);
+        pulled images (--multiarch-image) are not the project's builds. Ids, not build keys: a
+        --multiarch-rebuild leaves the key's older image behind, which pruning should remove."""
+        slots: dict[str, set[str]] = {}
+        for (spec, platform), image in self.jobs.done():
+            if not image.key.startswith("sha256:"):
+                slots.setdefault(image_slot(spec, platform), set()).add(image.id)
+        return slots
+
+    def prune(self, slots: dict[str, set[str]], made_before: float) -> None:
+        """Remove older builds of every slot in ``slots`` but the ids kept there, on each engine
+        that built for that slot."""
+        engines: dict[str, Engine] = {}
+        for (spec, platform), _ in self.jobs.done():
+            engine = self._engine_for(platform)
+            engines.setdefault(image_slot(spec, platform), engine)
+        for slot, keep in slots.items():
+            engine = engines.get(slot) or self._default_engine
+            try:
+                sdk = engine.sdk
+            except Exception:
+                continue  # no engine to tidy up on; a later session prunes
+            prune_stale(sdk, slot, keep, made_before=made_before)

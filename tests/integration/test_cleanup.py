@@ -1,0 +1,136 @@
+"""No container outlives its run, however it ends; a killed run's containers go with the next run."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+
+import pytest
+
+from conftest import BUSYBOX
+from tests.integration.helpers import OWNER_LABEL, containers_of, run
+
+
+@pytest.mark.usefixtures("docker_engine")
+class TestCleanup:
+    @pytest.mark.parametrize("how", ["sigterm", "keyboardinterrupt", "failure"])
+    def test_containers_are_removed_however_the_run_ends(self, busybox_project, how):
+        busybox_project.makepyfile(
+            test_app=f"""
+            import os, signal
+            from pathlib import Path
+
+            def test_x(multiarch_container):
+                Path("pid").write_text(str(os.getpid()))
+                how = {how!r}
+                if how == "sigterm":
+                    os.kill(os.getpid(), signal.SIGTERM)
+                elif how == "keyboardinterrupt":
+                    raise KeyboardInterrupt
+                assert False, "failing on purpose"
+            """
+        )
+        busybox_project.makepyfile(test_later="def test_after(): pass")
+        result = busybox_project.runpytest_subprocess("--multiarch-platforms=linux/arm64", "-p", "no:randomly")
+        assert result.ret != 0
+        if how == "failure":
+            result.assert_outcomes(failed=1, passed=1)
+        else:  # SIGTERM stops the whole session like Ctrl-C, it does not just fail one test
+            result.stdout.fnmatch_lines(["*KeyboardInterrupt*"])
+            result.stdout.no_fnmatch_line("*test_later.py .*")
+        pid = (busybox_project.path / "pid").read_text()
+        assert containers_of(f"{socket.gethostname()}:{pid}") == []
+
+    def test_containers_of_a_killed_run_are_removed_by_the_next(self, busybox_project):
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        owner = f"{socket.gethostname()}:{dead.pid}"
+
+        def start(*labels: str) -> str:
+            label_args = [arg for label in (f"{OWNER_LABEL}={owner}", *labels) for arg in ("--label", label)]
+            return subprocess.run(
+                ["docker", "run", "-d", "--platform", "linux/amd64", *label_args, f"{BUSYBOX}-amd64", "sleep", "600"],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+
+        orphan = start()
+        # The same host name and pid, but a process of another PID namespace (a CI job in its own
+        # container with host networking): whether it still runs cannot be told from here.
+        elsewhere = start("io.github.pytest-multiarch.pid-namespace=pid:[1]")
+        try:
+            assert set(containers_of(owner)) == {orphan[:12], elsewhere[:12]}
+            busybox_project.makepyfile(test_app="def test_x(multiarch_container): pass")
+            result = run(busybox_project, "--multiarch-platforms=linux/amd64")
+            result.assert_outcomes(passed=1)
+            result.stdout.fnmatch_lines(["*removed 1 container(s) left by killed pytest runs*"])
+            assert containers_of(owner) == [elsewhere[:12]]
+        finally:
+            subprocess.run(["docker", "rm", "-f", orphan, elsewhere], capture_output=True)
+
+
+@pytest.mark.usefixtures("docker_engine")
+def test_a_session_leaves_the_process_as_it_found_it(busybox_project):
+    """os.environ, SIGTERM's handler and the user's own testcontainers and containers are as
+    before a session that built and ran containers; and what one in-process session declared
+    with multiarch_fixtures is unknown to the next."""
+    import signal
+
+    from testcontainers.core.config import testcontainers_config
+
+    busybox_project.makeconftest(
+        """
+        import docker
+        from pytest_multiarch import multiarch_fixtures
+
+        api_image, api_container, api_http = multiarch_fixtures("api")
+
+        def pytest_sessionfinish(session):
+            # the user's own container, started with their own client: the plugin must not touch it
+            client = docker.from_env()
+            mine = client.containers.run("127.0.0.1:5000/multiarch/busybox:1", ["sleep", "60"], detach=True,
+                                         platform="linux/amd64", labels={"test": "users-own"})
+            session.config.users_own = mine.id
+        """
+    )
+    busybox_project.makepyfile(
+        test_app="""
+        def test_x(api_container, multiarch_platform):
+            assert api_container.exec(["uname", "-m"]).strip() == multiarch_platform.machine
+        """
+    )
+
+    def environ_now() -> dict[str, str]:  # pytest itself drops the outer test's PYTEST_CURRENT_TEST
+        return {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+
+    environ = environ_now()
+    sigterm = signal.getsignal(signal.SIGTERM)
+    ryuk = testcontainers_config._ryuk_disabled
+    result = busybox_project.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    users_own = subprocess.run(
+        ["docker", "ps", "-q", "--no-trunc", "--filter", "label=test=users-own"], capture_output=True, text=True
+    ).stdout.split()
+    try:
+        assert len(users_own) == 1  # still running: the plugin removed only its own containers
+    finally:
+        subprocess.run(["docker", "rm", "-f", *users_own], capture_output=True)
+    assert environ_now() == environ
+    assert signal.getsignal(signal.SIGTERM) == sigterm
+    assert testcontainers_config._ryuk_disabled == ryuk
+    assert containers_of(f"{socket.gethostname()}:{os.getpid()}") == []
+    # A second session in the same process: the first one's declaration is gone with its conftest.
+    (busybox_project.path / "conftest.py").unlink()
+    busybox_project.makepyfile(
+        test_app="""
+        from pytest_multiarch.fixtures import declarations
+
+        def test_nothing_declared_before(request):
+            found = declarations(request.config.pluginmanager.get_plugins())
+            assert sorted(found) == ["multiarch"]
+        """
+    )
+    busybox_project.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    assert environ_now() == environ

@@ -1,0 +1,270 @@
+"""The project API: images declared with multiarch_fixtures, the hooks, --collect-only and JUnit properties."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import textwrap
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from tests.integration.helpers import declare_app_twice, reuse_containers, run
+
+
+@pytest.mark.usefixtures("docker_engine")
+class TestProjectApi:
+    def test_a_declaration_overridden_in_a_subfolder_builds_its_own_target(self, busybox_project):
+        """Two conftests declare "app" from one Dockerfile with different targets: each folder's
+        tests get their own image, not the one asked for first."""
+        declare_app_twice(busybox_project)
+        # The plugin knows which declaration each test uses: the debug container goes right after
+        # its test (tests_debug runs first), not at the end of the session.
+        (busybox_project.path / "tests_prod" / "test_prod.py").write_text(
+            textwrap.dedent(
+                """
+                import os, socket, subprocess, time
+
+                def test_stage(app_container):
+                    assert app_container.exec(["cat", "/stage"]).strip() == "prod"
+                    deadline = time.monotonic() + 20
+                    owner = f"io.github.pytest-multiarch.owner={socket.gethostname()}:{os.getpid()}"
+                    while True:  # this session's containers (its owner label), other than prod's
+                        running = subprocess.run(
+                            ["docker", "ps", "-q", "--no-trunc", "--filter", f"label={owner}"],
+                            capture_output=True, text=True, check=True,
+                        ).stdout.split()
+                        debug = [i for i in running if i != app_container.id]
+                        if not debug:
+                            break
+                        assert time.monotonic() < deadline, f"the debug container is still running: {debug}"
+                        time.sleep(0.1)
+                """
+            )
+        )
+        result = run(busybox_project, "--multiarch-platforms=linux/amd64", "-p", "no:randomly")
+        result.assert_outcomes(passed=2)
+
+    def test_reuse_keeps_one_container_per_declaration_of_an_image_name(self, busybox_project):
+        """Two conftests declare "app" with different targets: with --multiarch-reuse each gets
+        its own container, kept and reused, instead of each start replacing the other's."""
+        declare_app_twice(busybox_project)
+        before = reuse_containers()
+        kept: set[str] = set()
+        try:
+            run(busybox_project, "--multiarch-platforms=linux/amd64", "--multiarch-reuse").assert_outcomes(passed=2)
+            kept = reuse_containers() - before
+            assert len(kept) == 2, kept
+            run(busybox_project, "--multiarch-platforms=linux/amd64", "--multiarch-reuse").assert_outcomes(passed=2)
+            assert reuse_containers() - before == kept
+        finally:
+            leftover = reuse_containers() - before
+            if leftover:
+                subprocess.run(["docker", "rm", "-f", *leftover], capture_output=True)
+
+    def test_two_images_declared_in_conftest(self, busybox_project):
+        dockerfile = (busybox_project.path / "Dockerfile").read_text()
+        for name in ("api", "worker"):
+            (busybox_project.path / name).mkdir()
+            (busybox_project.path / name / "Dockerfile").write_text(
+                dockerfile.replace("uname -m > /www/built-on", f"echo {name} > /www/name")
+            )
+        busybox_project.makeconftest(
+            """
+            from pytest_multiarch import multiarch_fixtures
+
+            api_image, api_container, api_http = multiarch_fixtures("api", context="api")
+            worker_image, worker_container, worker_http = multiarch_fixtures("worker", context="worker")
+            """
+        )
+        busybox_project.makepyfile(
+            test_app="""
+            def test_api(api_http, api_container, multiarch_platform):
+                assert api_http.get("/").text.strip().endswith(multiarch_platform.machine)
+                assert api_container.exec("cat /www/name").strip() == "api"
+
+            def test_worker(worker_container, worker_image, multiarch_platform):
+                assert worker_container.exec("cat /www/name").strip() == "worker"
+                assert worker_image.platform == multiarch_platform
+                assert "worker" in worker_image.tag
+            """
+        )
+        result = run(busybox_project, "-v")
+        result.assert_outcomes(passed=4)
+        result.stdout.fnmatch_lines_random(["*test_api?linux/arm64? PASSED*", "*test_worker?linux/amd64? PASSED*"])
+
+    def test_collect_only_starts_no_build(self, busybox_project):
+        busybox_project.makepyfile(test_app="def test_x(multiarch_image): pass")
+        busybox_project.makefile(".txt", fresh=str(os.getpid()) + "-collect-only")
+        result = run(busybox_project, "--collect-only", "-q")
+        result.stdout.fnmatch_lines(["test_app.py::test_x[[]linux/amd64[]]", "test_app.py::test_x[[]linux/arm64[]]"])
+        listed = subprocess.run(
+            [
+                "docker",
+                "image",
+                "ls",
+                "-q",
+                "--filter",
+                "reference=pytest-multiarch/test-collect-only-starts-no-build*",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert listed.stdout.split() == []
+
+    @pytest.mark.parametrize(
+        ("call", "outcome", "shown"),
+        [
+            (
+                "raise RuntimeError('seed data missing for ' + str(container.platform))",
+                {"errors": 2},
+                "*ContainerError: pytest_multiarch_container_started failed for the linux/arm64 container: "
+                "RuntimeError: seed data missing for linux/arm64*",
+            ),
+            (
+                "pytest.skip('no seed data for arm64')",
+                {"skipped": 2},
+                "SKIPPED [[]1[]] test_app.py:*: no seed data for arm64",
+            ),
+            (
+                "pytest.fail('seed failed')",
+                {"errors": 2},
+                "*container_started failed for the linux/arm64*Failed: seed failed",
+            ),
+        ],
+        ids=["exception", "skip", "fail"],
+    )
+    def test_a_failing_or_skipping_container_started_hook_ends_that_platform_once(
+        self, busybox_project, call, outcome, shown
+    ):
+        busybox_project.makeconftest(
+            f"""
+            import pytest
+
+            calls = []
+
+            def pytest_multiarch_container_started(config, container):
+                calls.append(str(container.platform))
+                if container.platform.arch == "arm64":
+                    {call}
+            """
+        )
+        busybox_project.makepyfile(
+            test_app="""
+            def test_a(multiarch_container): pass
+            def test_b(multiarch_container): pass
+            def test_calls(request):
+                import conftest
+                assert sorted(conftest.calls) == ["linux/amd64", "linux/arm64"]  # arm64 tried once
+            """
+        )
+        result = run(busybox_project, "-p", "no:randomly", "-rs")
+        result.assert_outcomes(passed=3, **outcome)
+        result.stdout.fnmatch_lines([shown])
+
+    def test_platforms_a_hook_adds_are_normalized_and_a_bad_one_is_named(self, busybox_project, monkeypatch):
+        busybox_project.makeconftest(
+            """
+            import os
+
+            def pytest_multiarch_modify_platforms(config, platforms):
+                if os.environ.get("RAISE"):
+                    raise KeyError("NIGHTLY")
+                if os.environ.get("NO_PLATFORMS"):
+                    platforms.clear()  # say, arm/v7 only, on nightly runs only
+                    return
+                platforms += ["arm64", "linux/amd64", os.environ.get("EXTRA_PLATFORM", "x86_64")]
+            """
+        )
+        busybox_project.makepyfile(test_app="def test_x(multiarch_platform): pass")
+        listed = run(busybox_project, "--co", "-q", "--multiarch-platforms=linux/amd64")
+        listed.stdout.fnmatch_lines(
+            ["test_app.py::test_x[[]linux/amd64[]]", "test_app.py::test_x[[]linux/arm64[]]", ""]
+        )
+        assert listed.ret == pytest.ExitCode.OK
+        monkeypatch.setenv("EXTRA_PLATFORM", "linux/riscv99")
+        bad = run(busybox_project, "--co", "-q")
+        bad.stdout.fnmatch_lines(
+            ["*pytest_multiarch_modify_platforms left an entry that is not a platform: *linux/riscv99*"]
+        )
+        assert bad.ret == pytest.ExitCode.INTERRUPTED  # a collection error
+        assert "Traceback" not in bad.stdout.str()
+        monkeypatch.setenv("NO_PLATFORMS", "1")
+        run(busybox_project).assert_outcomes(skipped=1)  # pytest's empty parameter set
+        monkeypatch.setenv("RAISE", "1")
+        raised = run(busybox_project)
+        raised.stdout.fnmatch_lines(["*pytest_multiarch_modify_platforms raised: KeyError: 'NIGHTLY'*"])
+        assert raised.ret == pytest.ExitCode.INTERRUPTED and "INTERNALERROR" not in raised.stdout.str()
+
+    def test_a_build_args_hook_failing_for_one_platform_errors_its_tests_and_the_run_goes_on(self, busybox_project):
+        busybox_project.makeconftest(
+            """
+            def pytest_multiarch_build_args(config, image, platform):
+                if platform.arch == "arm64":
+                    raise KeyError("ARM_TOKEN")
+                return {}
+            """
+        )
+        busybox_project.makepyfile(
+            test_app="def test_x(multiarch_container): pass",
+            test_later="def test_after_the_last_container_test(): pass",
+        )
+        result = run(busybox_project, "-p", "no:randomly")
+        result.assert_outcomes(passed=2, errors=1)
+        assert result.ret == pytest.ExitCode.TESTS_FAILED  # not an INTERNALERROR cutting the run short
+        result.stdout.fnmatch_lines(["*pytest_multiarch_build_args raised for linux/arm64: KeyError: 'ARM_TOKEN'*"])
+
+    def test_hooks(self, busybox_project):
+        busybox_project.makefile(
+            "",
+            Dockerfile="""\
+            ARG BASE_IMAGE
+            FROM ${BASE_IMAGE}
+            ARG GREETING=unset
+            RUN mkdir -p /www && echo "$GREETING" > /www/greeting
+            EXPOSE 8080
+            CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]
+            """,
+        )
+        busybox_project.makeconftest(
+            """
+            def pytest_multiarch_modify_platforms(config, platforms):
+                from pytest_multiarch import Platform
+
+                if Platform.parse("arm64") not in platforms:  # e.g. added for nightly runs
+                    platforms.append(Platform.parse("arm64"))
+
+            def pytest_multiarch_build_args(config, image, platform):
+                return {"GREETING": "hello-" + platform.arch}
+
+            def pytest_multiarch_container_started(config, container):
+                container.exec(["sh", "-c", "echo seeded-$(uname -m) > /www/seed"])
+            """
+        )
+        busybox_project.makepyfile(
+            test_app="""
+            def test_x(multiarch_container, multiarch_http, multiarch_platform):
+                assert multiarch_http.get("/greeting").text.strip() == "hello-" + multiarch_platform.arch
+                assert multiarch_http.get("/seed").text.strip() == "seeded-" + multiarch_platform.machine
+            """
+        )
+        result = run(busybox_project, "-v", "--multiarch-platforms=linux/amd64")
+        result.assert_outcomes(passed=2)
+        result.stdout.fnmatch_lines(["*test_x?linux/amd64? PASSED*", "*test_x?linux/arm64? PASSED*"])
+
+    def test_junit_properties(self, busybox_project):
+        busybox_project.makepyfile(test_app="def test_x(multiarch_http): pass\ndef test_plain(): pass")
+        result = run(busybox_project, "--junitxml=report.xml", "-W", "error::pytest.PytestWarning")
+        result.assert_outcomes(passed=3)
+        cases = ET.parse(busybox_project.path / "report.xml").getroot().iter("testcase")
+        props = {case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")} for case in cases}
+        assert props["test_x[linux/arm64]"]["platform"] == "linux/arm64"
+        assert "linux-arm64" in props["test_x[linux/arm64]"]["image"]
+        assert props["test_x[linux/amd64]"]["platform"] == "linux/amd64"
+        assert props["test_plain"] == {}
+        suite = ET.parse(busybox_project.path / "report.xml").getroot().find("testsuite")
+        suite_props = {p.get("name"): p.get("value") for p in suite.find("properties")}
+        assert re.search(r"\(linux/[^)]+\)$", suite_props["multiarch.engine"])
+        assert suite_props["multiarch.buildx"]
+        assert suite_props["multiarch.builder"]

@@ -1,0 +1,112 @@
+"""Early removal: a container goes once the last test (or fixture) using it is done."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.helpers import RUNNING_SOURCE, run
+
+
+@pytest.mark.usefixtures("docker_engine")
+class TestEarlyRemoval:
+    def test_a_platforms_container_goes_once_its_last_test_is_done(self, busybox_project):
+        # amd64 (native) runs first; while arm64's tests run, amd64's container is being removed.
+        busybox_project.makepyfile(
+            running=RUNNING_SOURCE,
+            test_app="""
+            import time
+            from running import running
+
+            ids = {}
+
+            def test_a(multiarch_container, multiarch_platform):
+                ids[str(multiarch_platform)] = multiarch_container.id
+
+            def test_b(multiarch_container, multiarch_platform):
+                if str(multiarch_platform) == "linux/amd64":
+                    assert running(ids["linux/amd64"])  # still needed here
+                    return
+                deadline = time.monotonic() + 30
+                while running(ids["linux/amd64"]) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                assert not running(ids["linux/amd64"])
+                assert running(multiarch_container.id)
+            """,
+        )
+        result = run(busybox_project, "-v", "-p", "no:randomly")
+        result.assert_outcomes(passed=4)
+        result.stdout.fnmatch_lines(["*test_a?linux/amd64?*", "*test_b?linux/amd64?*", "*test_a?linux/arm64?*"])
+
+    def test_a_container_a_module_fixture_uses_stays_until_that_fixture_is_torn_down(self, busybox_project):
+        # pytest tears the amd64 instance of a module-scoped fixture down at arm64's first setup,
+        # after amd64's last test: the container must still be there for its teardown, and go
+        # right after it. The test module overrides the fixture with a function-scoped one that
+        # requests it, which must not hide the module-scoped user.
+        busybox_project.makeconftest(
+            """
+            import time
+            import pytest
+
+            @pytest.fixture(scope="module")
+            def seeded(multiarch_container):
+                multiarch_container.exec(["touch", "/tmp/seeded"])
+                yield multiarch_container
+                time.sleep(1)  # long enough for an early removal to have finished
+                multiarch_container.exec(["rm", "/tmp/seeded"])
+            """
+        )
+        busybox_project.makepyfile(
+            running=RUNNING_SOURCE,
+            test_app="""
+            import time
+            from running import running
+            import pytest
+
+            ids = {}
+
+            @pytest.fixture
+            def seeded(seeded):
+                return seeded
+
+            def test_a(seeded, multiarch_platform):
+                ids[str(multiarch_platform)] = seeded.id
+                assert seeded.exec(["ls", "/tmp/seeded"]).strip() == "/tmp/seeded"
+
+            def test_b(multiarch_platform):
+                if str(multiarch_platform) == "linux/arm64":  # amd64's went after that teardown
+                    deadline = time.monotonic() + 20
+                    while running(ids["linux/amd64"]) and time.monotonic() < deadline:
+                        time.sleep(0.1)
+                    assert not running(ids["linux/amd64"])
+            """,
+        )
+        result = run(busybox_project, "-v", "-p", "no:randomly")
+        result.assert_outcomes(passed=4)
+
+    def test_a_test_asking_again_after_the_removal_gets_a_new_container(self, busybox_project):
+        # A plugin that reorders the tests after collection (as this conftest does) must not
+        # have a test handed a container that was removed after "its last test".
+        busybox_project.makeconftest(
+            """
+            import pytest
+
+            @pytest.hookimpl(trylast=True)
+            def pytest_collection_finish(session):
+                session.items.reverse()
+            """
+        )
+        busybox_project.makepyfile(
+            test_app="""
+            seen = []
+
+            def test_x(multiarch_container):
+                seen.append(multiarch_container.id)
+                assert multiarch_container.exec(["uname", "-m"]).strip() == "x86_64"
+
+            def test_y(multiarch_container):
+                test_x(multiarch_container)
+            """
+        )
+        result = run(busybox_project, "--multiarch-platforms=linux/amd64", "-v")
+        result.assert_outcomes(passed=2)
+        result.stdout.fnmatch_lines(["*test_y*PASSED*", "*test_x*PASSED*"])

@@ -1,0 +1,121 @@
+"""The package's shape: no import cycle among its modules at run time (imports inside functions
+included, ``if TYPE_CHECKING:`` blocks excluded), Docker clients made in one module only, and
+no module over 400 lines."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "pytest_multiarch"
+MAX_LINES = 400
+
+
+def _modules() -> dict[str, ast.Module]:
+    return {path.stem: ast.parse(path.read_text(), str(path)) for path in sorted(PACKAGE.glob("*.py"))}
+
+
+def _is_type_checking_block(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node of ``tree`` except those under ``if TYPE_CHECKING:``."""
+    found: list[ast.AST] = []
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        found.append(node)
+        stack.extend(child for child in ast.iter_child_nodes(node) if not _is_type_checking_block(child))
+    return found
+
+
+def import_graph(modules: dict[str, ast.Module]) -> dict[str, set[str]]:
+    """Module → the package modules it imports at run time, wherever the import statement is."""
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, tree in modules.items():
+        for node in _runtime_nodes(tree):
+            targets: list[str] = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.module == "pytest_multiarch":
+                    targets = [alias.name for alias in node.names]
+                elif node.module.startswith("pytest_multiarch."):
+                    targets = [node.module.split(".")[1]]
+            elif isinstance(node, ast.Import):
+                targets = [a.name.split(".")[1] for a in node.names if a.name.startswith("pytest_multiarch.")]
+            elif isinstance(node, ast.Call) and ast.unparse(node.func).endswith("import_module") and node.args:
+                value = node.args[0].value if isinstance(node.args[0], ast.Constant) else None
+                if isinstance(value, str) and value.startswith("pytest_multiarch."):
+                    targets = [value.split(".")[1]]
+            graph[name].update(t for t in targets if t in modules and t != name)
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as a path (first module repeated at its end), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for target in sorted(graph[node]):
+            if state.get(target) == 1:
+                return [*path[path.index(target) :], target]
+            if target not in state:
+                found = visit(target)
+                if found:
+                    return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def test_no_import_cycle_among_the_package_modules():
+    graph = import_graph(_modules())
+    graph.pop("__init__", None)  # its lazy __getattr__ exports are for users, not for the package
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_the_cycle_finder_finds_a_cycle_through_an_import_inside_a_function():
+    modules = {
+        "a": ast.parse("from pytest_multiarch import b\n"),
+        "b": ast.parse("def f():\n    from pytest_multiarch.c import x\n"),
+        "c": ast.parse("from typing import TYPE_CHECKING\nimport pytest_multiarch.a\n"),
+        "d": ast.parse("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pytest_multiarch import a\n"),
+    }
+    graph = import_graph(modules)
+    assert graph["d"] == set()  # type-checking imports do not count
+    assert find_cycle(graph) == ["a", "b", "c", "a"]
+    modules["c"] = ast.parse("x = 1\n")
+    assert find_cycle(import_graph(modules)) is None
+
+
+CLIENT_MAKERS = ("docker.from_env", "docker.DockerClient", "DockerClient(", "APIClient(", "DockerContainer(")
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.glob("*.py")), ids=lambda p: p.name)
+def test_docker_clients_are_made_only_in_the_engine_module(path):
+    if path.name == "engine.py":
+        return
+    code = "\n".join(
+        ast.unparse(node) for node in _runtime_nodes(ast.parse(path.read_text())) if isinstance(node, ast.Call)
+    )
+    made = [maker for maker in CLIENT_MAKERS if maker in code]
+    assert not made, f"{path.name} makes a Docker client ({made}): take an Engine (engine.py) instead"
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.glob("*.py")), ids=lambda p: p.name)
+def test_no_module_is_over_400_lines(path):
+    lines = len(path.read_text().splitlines())
+    assert lines <= MAX_LINES, f"{path.name} has {lines} lines: split it by concept"
