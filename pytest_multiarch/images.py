@@ -39,7 +39,6 @@ class Images:
         *,
         run_id: str,
         verbose: bool,
-        on_build: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self._engine_for = engine_for
@@ -47,7 +46,7 @@ class Images:
         self._notes = notes
         self._run_id = run_id
         self._verbose = verbose
-        self._on_build = on_build  # buildx is about to run (the session preloads the start path)
+        self.on_build: Callable[[], None] | None = None  # buildx is about to run (the session preloads)
         self.jobs: Jobs[Key, BuiltImage] = Jobs("build", settings.build_jobs)
         self._index: Once[gate.PublishedIndex] = Once(self._read_index, remember=(MultiarchError,))
 
@@ -86,8 +85,8 @@ class Images:
 
         def building() -> None:
             self._notes.say(f"building {label} ({mode})…")
-            if self._on_build is not None:
-                self._on_build()
+            if self.on_build is not None:
+                self.on_build()
 
         started = time.monotonic()
         try:

@@ -200,3 +200,13 @@ def parse_platforms(text: str | Platform | Iterable[str | Platform]) -> list[Pla
         if platform not in result:
             result.append(platform)
     return result
+
+
+def host_platform() -> Platform:
+    """This machine's platform, for when no engine answers (linux/amd64 if unknown)."""
+    import platform as host
+
+    try:
+        return Platform.parse(host.machine())
+    except UsageError:
+        return Platform("linux", "amd64")

@@ -143,7 +143,7 @@ def summary_lines(
                 str(row.failed),
                 str(row.skipped),
                 str(row.errors),
-                session.emulation_of(platform) if session is not None else "-",
+                emulation_of(session, platform) if session is not None else "-",
                 (known.build if known else "") or "-",
                 (known.image if known else "") or "-",
                 (known.ready if known else "") or "-",
@@ -151,3 +151,12 @@ def summary_lines(
         )
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table]
+
+
+def emulation_of(session: MultiarchSession, platform_text: str) -> str:
+    """ "native", "emulated" or "unavailable", for the summary."""
+    try:
+        resolved = session.resolve(Platform.parse(platform_text))
+    except MultiarchError:
+        return "unavailable"
+    return "emulated" if resolved.emulated else "native"

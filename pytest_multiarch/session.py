@@ -1,13 +1,11 @@
 """The test session's coordinator: which platforms, which engine runs each, and the images and
-containers the tests ask for (images.py builds, containers.py starts and removes).
-
-Builds and starts run in the background as soon as collection knows what the tests need, so a
-platform's tests can run while another platform still builds. Every outcome, success or
-error, is kept: a platform's failure errors its tests once and never touches another platform.
-"""
+containers the tests ask for (images.py builds, containers.py starts and removes), in the
+background as soon as collection knows what the tests need. Every outcome, success or error,
+is kept: a platform's failure errors its tests once and never touches another platform."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import threading
@@ -26,7 +24,7 @@ from pytest_multiarch.engine import Engine
 from pytest_multiarch.errors import EngineError, MultiarchError, UsageError
 from pytest_multiarch.images import Images
 from pytest_multiarch.jobs import Once
-from pytest_multiarch.platforms import Platform, parse_platforms
+from pytest_multiarch.platforms import Platform, host_platform, parse_platforms
 from pytest_multiarch.progress import Terminal, wait
 from pytest_multiarch.report import Notes
 from pytest_multiarch.run import MultiarchContainer
@@ -44,15 +42,9 @@ class MultiarchSession:
         self.engine = Engine.default(cache_dir=cache_dir)
         # Shared by all xdist workers of one run (their testrunuid), so --multiarch-rebuild builds once.
         self.run_id = xdist.run_id(config) or uuid.uuid4().hex
-        self.images = Images(
-            settings,
-            self.engine_for,
-            self.engine,
-            self.notes,
-            run_id=self.run_id,
-            verbose=config.get_verbosity() > 0,
-            on_build=self._preload_start,
-        )
+        verbose = config.get_verbosity() > 0
+        self.images = Images(settings, self.engine_for, self.engine, self.notes, run_id=self.run_id, verbose=verbose)
+        self.images.on_build = self._preload_start
         self.containers = Containers(settings, self.engine_for, self.notes)
         self._platforms: Once[list[Platform]] = Once(self._configured_platforms, remember=(UsageError,))
         self._specs: dict[Key, Once[ImageSpec]] = {}
@@ -73,15 +65,13 @@ class MultiarchSession:
         return self.engine_for(platform).resolve(platform)
 
     def start_preflight(self) -> None:
-        """Ask the engine in the background while pytest collects (it takes about a second). Not
-        joined: a run that never needs the engine does not wait for it."""
+        """Ask the engine in the background while pytest collects (about a second). Not joined:
+        a run that never needs the engine does not wait; errors are raised where needed."""
         threading.Thread(target=self._preflight_quietly, name="multiarch-preflight", daemon=True).start()
 
     def _preflight_quietly(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self.engine.capabilities()
-        except Exception:
-            pass  # reported where it is needed: capabilities() raises it there again
 
     def platforms(self) -> list[Platform]:
         """The configured platforms (or the engine's native one), after the plugin hook (once)."""
@@ -94,7 +84,7 @@ class MultiarchSession:
             try:
                 platforms = [self.engine.native]
             except EngineError:
-                platforms = [_host_platform()]
+                platforms = [host_platform()]
         try:
             self.config.hook.pytest_multiarch_modify_platforms(config=self.config, platforms=platforms)
         except Exception as exc:
@@ -103,14 +93,6 @@ class MultiarchSession:
             return parse_platforms(platforms)
         except UsageError as exc:
             raise UsageError(f"pytest_multiarch_modify_platforms left an entry that is not a platform: {exc}") from None
-
-    def emulation_of(self, platform_text: str) -> str:
-        """ "native", "emulated" or "unavailable", for the summary."""
-        try:
-            resolved = self.resolve(Platform.parse(platform_text))
-        except MultiarchError:
-            return "unavailable"
-        return "emulated" if resolved.emulated else "native"
 
     # -- images ------------------------------------------------------------------------------------
 
@@ -214,12 +196,3 @@ class MultiarchSession:
             if slots:  # nothing built or found: no need to ask the engine (it may not even run)
                 self.images.prune(slots, made_before=self.started_at)
         self.engine.close()
-
-
-def _host_platform() -> Platform:
-    import platform as host
-
-    try:
-        return Platform.parse(host.machine())
-    except MultiarchError:
-        return Platform("linux", "amd64")
