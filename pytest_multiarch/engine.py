@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_multiarch.errors import DOCTOR_HINT, EngineError
+from pytest_multiarch.jobs import Once
 from pytest_multiarch.platforms import Platform
 
 if TYPE_CHECKING:
@@ -147,7 +148,7 @@ class Engine:
         self._lock = threading.Lock()
         self._sdk: docker.DockerClient | None = None
         self._cli: DockerClient | None = None
-        self._capabilities: Capabilities | EngineError | None = None
+        self._capabilities: Once[Capabilities] = Once(self._inspect, remember=(EngineError,))
 
     @classmethod
     def default(cls, *, container_host: str | None = None, cache_dir: Path | None = None) -> Engine:
@@ -241,26 +242,19 @@ class Engine:
         engine or buildx cannot be used; the same error again on every later call)."""
         if self._unusable is not None:
             raise self._unusable
-        with self._lock:
-            cached = self._capabilities
-        if cached is None:
-            from pytest_multiarch import preflight
+        return self._capabilities.get()
 
-            try:
-                cached = preflight.cached_capabilities(self, self._cache_dir)
-            except EngineError as exc:
-                cached = exc
-            except Exception as exc:  # a broken install, say: a message, not an INTERNALERROR
-                cached = EngineError(
-                    f"inspecting the Docker engine at {self.endpoint.describe()} failed: {type(exc).__name__}: {exc}"
-                )
-            with self._lock:
-                if self._capabilities is None:
-                    self._capabilities = cached
-                cached = self._capabilities
-        if isinstance(cached, EngineError):
-            raise cached
-        return cached
+    def _inspect(self) -> Capabilities:
+        from pytest_multiarch import preflight
+
+        try:
+            return preflight.cached_capabilities(self, self._cache_dir)
+        except EngineError:
+            raise
+        except Exception as exc:  # a broken install, say: a message, not an INTERNALERROR
+            raise EngineError(
+                f"inspecting the Docker engine at {self.endpoint.describe()} failed: {type(exc).__name__}: {exc}"
+            ) from None
 
     @property
     def native(self) -> Platform:
