@@ -176,8 +176,10 @@ def build_image(
         image = sdk.images.get(tag)
     except ImageNotFound:
         raise BuildError(
-            f"image {tag} for {platform} was removed right after its build (by `docker image prune` "
-            f"or another process?). Run the tests again."
+            f"image {tag} for {platform} is not in the engine at {engine.endpoint.describe()} after its build: "
+            f"removed right after it (by `docker image prune` or another process?), or the builder "
+            f"{engine.builder or '(current)'} loads into another engine (a `docker` driver builder loads into "
+            f"its own). Run the tests again, or pick a builder with --multiarch-builder."
         ) from None
     attrs = image.attrs
     check_image_platform(tag, platform, attrs.get("Os"), attrs.get("Architecture"), attrs.get("Variant"))
@@ -220,6 +222,7 @@ def _run_buildx(
             spec.context,
             file=spec.dockerfile,
             platforms=[str(platform)],
+            builder=engine.builder,
             load=True,
             tags=[tag],
             build_args=spec.build_args,

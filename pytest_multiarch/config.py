@@ -1,14 +1,14 @@
-"""Configuration: every setting is a CLI flag and an ini key, and the CLI wins.
+"""Configuration: every setting is a CLI flag and an ini key (options.py), and the CLI wins.
 
-``add_options`` declares them; ``Settings.from_pytest`` reads and validates them into plain
-values so that the rest of the package never touches ``pytest.Config``.
+``Settings.from_pytest`` reads and validates them into plain values so that the rest of the
+package never touches ``pytest.Config``.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -16,140 +16,16 @@ from typing import Any
 import pytest
 
 from pytest_multiarch.errors import UsageError
+from pytest_multiarch.options import (
+    DEFAULT_BUILD_JOBS,
+    DEFAULT_TIMEOUT,
+    EMULATION_TIMEOUT_FACTOR,
+    add_options,
+    runs_tests,
+)
 from pytest_multiarch.platforms import Platform, parse_platforms, split_list
 
-DEFAULT_TIMEOUT = 30.0
-# Emulated platforms get this multiple of the timeout: QEMU runs a process 3-10x slower.
-EMULATION_TIMEOUT_FACTOR = 5.0
-DEFAULT_BUILD_JOBS = 2
-
-_OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
-    # (cli flag, ini key, ini type, help)
-    (
-        "--multiarch-platforms",
-        "multiarch_platforms",
-        "string",
-        {"help": "platforms to test, separated by commas, spaces or newlines (default: the engine's native platform)"},
-    ),
-    (
-        "--multiarch-context",
-        "multiarch_context",
-        "string",
-        {"help": "build context directory, relative to the rootdir (default: the rootdir)"},
-    ),
-    (
-        "--multiarch-dockerfile",
-        "multiarch_dockerfile",
-        "string",
-        {"help": "Dockerfile, relative to the context (default: Dockerfile)"},
-    ),
-    (
-        "--multiarch-build-arg",
-        "multiarch_build_args",
-        "string",
-        {
-            "action": "append",
-            "metavar": "KEY=VALUE",
-            "help": "build arg, repeatable; overrides the ini's value for the same key",
-        },
-    ),
-    ("--multiarch-target", "multiarch_target", "string", {"help": "build stage to build"}),
-    (
-        "--multiarch-port",
-        "multiarch_port",
-        "string",
-        {"help": "container port the app serves (default: the image's lowest EXPOSEd port)"},
-    ),
-    (
-        "--multiarch-ready-path",
-        "multiarch_ready_path",
-        "string",
-        {"help": "HTTP path polled until it answers with a status < 500 (default: /)"},
-    ),
-    (
-        "--multiarch-timeout",
-        "multiarch_timeout",
-        "string",
-        {
-            "help": f"seconds a native container may take to become ready (default: "
-            f"{DEFAULT_TIMEOUT:g}); emulated platforms get {EMULATION_TIMEOUT_FACTOR:g}x that"
-        },
-    ),
-    (
-        "--multiarch-strict",
-        "multiarch_strict",
-        "bool",
-        {
-            "action": argparse.BooleanOptionalAction,
-            "default": None,
-            "help": "a platform this engine cannot run fails its tests instead of skipping them",
-        },
-    ),
-    (
-        "--multiarch-rebuild",
-        "multiarch_rebuild",
-        "bool",
-        {
-            "action": argparse.BooleanOptionalAction,
-            "default": None,
-            "help": "build images even when an image with the same build key is already loaded",
-        },
-    ),
-    (
-        "--multiarch-reuse",
-        "multiarch_reuse",
-        "bool",
-        {
-            "action": argparse.BooleanOptionalAction,
-            "default": None,
-            "help": "keep the containers running after the session and reuse them in the next one "
-            "while their image and settings are unchanged",
-        },
-    ),
-    (
-        "--multiarch-cache-from",
-        "multiarch_cache_from",
-        "string",
-        {"help": "passed to buildx --cache-from, e.g. type=local,src=.buildx-cache or type=gha"},
-    ),
-    (
-        "--multiarch-cache-to",
-        "multiarch_cache_to",
-        "string",
-        {"help": "passed to buildx --cache-to, e.g. type=local,dest=.buildx-cache,mode=max or type=gha"},
-    ),
-    (
-        "--multiarch-image",
-        "multiarch_image",
-        "string",
-        {
-            "metavar": "REF",
-            "help": "release gate: test this published image (tag or digest) from its registry "
-            "instead of building; every configured platform must be in its index",
-        },
-    ),
-    (
-        "--multiarch-build-jobs",
-        "multiarch_build_jobs",
-        "string",
-        {"help": f"platform builds run at once (default: {DEFAULT_BUILD_JOBS})"},
-    ),
-]
-
-
-def runs_tests(config: pytest.Config) -> bool:
-    """Not a run that only lists tests or fixtures (--co, --fixtures, --fixtures-per-test,
-    --setup-plan): it needs no image and no container."""
-    listing = ("collectonly", "showfixtures", "show_fixtures_per_test", "setupplan")
-    return not any(getattr(config.option, name, False) for name in listing)
-
-
-def add_options(parser: pytest.Parser) -> None:
-    group = parser.getgroup("multiarch", "pytest-multiarch: test a container image per platform")
-    for flag, ini, ini_type, kwargs in _OPTIONS:
-        dest = ini
-        group.addoption(flag, dest=dest, **kwargs)
-        parser.addini(ini, help=kwargs["help"], type=ini_type, default=None)  # type: ignore[arg-type]
+__all__ = ["EMULATION_TIMEOUT_FACTOR", "ImageSpec", "Settings", "add_options", "runs_tests"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,6 +88,9 @@ class Settings:
     reuse: bool = False
     cache_from: str | None = None
     cache_to: str | None = None
+    engines: dict[Platform, str] = dataclasses.field(default_factory=dict)  # --multiarch-engine
+    builder: str | None = None  # --multiarch-builder; None: the CLI's current builder
+    container_host: str | None = None  # --multiarch-container-host, for the default engine
 
     @classmethod
     def from_pytest(cls, config: pytest.Config) -> Settings:
@@ -264,6 +143,15 @@ class Settings:
             cache_from=(get("multiarch_cache_from") or "").strip() or None,
             cache_to=(get("multiarch_cache_to") or "").strip() or None,
             build_jobs=parse_count(get("multiarch_build_jobs"), "multiarch_build_jobs", DEFAULT_BUILD_JOBS),
+            engines={
+                **parse_engines(config.getini("multiarch_engines") or "", "ini multiarch_engines"),
+                **parse_engines(config.getoption("multiarch_engines") or [], "--multiarch-engine"),
+            },
+            builder=(get("multiarch_builder") or "").strip() or None,
+            container_host=(
+                get("multiarch_container_host") or os.environ.get("TESTCONTAINERS_HOST_OVERRIDE") or ""
+            ).strip()
+            or None,
         )
 
     def timeout_for(self, platform: Platform) -> float:
@@ -308,6 +196,37 @@ def parse_build_args(raw: str | list[str], source: str = "build args") -> dict[s
             )
         result[key] = value
     return result
+
+
+_ENDPOINT_SCHEMES = ("unix://", "tcp://", "ssh://", "npipe://")
+_CONTEXT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def parse_engines(raw: str | list[str], source: str) -> dict[Platform, str]:
+    """``PLATFORM=ENDPOINT`` items (a list from the CLI, one per line or separated by spaces in the
+    ini): which engine builds and runs a platform. ENDPOINT is a docker context name or a
+    unix://, tcp:// or ssh:// URL."""
+    items = split_list(raw) if isinstance(raw, str) else [i.strip() for i in raw]
+    engines: dict[Platform, str] = {}
+    for item in items:
+        text, sep, endpoint = item.partition("=")
+        endpoint = endpoint.strip()
+        example = "for example --multiarch-engine linux/arm64=ssh://user@arm-host or linux/arm64=my-context"
+        if not sep or not endpoint:
+            raise UsageError(f"{source} {item!r} is not PLATFORM=ENDPOINT: {example}.")
+        platform = Platform.parse(text.strip())
+        if "://" in endpoint:
+            if not endpoint.startswith(_ENDPOINT_SCHEMES):
+                raise UsageError(
+                    f"{source} {item!r}: {endpoint!r} is not a Docker endpoint; use unix://, tcp:// or ssh:// "
+                    f"(or a docker context name)."
+                )
+        elif not _CONTEXT_NAME.match(endpoint):
+            raise UsageError(f"{source} {item!r}: {endpoint!r} is neither a URL nor a docker context name.")
+        if platform in engines and engines[platform] != endpoint:
+            raise UsageError(f"{source} names two engines for {platform}: {engines[platform]!r} and {endpoint!r}.")
+        engines[platform] = endpoint
+    return engines
 
 
 def parse_port(raw: Any, source: str = "multiarch_port") -> int | None:

@@ -122,7 +122,8 @@ class Containers:
                 self._notes.say(f"reusing the running {platform} container at {found.base_url}")
                 return found
         self._sweep_once(engine)
-        self._notes.say(f"starting the {platform} container of {image.tag}…")
+        on = f" on {engine.label}" if engine.label else ""
+        self._notes.say(f"starting the {platform} container of {image.tag}{on}…")
         from pytest_multiarch.start import start_container  # only when starting one
 
         return start_container(

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import docker
     from python_on_whales import DockerClient
 
+    from pytest_multiarch.dialbridge import DialBridge
     from pytest_multiarch.preflight import Capabilities
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
@@ -40,10 +41,16 @@ class Endpoint:
     """Where an engine listens, and how the user named it (for messages)."""
 
     url: str  # unix:///var/run/docker.sock, tcp://host:2376, ssh://user@host
-    context: str | None = None  # the docker context it came from; None: DOCKER_HOST or the default
+    context: str | None = None  # the docker context it came from; None: a URL or the default
     from_env: bool = False  # DOCKER_HOST set it
     tls_verify: bool = False
     cert_path: str | None = None
+    given: bool = False  # named by --multiarch-engine as a URL
+
+    @property
+    def bound(self) -> bool:
+        """Named by the user (variable, context or option): the CLI must be told which one."""
+        return self.from_env or self.given or self.context is not None
 
     @property
     def is_local(self) -> bool:
@@ -57,8 +64,13 @@ class Endpoint:
             return None
         return urllib.parse.urlparse(self.url).hostname
 
+    @property
+    def key(self) -> tuple[str, str | None]:
+        """Equal for two endpoints that reach the same engine the same way."""
+        return (self.url, self.context)
+
     def describe(self) -> str:
-        """``DOCKER_HOST=tcp://…``, ``context 'x' (ssh://…)`` or the default socket, for messages."""
+        """``DOCKER_HOST=tcp://…``, ``context 'x' (ssh://…)`` or the URL, for messages."""
         if self.from_env:
             return f"DOCKER_HOST={self.url}"
         if self.context:
@@ -82,6 +94,24 @@ def resolve_endpoint(environ: Mapping[str, str] | None = None) -> Endpoint:
             f"the docker CLI uses context {name!r} (from {source}), "
             f"which does not exist or has no Docker endpoint. Pick one with `docker context use NAME` "
             f"(`docker context ls` lists them). {DOCTOR_HINT}"
+        )
+    return endpoint
+
+
+def named_endpoint(text: str, environ: Mapping[str, str] | None = None) -> Endpoint:
+    """The endpoint ``--multiarch-engine`` names: a unix://, tcp://, ssh:// URL as it is, else a
+    docker context (EngineError naming it when there is no such context)."""
+    env = os.environ if environ is None else environ
+    if "://" in text:
+        return Endpoint(text, given=True)
+    if text == "default":
+        return Endpoint(DEFAULT_SOCKET, given=True)
+    endpoint = _context_endpoint(text, env)
+    if endpoint is None:
+        raise EngineError(
+            f"--multiarch-engine names context {text!r}, which does not exist or has no Docker endpoint "
+            f"(`docker context ls` lists them; `docker context create {text} --docker host=ssh://user@host` "
+            f"makes one). {DOCTOR_HINT}"
         )
     return endpoint
 
@@ -138,27 +168,42 @@ class Engine:
         endpoint: Endpoint,
         *,
         container_host: str | None = None,
+        builder: str | None = None,
         cache_dir: Path | None = None,
         unusable: EngineError | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.builder = builder  # the buildx builder to use; None: the CLI's current one
         self._unusable = unusable  # why this engine cannot even be named (a broken context)
         self._container_host = container_host
         self._cache_dir = cache_dir
         self._lock = threading.Lock()
         self._sdk: docker.DockerClient | None = None
+        self._bridge: DialBridge | None = None
         self._cli: DockerClient | None = None
         self._capabilities: Once[Capabilities] = Once(self._inspect, remember=(EngineError,))
 
     @classmethod
-    def default(cls, *, container_host: str | None = None, cache_dir: Path | None = None) -> Engine:
+    def named(cls, text: str, *, builder: str | None = None, cache_dir: Path | None = None) -> Engine:
+        """The engine ``--multiarch-engine PLATFORM=TEXT`` names; when it cannot even be named,
+        one whose every use raises the EngineError that says so (its platforms' tests report it)."""
+        try:
+            endpoint = named_endpoint(text)
+        except EngineError as exc:
+            return cls(Endpoint(text), unusable=exc)
+        return cls(endpoint, builder=builder, cache_dir=cache_dir)
+
+    @classmethod
+    def default(
+        cls, *, container_host: str | None = None, builder: str | None = None, cache_dir: Path | None = None
+    ) -> Engine:
         """The engine the docker CLI uses now. When its context is broken, an engine whose every
         use raises the EngineError that says so (tests that need Docker report it)."""
         try:
             endpoint = resolve_endpoint()
         except EngineError as exc:
             return cls(Endpoint("unknown://"), unusable=exc)
-        return cls(endpoint, container_host=container_host, cache_dir=cache_dir)
+        return cls(endpoint, container_host=container_host, builder=builder, cache_dir=cache_dir)
 
     def __repr__(self) -> str:
         return f"<Engine {self.endpoint.describe()}>"
@@ -167,6 +212,12 @@ class Engine:
     def name(self) -> str:
         """How the user named it: the context, else the endpoint URL."""
         return self.endpoint.context or self.endpoint.url
+
+    @property
+    def label(self) -> str:
+        """For progress lines and the summary: "" for the docker CLI's own local engine, else
+        how the user named it."""
+        return "" if self.endpoint.is_local and not self.endpoint.bound else self.name
 
     @property
     def container_host(self) -> str:
@@ -184,18 +235,21 @@ class Engine:
 
     @property
     def sdk(self) -> docker.DockerClient:
-        """docker-py, bound to this endpoint: the API calls of every run (milliseconds each)."""
+        """docker-py, bound to this endpoint: the API calls of every run (milliseconds each). An
+        ssh:// engine is reached through a DialBridge (dialbridge.py), not docker-py's own ssh."""
         if self._unusable is not None:
             raise self._unusable
         with self._lock:
             if self._sdk is None:
                 import docker
 
-                self._sdk = docker.from_env(
-                    environment=self._environment(),
-                    timeout=API_TIMEOUT_SECONDS,
-                    use_ssh_client=self.endpoint.url.startswith("ssh://"),
-                )
+                environment = self._environment()
+                if self.endpoint.url.startswith("ssh://"):
+                    from pytest_multiarch.dialbridge import DialBridge
+
+                    self._bridge = DialBridge(self.endpoint.url)
+                    environment = {"DOCKER_HOST": self._bridge.url}
+                self._sdk = docker.from_env(environment=environment, timeout=API_TIMEOUT_SECONDS)
             return self._sdk
 
     @property
@@ -209,7 +263,7 @@ class Engine:
 
                 if self.endpoint.context:
                     self._cli = DockerClient(context=self.endpoint.context)
-                elif self.endpoint.from_env:
+                elif self.endpoint.bound:
                     self._cli = DockerClient(
                         host=self.endpoint.url,
                         tls=self.endpoint.tls_verify or None,
@@ -271,8 +325,24 @@ class Engine:
         """Close the API client's connections (the CLI client holds none)."""
         with self._lock:
             sdk, self._sdk = self._sdk, None
+            bridge, self._bridge = self._bridge, None
         if sdk is not None:
             try:
                 sdk.close()
             except Exception:
                 pass
+        if bridge is not None:
+            bridge.close()
+
+
+def route(
+    default: Engine, routes: Mapping[Platform, str], *, builder: str | None, cache_dir: Path | None
+) -> dict[Platform, Engine]:
+    """The engine of each platform ``routes`` (--multiarch-engine) names: one Engine per endpoint,
+    the default one where a route names the same endpoint."""
+    by_endpoint: dict[tuple[str, str | None], Engine] = {default.endpoint.key: default}
+    routed: dict[Platform, Engine] = {}
+    for platform, text in routes.items():
+        engine = Engine.named(text, builder=builder, cache_dir=cache_dir)
+        routed[platform] = by_endpoint.setdefault(engine.endpoint.key, engine)
+    return routed

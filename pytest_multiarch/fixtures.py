@@ -184,6 +184,8 @@ def multiarch_platform(request: pytest.FixtureRequest) -> Platform:
     plugin = state(request.config)
     settings = plugin.settings
     because = _must_run_because(settings.strict, settings.published is not None)
+    if plugin.session.routed(platform):
+        because = because or "--multiarch-engine names an engine for it"
     try:
         return plugin.session.resolve(platform)
     except PlatformUnavailable as exc:

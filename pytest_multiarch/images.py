@@ -74,8 +74,8 @@ class Images:
 
     def _build(self, spec: ImageSpec, platform: Platform) -> BuiltImage:
         label = f"{platform}{' (' + spec.name + ')' if spec.name else ''}"
-        mode = "emulated" if platform.emulated else "native"
         engine = self._engine_for(platform)
+        mode = ("emulated" if platform.emulated else "native") + (f" on {engine.label}" if engine.label else "")
         on_line: Callable[[str], None] | None = None
         if self._verbose:
 
@@ -97,11 +97,12 @@ class Images:
                 image = gate.pull_platform(engine.cli, self.published_index(), platform)
                 self._notes.say(f"{platform}: testing manifest {image.key} of {self.settings.published}")
             else:
+                found = engine.capabilities()
                 image = build_image(
                     engine,
                     spec,
                     platform,
-                    builder=engine.capabilities().builder_name,
+                    builder=",".join((found.builder_name, *found.builder_nodes)),
                     rebuild_run=self._run_id if self.settings.rebuild else None,
                     on_line=on_line,
                     cache=(self.settings.cache_from, self.settings.cache_to),

@@ -172,6 +172,7 @@ class MultiarchPlugin:
                 continue
             self.platform_of[item.nodeid] = str(platform)
             item.user_properties.append(("platform", str(platform)))
+            item.user_properties.append(("engine", self.session.engine_for(platform).name))
             names = set(getattr(item, "fixturenames", ()))
             for prefix, spec_of in declarations_of_item(item).items():
                 needs_container = bool(names & {f"{prefix}_container", f"{prefix}_http"})

@@ -12,6 +12,7 @@ The container start then does the real run: ``uname -m`` inside must match (see 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import platform as host
@@ -53,6 +54,7 @@ class Capabilities:
     builder_platforms: tuple[Platform, ...]
     buildx_version: str
     local: bool  # the daemon shares this kernel, so /proc/sys/fs/binfmt_misc describes it
+    builder_nodes: tuple[str, ...] = ()  # "name=endpoint" per node: part of the build key
 
     def is_native(self, platform: Platform) -> bool:
         return platform.arch == self.native.arch or platform.arch in _COMPATIBLE.get(self.native.arch, set())
@@ -104,17 +106,20 @@ def describe_handler(platform: Platform) -> str | None:
     return f"qemu-{name} (flags: {flags or '-'})"
 
 
-def inspect_engine(docker: DockerClient, *, where: str = "", local_endpoint: bool = True) -> Capabilities:
+def inspect_engine(
+    docker: DockerClient, *, where: str = "", local_endpoint: bool = True, builder_name: str | None = None
+) -> Capabilities:
     """Ask the daemon and buildx what they can do; EngineError when either is unusable.
 
-    ``where`` names the endpoint in messages; ``local_endpoint``: it is a socket on this machine.
+    ``where`` names the endpoint in messages; ``local_endpoint``: it is a socket on this machine;
+    ``builder_name``: the buildx builder to inspect (None: the CLI's current one).
 
     The three CLI calls run at once: ``buildx inspect`` alone takes most of a second.
     """
     with ThreadPoolExecutor(3, thread_name_prefix="multiarch-preflight") as pool:
         info_call = pool.submit(docker.system.info)
         version_call = pool.submit(docker.buildx.version)
-        builder_call = pool.submit(docker.buildx.inspect)
+        builder_call = pool.submit(docker.buildx.inspect, builder_name)
     try:
         info = info_call.result()
     except Exception as exc:  # DockerException, ClientNotFoundError (no docker CLI), ...
@@ -125,12 +130,19 @@ def inspect_engine(docker: DockerClient, *, where: str = "", local_endpoint: boo
         ) from None
     try:
         buildx_version = version_call.result()
-        builder = builder_call.result()
     except Exception as exc:
         raise EngineError(
             f"docker buildx is not available ({docker_said(exc)}). Install the buildx plugin "
             f"(Debian/Ubuntu: `apt-get install docker-buildx`; otherwise "
             f"https://github.com/docker/buildx#installing). {DOCTOR_HINT}"
+        ) from None
+    try:
+        builder = builder_call.result()
+    except Exception as exc:
+        named = f"builder {builder_name!r}" if builder_name else "the current buildx builder"
+        raise EngineError(
+            f"{named}{' for ' + where if where else ''} cannot be used ({docker_said(exc)}). `docker buildx ls` "
+            f"lists the builders; pick one with --multiarch-builder (ini multiarch_builder). {DOCTOR_HINT}"
         ) from None
     listed: list[Platform] = []
     for node in builder.nodes or []:
@@ -153,6 +165,7 @@ def inspect_engine(docker: DockerClient, *, where: str = "", local_endpoint: boo
         native=native,
         builder_name=builder.name or "default",
         builder_driver=builder.driver or "unknown",
+        builder_nodes=tuple(f"{node.name}={node.endpoint}" for node in builder.nodes or []),
         builder_platforms=tuple(listed),
         buildx_version=_buildx_version_text(buildx_version),
         local=local_endpoint and _daemon_is_local(info.name, info.kernel_version),
@@ -185,7 +198,8 @@ def cached_capabilities(engine: Engine, cache_dir: Path | None) -> Capabilities:
     found through binfmt_misc (see ``Capabilities.resolve``).
     """
     fingerprint = _fingerprint(engine) if cache_dir is not None else None
-    path = (cache_dir or Path()) / "engine.json"
+    digest = hashlib.sha256((fingerprint or "").encode()).hexdigest()[:16]
+    path = (cache_dir or Path()) / f"engine-{digest}.json"  # one per engine and builder
     if fingerprint is not None:
         try:
             saved = json.loads(path.read_text())
@@ -193,7 +207,12 @@ def cached_capabilities(engine: Engine, cache_dir: Path | None) -> Capabilities:
                 return _from_dict(saved["engine"])
         except (OSError, ValueError, KeyError, TypeError, UsageError):
             pass
-    found = inspect_engine(engine.cli, where=engine.endpoint.describe(), local_endpoint=engine.endpoint.is_local)
+    found = inspect_engine(
+        engine.cli,
+        where=engine.endpoint.describe(),
+        local_endpoint=engine.endpoint.is_local,
+        builder_name=engine.builder,
+    )
     if fingerprint is not None and cache_dir is not None:
         try:
             cache_dir.mkdir(parents=True, exist_ok=True)
@@ -226,6 +245,7 @@ def _fingerprint(engine: Engine) -> str | None:
         engine.endpoint.url,
         engine.endpoint.context or "",
         os.environ.get("BUILDX_BUILDER", ""),
+        engine.builder or "",
         selected,
         socket.gethostname(),
     ]
@@ -243,4 +263,5 @@ def _from_dict(data: dict[str, object]) -> Capabilities:
     fields = dict(data)
     fields["native"] = Platform.parse(str(fields["native"]))
     fields["builder_platforms"] = tuple(Platform.parse(p) for p in fields["builder_platforms"])  # type: ignore[attr-defined]
+    fields["builder_nodes"] = tuple(fields.get("builder_nodes") or ())  # type: ignore[arg-type]
     return Capabilities(**fields)  # type: ignore[arg-type]

@@ -66,33 +66,45 @@ def merged_stat(name: str, current: str, reported: str) -> str:
 
 
 def header_lines(session: MultiarchSession) -> list[str]:
+    """One line per engine (the default first, then those --multiarch-engine names), then each
+    platform's state: native, emulated (with the binfmt handler on a local engine), unavailable."""
     from pytest_multiarch.preflight import describe_handler
 
-    try:
-        engine = session.engine.capabilities()
-    except MultiarchError as exc:
-        return [f"multiarch: Docker engine unavailable: {str(exc).split('. ')[0]}"]
-    where = "" if session.engine.endpoint.is_local else f" at {session.engine.endpoint.describe()}"
-    lines = [
-        f"multiarch: engine {engine.server_version} ({engine.native}){where}, buildx {engine.buildx_version}, "
-        f"builder {engine.builder_name} ({engine.builder_driver})"
-    ]
-    states = []
+    lines = []
+    for engine in session.engines():
+        routed = "" if engine is session.engine else f"{engine.name} "
+        try:
+            found = engine.capabilities()
+        except MultiarchError as exc:
+            lines.append(f"multiarch: {routed or 'Docker '}engine unavailable: {str(exc).split('. ')[0]}")
+            continue
+        where = "" if not engine.label or routed else f" at {engine.endpoint.describe()}"
+        lines.append(
+            f"multiarch: {'engine ' + routed if routed else 'engine '}{found.server_version} ({found.native}){where}, "
+            f"buildx {found.buildx_version}, builder {found.builder_name} ({found.builder_driver})"
+        )
     try:
         platforms = session.platforms()
     except MultiarchError as exc:  # a modify_platforms hook's mistake: collection reports it too
         return [*lines, f"multiarch: platforms: {exc}"]
+    states = []
     for platform in platforms:
+        engine = session.engine_for(platform)
+        on = f", on {engine.name}" if engine is not session.engine else ""
         try:
             resolved = engine.resolve(platform)
         except PlatformUnavailable:
-            states.append(f"{platform} (unavailable: no emulator)")
+            states.append(f"{platform} (unavailable: no emulator{on})")
+            continue
+        except MultiarchError:
+            states.append(f"{platform} (unavailable: engine does not answer{on})")
             continue
         if not resolved.emulated:
-            states.append(f"{platform} (native)")
+            states.append(f"{platform} (native{on})")
         else:
-            handler = describe_handler(platform) if engine.local else None
-            states.append(f"{platform} (emulated{': ' + handler if handler else ''})")
+            local = engine.capabilities().local
+            handler = describe_handler(platform) if local else None
+            states.append(f"{platform} (emulated{': ' + handler if handler else ''}{on})")
     lines.append("multiarch: platforms: " + ", ".join(states))
     return lines
 
@@ -131,11 +143,16 @@ def summary_lines(
             setattr(row, field, getattr(row, field) + 1)
     if not rows:
         return []
-    header = ("platform", "passed", "failed", "skipped", "errors", "mode", "build", "image", "ready")
+    header: tuple[str, ...] = ("platform", "passed", "failed", "skipped", "errors", "mode", "build", "image", "ready")
+    engines = {p: engine_of(session, p) for p in rows} if session is not None else {}
+    with_engine = any(engines.values())
+    if with_engine:
+        header = (*header, "engine")
     table = [header]
     for platform in sorted(rows):
         row = rows[platform]
         known = session.notes.stats.get(platform) if session is not None else None
+        engine_cell = (engines.get(platform) or "default",) if with_engine else ()
         table.append(
             (
                 platform,
@@ -147,6 +164,7 @@ def summary_lines(
                 (known.build if known else "") or "-",
                 (known.image if known else "") or "-",
                 (known.ready if known else "") or "-",
+                *engine_cell,
             )
         )
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
@@ -160,3 +178,11 @@ def emulation_of(session: MultiarchSession, platform_text: str) -> str:
     except MultiarchError:
         return "unavailable"
     return "emulated" if resolved.emulated else "native"
+
+
+def engine_of(session: MultiarchSession, platform_text: str) -> str:
+    """The name of the engine that ran the platform, "" for the docker CLI's local default."""
+    try:
+        return session.engine_for(Platform.parse(platform_text)).label
+    except MultiarchError:
+        return ""

@@ -20,7 +20,7 @@ from pytest_multiarch import xdist
 from pytest_multiarch.build import BuiltImage
 from pytest_multiarch.config import ImageSpec, Settings
 from pytest_multiarch.containers import Containers, Key
-from pytest_multiarch.engine import Engine
+from pytest_multiarch.engine import Engine, route
 from pytest_multiarch.errors import EngineError, MultiarchError, UsageError
 from pytest_multiarch.images import Images
 from pytest_multiarch.jobs import Once
@@ -39,7 +39,10 @@ class MultiarchSession:
         self.cache_dir = cache_dir
         self.started_at = time.time()  # images made after it may be another session's: not pruned
         self.notes = Notes()
-        self.engine = Engine.default(cache_dir=cache_dir)
+        self.engine = Engine.default(
+            container_host=settings.container_host, builder=settings.builder, cache_dir=cache_dir
+        )
+        self._routed = route(self.engine, settings.engines, builder=settings.builder, cache_dir=cache_dir)
         # Shared by all xdist workers of one run (their testrunuid), so --multiarch-rebuild builds once.
         self.run_id = xdist.run_id(config) or uuid.uuid4().hex
         verbose = config.get_verbosity() > 0
@@ -57,8 +60,17 @@ class MultiarchSession:
     # -- engines and platforms ---------------------------------------------------------------------
 
     def engine_for(self, platform: Platform) -> Engine:
-        """The engine that builds and runs ``platform`` (today: the one the docker CLI uses)."""
-        return self.engine
+        """The engine that builds and runs ``platform``: the one --multiarch-engine names for it,
+        else the one the docker CLI uses."""
+        return self._routed.get(platform, self.engine)
+
+    def routed(self, platform: Platform) -> bool:
+        """--multiarch-engine names an engine for ``platform``: it must run there, not skip."""
+        return platform in self._routed
+
+    def engines(self) -> list[Engine]:
+        """Every engine of the session, the default first."""
+        return list({id(e): e for e in [self.engine, *self._routed.values()]}.values())
 
     def resolve(self, platform: Platform) -> Platform:
         """``platform`` with ``emulated`` set; EngineError or PlatformUnavailable otherwise."""
@@ -195,4 +207,5 @@ class MultiarchSession:
                 slots.setdefault(slot, set()).update(keys)
             if slots:  # nothing built or found: no need to ask the engine (it may not even run)
                 self.images.prune(slots, made_before=self.started_at)
-        self.engine.close()
+        for engine in self.engines():
+            engine.close()

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 # docker, python_on_whales and testcontainers are loaded here, before any in-process pytester
 # run: the plugin loads them in background threads (preflight, builds), which can outlive such a
@@ -69,6 +70,24 @@ def busybox_project(pytester: pytest.Pytester, docker_engine: None) -> pytest.Py
         """
     )
     return pytester
+
+
+REMOTE_ENGINE_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "remote-engine.sh"
+
+
+@pytest.fixture(scope="session")
+def remote_engine(docker_engine: None) -> dict[str, str]:
+    """The second engine standing in for a remote host (scripts/remote-engine.sh): its tcp:// and
+    ssh:// endpoints, and the PATH entry whose ssh wrapper knows the key. Started if it is not
+    running (setup.sh starts it before any container); skipped (failed under CI=true) otherwise."""
+    done = subprocess.run(["bash", str(REMOTE_ENGINE_SCRIPT), "status"], capture_output=True, text=True)
+    if done.returncode != 0:
+        done = subprocess.run(["bash", str(REMOTE_ENGINE_SCRIPT), "start"], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"Docker-backed test: the second engine does not start: {done.stderr.strip()[-300:]}")
+    env = subprocess.run(["bash", str(REMOTE_ENGINE_SCRIPT), "env"], capture_output=True, text=True, check=True)
+    found = dict(line.removeprefix("export ").split("=", 1) for line in env.stdout.splitlines() if "=" in line)
+    return found
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

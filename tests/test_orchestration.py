@@ -108,6 +108,7 @@ class FakeDocker:
 
 class FakeEngine:
     sdk = FakeDocker()
+    label = ""  # the docker CLI's own local engine
 
 
 class FakeContainer(MultiarchContainer):

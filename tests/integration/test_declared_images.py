@@ -262,6 +262,7 @@ class TestProjectApi:
         assert props["test_x[linux/arm64]"]["platform"] == "linux/arm64"
         assert "linux-arm64" in props["test_x[linux/arm64]"]["image"]
         assert props["test_x[linux/amd64]"]["platform"] == "linux/amd64"
+        assert props["test_x[linux/arm64]"]["engine"] == "unix:///var/run/docker.sock"  # the engine that ran it
         assert props["test_plain"] == {}
         suite = ET.parse(busybox_project.path / "report.xml").getroot().find("testsuite")
         suite_props = {p.get("name"): p.get("value") for p in suite.find("properties")}

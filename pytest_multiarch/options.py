@@ -1,0 +1,168 @@
+"""The plugin's options: every setting is a command-line flag and an ini key of the same name
+(``--multiarch-platforms`` / ``multiarch_platforms``). config.py reads and checks them."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import pytest
+
+DEFAULT_TIMEOUT = 30.0
+# Emulated platforms get this multiple of the timeout: QEMU runs a process 3-10x slower.
+EMULATION_TIMEOUT_FACTOR = 5.0
+DEFAULT_BUILD_JOBS = 2
+
+_OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
+    # (cli flag, ini key, ini type, help)
+    (
+        "--multiarch-platforms",
+        "multiarch_platforms",
+        "string",
+        {"help": "platforms to test, separated by commas, spaces or newlines (default: the engine's native platform)"},
+    ),
+    (
+        "--multiarch-context",
+        "multiarch_context",
+        "string",
+        {"help": "build context directory, relative to the rootdir (default: the rootdir)"},
+    ),
+    (
+        "--multiarch-dockerfile",
+        "multiarch_dockerfile",
+        "string",
+        {"help": "Dockerfile, relative to the context (default: Dockerfile)"},
+    ),
+    (
+        "--multiarch-build-arg",
+        "multiarch_build_args",
+        "string",
+        {
+            "action": "append",
+            "metavar": "KEY=VALUE",
+            "help": "build arg, repeatable; overrides the ini's value for the same key",
+        },
+    ),
+    ("--multiarch-target", "multiarch_target", "string", {"help": "build stage to build"}),
+    (
+        "--multiarch-port",
+        "multiarch_port",
+        "string",
+        {"help": "container port the app serves (default: the image's lowest EXPOSEd port)"},
+    ),
+    (
+        "--multiarch-ready-path",
+        "multiarch_ready_path",
+        "string",
+        {"help": "HTTP path polled until it answers with a status < 500 (default: /)"},
+    ),
+    (
+        "--multiarch-timeout",
+        "multiarch_timeout",
+        "string",
+        {
+            "help": f"seconds a native container may take to become ready (default: "
+            f"{DEFAULT_TIMEOUT:g}); emulated platforms get {EMULATION_TIMEOUT_FACTOR:g}x that"
+        },
+    ),
+    (
+        "--multiarch-strict",
+        "multiarch_strict",
+        "bool",
+        {
+            "action": argparse.BooleanOptionalAction,
+            "default": None,
+            "help": "a platform this engine cannot run fails its tests instead of skipping them",
+        },
+    ),
+    (
+        "--multiarch-rebuild",
+        "multiarch_rebuild",
+        "bool",
+        {
+            "action": argparse.BooleanOptionalAction,
+            "default": None,
+            "help": "build images even when an image with the same build key is already loaded",
+        },
+    ),
+    (
+        "--multiarch-reuse",
+        "multiarch_reuse",
+        "bool",
+        {
+            "action": argparse.BooleanOptionalAction,
+            "default": None,
+            "help": "keep the containers running after the session and reuse them in the next one "
+            "while their image and settings are unchanged",
+        },
+    ),
+    (
+        "--multiarch-cache-from",
+        "multiarch_cache_from",
+        "string",
+        {"help": "passed to buildx --cache-from, e.g. type=local,src=.buildx-cache or type=gha"},
+    ),
+    (
+        "--multiarch-cache-to",
+        "multiarch_cache_to",
+        "string",
+        {"help": "passed to buildx --cache-to, e.g. type=local,dest=.buildx-cache,mode=max or type=gha"},
+    ),
+    (
+        "--multiarch-image",
+        "multiarch_image",
+        "string",
+        {
+            "metavar": "REF",
+            "help": "release gate: test this published image (tag or digest) from its registry "
+            "instead of building; every configured platform must be in its index",
+        },
+    ),
+    (
+        "--multiarch-build-jobs",
+        "multiarch_build_jobs",
+        "string",
+        {"help": f"platform builds run at once (default: {DEFAULT_BUILD_JOBS})"},
+    ),
+    (
+        "--multiarch-engine",
+        "multiarch_engines",
+        "string",
+        {
+            "action": "append",
+            "metavar": "PLATFORM=ENDPOINT",
+            "help": "build and run PLATFORM on this engine: a docker context name or a unix://, tcp:// or "
+            "ssh:// URL (repeatable; ini: one per line); other platforms use the docker CLI's engine",
+        },
+    ),
+    (
+        "--multiarch-builder",
+        "multiarch_builder",
+        "string",
+        {"help": "buildx builder to build with (default: the docker CLI's current builder)"},
+    ),
+    (
+        "--multiarch-container-host",
+        "multiarch_container_host",
+        "string",
+        {
+            "help": "host at which the default engine's published ports are reached (default: 127.0.0.1 "
+            "for a local engine, else the engine's host name; also TESTCONTAINERS_HOST_OVERRIDE)"
+        },
+    ),
+]
+
+
+def runs_tests(config: pytest.Config) -> bool:
+    """Not a run that only lists tests or fixtures (--co, --fixtures, --fixtures-per-test,
+    --setup-plan): it needs no image and no container."""
+    listing = ("collectonly", "showfixtures", "show_fixtures_per_test", "setupplan")
+    return not any(getattr(config.option, name, False) for name in listing)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("multiarch", "pytest-multiarch: test a container image per platform")
+    for flag, ini, ini_type, kwargs in _OPTIONS:
+        dest = ini
+        group.addoption(flag, dest=dest, **kwargs)
+        parser.addini(ini, help=kwargs["help"], type=ini_type, default=None)  # type: ignore[arg-type]

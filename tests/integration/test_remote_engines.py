@@ -1,0 +1,119 @@
+"""Engines beyond the local socket, for real: a second dockerd on tcp://127.0.0.2:2375 stands in
+for a remote host (scripts/remote-engine.sh), also reached through ssh:// and a docker context.
+Each test checks on which engine each platform's container really ran, at which address its
+port was reached, and that neither engine keeps a container of the run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from tests.integration.helpers import OWNER_LABEL
+
+REMOTE = "tcp://127.0.0.2:2375"
+LOCAL = "unix:///var/run/docker.sock"
+
+WHERE_TESTS = """
+import subprocess
+
+EXPECTED = {expected!r}
+
+def engine_of(container_id):
+    found = [name for name, host in (("remote", "{remote}"), ("local", "{local}"))
+             if subprocess.run(["docker", "-H", host, "inspect", container_id], capture_output=True).returncode == 0]
+    return found
+
+def test_where(multiarch_http, multiarch_container, multiarch_platform):
+    engine, host = EXPECTED[str(multiarch_platform)]
+    assert engine_of(multiarch_container.id) == [engine]
+    assert multiarch_container.base_url.startswith(f"http://{{host}}:")
+    assert multiarch_http.get("/").text.strip() == f"CPU Architecture: {{multiarch_platform.machine}}"
+    assert multiarch_container.exec(["uname", "-m"]).strip() == multiarch_platform.machine
+"""
+
+
+def where_tests(arm64: tuple[str, str], amd64: tuple[str, str]) -> str:
+    expected = {"linux/arm64": arm64, "linux/amd64": amd64}
+    return WHERE_TESTS.format(expected=expected, remote=REMOTE, local=LOCAL)
+
+
+def owned_containers() -> set[str]:
+    """Containers of pytest-multiarch runs on either engine."""
+    found: set[str] = set()
+    for host in (REMOTE, LOCAL):
+        listed = ["docker", "-H", host, "ps", "-aq", "--no-trunc", "--filter", f"label={OWNER_LABEL}"]
+        found |= set(subprocess.run(listed, capture_output=True, text=True, check=True).stdout.split())
+    return found
+
+
+@pytest.fixture
+def clean_engines(remote_engine):
+    """Fails the test if the run left a container of its own on either engine."""
+    before = owned_containers()
+    yield remote_engine
+    left = owned_containers() - before
+    assert not left, f"containers left on the engines: {left}"
+
+
+def test_a_remote_default_engine_builds_and_runs_both_platforms_there(busybox_project, clean_engines, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", REMOTE)
+    busybox_project.makepyfile(test_app=where_tests(arm64=("remote", "127.0.0.2"), amd64=("remote", "127.0.0.2")))
+    result = busybox_project.runpytest_subprocess("-v", "--junitxml=report.xml")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["multiarch: engine *(linux/amd64) at DOCKER_HOST=tcp://127.0.0.2:2375*"])
+    assert "tcp://127.0.0.2:2375" in (busybox_project.path / "report.xml").read_text()  # the engine property
+
+
+@pytest.mark.parametrize("how", ["tcp", "ssh", "context"])
+def test_arm64_routed_to_a_second_engine_while_amd64_stays_local(busybox_project, clean_engines, monkeypatch, how):
+    if how == "ssh":
+        monkeypatch.setenv("PATH", f"{clean_engines['REMOTE_SSH_PATH']}{os.pathsep}{os.environ['PATH']}")
+        endpoint = clean_engines["REMOTE_SSH_HOST"]
+    elif how == "context":
+        made = ["docker", "context", "create", "arm-box", "--docker", f"host={REMOTE}"]
+        subprocess.run(made, capture_output=True, text=True, check=True)  # in pytester's HOME
+        endpoint = "arm-box"
+    else:
+        endpoint = REMOTE
+    busybox_project.makepyfile(test_app=where_tests(arm64=("remote", "127.0.0.2"), amd64=("local", "127.0.0.1")))
+    result = busybox_project.runpytest_subprocess("-v", f"--multiarch-engine=linux/arm64={endpoint}")
+    result.assert_outcomes(passed=2)
+    name = endpoint if how != "ssh" else clean_engines["REMOTE_SSH_HOST"]
+    result.stdout.fnmatch_lines(
+        [
+            f"multiarch: engine {name} *",
+            f"multiarch: platforms: linux/amd64 (native), linux/arm64 (emulated*, on {name})",
+            f"linux/arm64 *1 *0 *0 *0 *emulated *{name}",
+        ]
+    )
+
+
+def test_an_unreachable_engine_errors_only_its_platform_naming_the_endpoint(busybox_project, clean_engines):
+    busybox_project.makepyfile(test_app=where_tests(arm64=("remote", "-"), amd64=("local", "127.0.0.1")))
+    result = busybox_project.runpytest_subprocess("--multiarch-engine", "linux/arm64=tcp://127.0.0.3:2375")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*[[]linux/arm64[]] EngineError: the Docker daemon does not answer at tcp://127.0.0.3:2375*"]
+    )
+    assert "Traceback" not in result.stdout.str()
+
+
+@pytest.mark.parametrize("how", ["failure", "sigterm"])
+def test_neither_engine_keeps_a_container_after_a_failing_or_interrupted_run(busybox_project, clean_engines, how):
+    busybox_project.makepyfile(
+        test_app=f"""
+        import os, signal
+
+        def test_x(multiarch_container, multiarch_platform):
+            if {how!r} == "sigterm" and multiarch_platform.arch == "arm64":
+                os.kill(os.getpid(), signal.SIGTERM)
+            assert False, "failing on purpose"
+        """
+    )
+    result = busybox_project.runpytest_subprocess(f"--multiarch-engine=linux/arm64={REMOTE}")
+    if how == "failure":
+        result.assert_outcomes(failed=2)
+    else:
+        assert result.ret == pytest.ExitCode.INTERRUPTED
