@@ -18,7 +18,8 @@ from typing import TextIO, cast
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
-from pytest_multiarch.engine import Engine
+from pytest_multiarch.config import parse_engines
+from pytest_multiarch.engine import Engine, route
 from pytest_multiarch.errors import (
     EngineError,
     MultiarchError,
@@ -91,39 +92,79 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="REF",
         help=f"multi-arch image with `uname` for a real run per platform (default: ${IMAGE_ENV}; none: skipped)",
     )
-    parser.set_defaults(handler=lambda args: run_doctor(args.platforms, args.image or os.environ.get(IMAGE_ENV)))
+    parser.add_argument(
+        "--engine",
+        action="append",
+        default=[],
+        metavar="PLATFORM=ENDPOINT",
+        help="check PLATFORM on this engine (a docker context or a unix://, tcp://, ssh:// URL), as "
+        "--multiarch-engine does; repeatable",
+    )
+    parser.add_argument("--builder", metavar="NAME", help="the buildx builder to check, as --multiarch-builder does")
+    parser.set_defaults(
+        handler=lambda args: run_doctor(
+            args.platforms, args.image or os.environ.get(IMAGE_ENV), engines=args.engine, builder=args.builder
+        )
+    )
 
 
-def run_doctor(platforms: list[Platform], image: str | None, out: TextIO = sys.stdout) -> int:
-    """Run every check, print one line each; 0 when nothing failed (warnings allowed), else 1."""
+def run_doctor(
+    platforms: list[Platform],
+    image: str | None,
+    out: TextIO = sys.stdout,
+    *,
+    engines: list[str] | None = None,
+    builder: str | None = None,
+) -> int:
+    """Run every check, print one line each; 0 when nothing failed (warnings allowed), else 1.
+    Each engine (the docker CLI's, and those ``engines`` names per platform) is checked in turn
+    for the platforms it runs."""
     report = Report(out)
-    checked = _check_engine(report)
-    if checked is None:
-        report.skip("builder, platform and run checks: they need a working daemon and buildx")
-    else:
-        docker, engine = checked
-        runnable = [p for p in platforms if _check_platform(report, engine, p)]
-        if not image:
-            report.skip("run: skipped: no image given (use --image REF with a multi-arch image that has uname)")
-        else:
-            for platform in platforms:
-                if platform in runnable:
-                    _check_run(report, docker, image, platform)
-                else:
-                    report.skip(f"run {platform}: the platform is unavailable")
+    try:
+        routes = parse_engines(engines or [], "--engine")
+    except UsageError as exc:
+        report.fail(f"--engine: {exc}", "write PLATFORM=ENDPOINT, e.g. --engine linux/arm64=ssh://user@arm-host")
+        routes = {}
+    default = Engine.default(builder=builder)
+    routed = route(default, routes, builder=builder, cache_dir=None)
+    engines_in_order = list({id(e): e for e in [default, *routed.values()]}.values())
+    for engine in engines_in_order:
+        mine = [p for p in platforms if routed.get(p, default) is engine]
+        if engine is not default:
+            print(f"\n{engine.name} (for {', '.join(map(str, mine)) or 'no platform'}):", file=out, flush=True)
+        if not mine and engine is not default:
+            continue
+        _check_platforms(report, engine, mine, image)
     summary = "some checks failed: each fail line says how to fix it" if report.failed else "no check failed"
     print(f"\n{summary}", file=out)
     return 1 if report.failed else 0
 
 
-def _check_engine(report: Report) -> tuple[DockerClient, Capabilities] | None:
+def _check_platforms(report: Report, engine: Engine, platforms: list[Platform], image: str | None) -> None:
+    """One engine: its daemon, buildx and builder, then each of ``platforms`` on it."""
+    checked = _check_engine(report, engine)
+    if checked is None:
+        report.skip("builder, platform and run checks: they need a working daemon and buildx")
+        return
+    docker, found = checked
+    runnable = [p for p in platforms if _check_platform(report, found, p)]
+    if not image:
+        report.skip("run: skipped: no image given (use --image REF with a multi-arch image that has uname)")
+        return
+    for platform in platforms:
+        if platform in runnable:
+            _check_run(report, docker, image, platform)
+        else:
+            report.skip(f"run {platform}: the platform is unavailable")
+
+
+def _check_engine(report: Report, engine: Engine) -> tuple[DockerClient, Capabilities] | None:
     """CLI, daemon, buildx and builder, in the order each one needs the previous."""
     cli = shutil.which("docker")
     if cli is None:
         report.fail("Docker CLI: `docker` is not on PATH", f"install Docker; {SETUP_FIX}")
         return None
     report.ok(f"Docker CLI: {cli}")
-    engine = Engine.default()
     try:
         docker = engine.cli
     except EngineError as exc:
@@ -153,7 +194,9 @@ def _check_engine(report: Report) -> tuple[DockerClient, Capabilities] | None:
         )
         return None
     try:
-        found = inspect_engine(docker, where=where, local_endpoint=engine.endpoint.is_local)
+        found = inspect_engine(
+            docker, where=where, local_endpoint=engine.endpoint.is_local, builder_name=engine.builder
+        )
     except MultiarchError as exc:
         report.fail(f"builder: {exc}", "run `docker buildx inspect` to see the whole error")
         return None

@@ -302,13 +302,30 @@ class Engine:
         from pytest_multiarch import preflight
 
         try:
-            return preflight.cached_capabilities(self, self._cache_dir)
+            found = preflight.cached_capabilities(self, self._cache_dir)
         except EngineError:
             raise
         except Exception as exc:  # a broken install, say: a message, not an INTERNALERROR
             raise EngineError(
                 f"inspecting the Docker engine at {self.endpoint.describe()} failed: {type(exc).__name__}: {exc}"
             ) from None
+        self._check_builder(found)
+        return found
+
+    def _check_builder(self, found: Capabilities) -> None:
+        """A builder with the ``docker`` driver builds into the engine of its own context only
+        (``default`` follows DOCKER_HOST and -H): refuse one that would load elsewhere."""
+        if not self.builder or found.builder_driver != "docker":
+            return
+        own = {node.split("=", 1)[-1] for node in found.builder_nodes}
+        mine = self.endpoint.context or "default"
+        if mine not in own:
+            raise EngineError(
+                f"builder {self.builder!r} uses the docker driver, which builds into the engine of context "
+                f"{', '.join(sorted(own)) or '?'} only, not into {self.endpoint.describe()}. Drop "
+                f"--multiarch-builder, or use a builder that can load anywhere: "
+                f"`docker buildx create --name multiarch --driver docker-container` and --multiarch-builder multiarch."
+            )
 
     @property
     def native(self) -> Platform:

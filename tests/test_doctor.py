@@ -81,3 +81,31 @@ def test_the_command_line_needs_a_command_and_documents_doctor() -> None:
     assert helped.returncode == 0
     assert "--platforms LIST" in helped.stdout
     assert "--image REF" in helped.stdout
+
+
+def test_doctor_checks_each_engine_for_its_platforms(remote_engine: dict[str, str]) -> None:
+    result = doctor(
+        "doctor",
+        "--image",
+        BUSYBOX,
+        "--engine",
+        f"linux/arm64={remote_engine['REMOTE_DOCKER_HOST']}",
+        "--builder",
+        "default",
+    )
+    for host in ("unix:///var/run/docker.sock", remote_engine["REMOTE_DOCKER_HOST"]):
+        subprocess.run(["docker", "-H", host, "image", "rm", BUSYBOX], capture_output=True)  # keep the index first
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    local, remote = result.stdout.split("\ntcp://127.0.0.2:2375 (for linux/arm64):\n")
+    assert_lines(
+        local, r"^ok +Docker daemon: .*\(unix:///var/run/docker\.sock\)", r"^ok +run linux/amd64: uname -m = x86_64"
+    )
+    assert not re.search(r"^\S+ +(run )?linux/arm64", local, re.MULTILINE)  # checked on its own engine only
+    assert_lines(
+        remote,
+        r"^ok +Docker daemon: .*\(tcp://127\.0\.0\.2:2375\)",
+        r"^ok +linux/arm64: emulated \(remote daemon",
+        r"^ok +run linux/arm64: uname -m = aarch64",
+    )
+    assert not re.search(r"^\S+ +(run )?linux/amd64", remote, re.MULTILINE)

@@ -224,3 +224,26 @@ def test_single_manifest_takes_its_platform_from_the_config():
 )
 def test_repository_of(ref, repo):
     assert repository_of(ref) == repo
+
+
+def test_the_gate_pulls_and_runs_each_platform_on_its_own_engine(published, busybox_project, remote_engine):
+    """arm64 routed to the second engine: its manifest is pulled by digest into that engine and
+    its container runs there; amd64 stays on the local one."""
+    busybox_project.makepyfile(
+        test_app=GATE_TESTS
+        + """
+import subprocess
+
+def test_engine(multiarch_container, multiarch_platform):
+    remote = multiarch_platform.arch == "arm64"
+    host = "tcp://127.0.0.2:2375" if remote else "unix:///var/run/docker.sock"
+    found = subprocess.run(["docker", "-H", host, "inspect", multiarch_container.id], capture_output=True)
+    assert found.returncode == 0
+    assert multiarch_container.base_url.startswith("http://127.0.0.2:" if remote else "http://127.0.0.1:")
+"""
+    )
+    result = busybox_project.runpytest_subprocess(
+        "--multiarch-image", published["complete"], "--multiarch-engine", "linux/arm64=tcp://127.0.0.2:2375"
+    )
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["*pulling linux/arm64 (emulated on tcp://127.0.0.2:2375)*"])

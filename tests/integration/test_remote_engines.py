@@ -117,3 +117,27 @@ def test_neither_engine_keeps_a_container_after_a_failing_or_interrupted_run(bus
         result.assert_outcomes(failed=2)
     else:
         assert result.ret == pytest.ExitCode.INTERRUPTED
+
+
+def test_a_named_builder_builds_and_loads_into_each_platforms_engine(busybox_project, clean_engines):
+    busybox_project.makepyfile(test_app=where_tests(arm64=("remote", "127.0.0.2"), amd64=("local", "127.0.0.1")))
+    result = busybox_project.runpytest_subprocess(
+        "--multiarch-builder=default", f"--multiarch-engine=linux/arm64={REMOTE}"
+    )
+    result.assert_outcomes(passed=2)
+
+
+def test_a_docker_driver_builder_of_another_context_is_refused_for_that_platform(busybox_project, clean_engines):
+    made = ["docker", "context", "create", "arm-box", "--docker", f"host={REMOTE}"]
+    subprocess.run(made, capture_output=True, text=True, check=True)  # in pytester's HOME
+    busybox_project.makepyfile(test_app=where_tests(arm64=("remote", "-"), amd64=("local", "127.0.0.1")))
+    result = busybox_project.runpytest_subprocess(
+        "--multiarch-builder=default", "--multiarch-engine=linux/arm64=arm-box"
+    )
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*[[]linux/arm64[]] EngineError: builder 'default' uses the docker driver, which builds into the engine of "
+            "context default only, not into context 'arm-box' (tcp://127.0.0.2:2375)*"
+        ]
+    )
