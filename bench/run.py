@@ -11,7 +11,10 @@ Scenarios (medians over --pairs runs; in a/b the two sides alternate within each
   b. warm (nothing changed), the same pair; and the plugin with --multiarch-reuse;
   c. 10, 100 and 1000 trivial tests per platform against the session container;
   d. cold with 1, 2 and 3 platforms (amd64, arm64, arm/v7);
-  e. -n 2 (also scheduled by platform) vs -n 0 (cold), counting the builds that really ran.
+  e. -n 2 (also scheduled by platform) vs -n 0 (cold), counting the builds that really ran;
+  early. the plugin with its early start (the record of the last run of the same command exists)
+     vs. without it (the record directory removed before each run): warm, cold, warm with
+     --multiarch-reuse, warm with -n 2, and warm with a test module taking 2 s to import.
 For a and b it also measures the lowest time any pytest run of these tests could take (see the
 table's note), so that a ratio can be judged against what is possible on the machine. "Cold"
 removes images and build cache, not the plugin's record of what the same command needed last
@@ -63,8 +66,8 @@ def timed(action: Callable[[], object]) -> float:
 def reset_cold() -> None:
     """No image of the example (plugin's or script's), no build cache, no reuse containers."""
     containers = sh("docker", "ps", "-aq", "--filter", "label=io.github.pytest-multiarch.reuse-slot").split()
-    if containers:
-        sh("docker", "rm", "-f", *containers)
+    if containers:  # another run on the machine may be removing some of them right now
+        sh("docker", "rm", "-f", *containers, check=False)
     images = sh("docker", "image", "ls", "-q", "--filter", "label=io.github.pytest-multiarch.slot").split()
     images += sh("docker", "image", "ls", "-q", "bench-script/example").split()
     if images:
@@ -174,7 +177,74 @@ def count_builds(workers: str) -> tuple[float, int]:
     return seconds, len(set(images.split()))
 
 
-SCENARIOS = ("cold", "warm", "tests", "platforms", "xdist")
+def early_records() -> Path:
+    """Where the plugin keeps its early-start records (see early.py)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "pytest-multiarch" / "early"
+
+
+def slow_collection(folder: Path) -> str:
+    """A test module whose import takes 2 s: collection takes 2 s more."""
+    path = folder / "test_slow_collection.py"
+    path.write_text(
+        "import time\n\ntime.sleep(2)\n\n\n"
+        "def test_collected_slowly(multiarch_container):\n    assert multiarch_container.base_url\n"
+    )
+    return str(path)
+
+
+def early_start(n: int, work: Path) -> dict[str, dict[str, Any]]:
+    """The plugin with early start (the record of the same command's last run kept) vs without
+    (the record directory removed right before each run), alternating within each pair."""
+    slow = [str(EXAMPLE / "tests"), slow_collection(work)]
+    warm_cases: dict[str, tuple[list[str], list[str] | None]] = {
+        "warm": ([], None),
+        "warm_xdist": (["-p", "xdist", "-n", "2"], None),
+        "warm_slow_collection": ([], slow),
+        "warm_reuse": (["--multiarch-reuse"], None),  # last of the warm ones: cold removes its containers
+    }
+
+    def without(run: Callable[[], None], reset: Callable[[], None] | None = None) -> float:
+        if reset is not None:
+            reset()
+        shutil.rmtree(early_records(), ignore_errors=True)
+        return timed(run)
+
+    def with_record(run: Callable[[], None], reset: Callable[[], None] | None = None) -> float:
+        if reset is not None:
+            reset()
+        if not any(early_records().glob("*.json")):
+            raise SystemExit(f"no early-start record in {early_records()}: the plugin keeps them elsewhere?")
+        return timed(run)
+
+    measured: dict[str, tuple[list[float], list[float]]] = {}
+    for case, (extra, tests) in warm_cases.items():
+        print(f"  early start, {case}", flush=True)
+        run = functools.partial(plugin, TWO, *extra, tests=tests)
+        run()  # warm, and the record of this command exists (reuse: its containers are left running)
+        measured[case] = pairs(n, functools.partial(with_record, run), functools.partial(without, run))
+    print("  early start, cold", flush=True)
+    run = functools.partial(plugin, TWO)
+    run()  # the record of this command exists; cold() removes images and build cache, not it
+    measured["cold"] = pairs(n, lambda: with_record(run, reset_cold), lambda: without(run, reset_cold))
+    order = ("warm", "cold", "warm_reuse", "warm_xdist", "warm_slow_collection")
+    return {
+        case: {
+            "with": median(measured[case][0]),
+            "without": median(measured[case][1]),
+            "gain_percent": round(
+                (statistics.median(measured[case][1]) - statistics.median(measured[case][0]))
+                / statistics.median(measured[case][1])
+                * 100,
+                1,
+            ),
+            "raw": [measured[case][0], measured[case][1]],
+        }
+        for case in order
+    }
+
+
+SCENARIOS = ("cold", "warm", "tests", "platforms", "xdist", "early")
 
 
 def main() -> None:
@@ -279,6 +349,9 @@ def main() -> None:
             w: {"seconds": median([s for s, _ in runs]), "max_builds": max(b for _, b in runs)}
             for w, runs in xdist.items()
         }
+    if "early" in only:
+        print("early start", flush=True)
+        results["early"] = early_start(n, work)
     reset_cold()
 
     opts.out.mkdir(parents=True, exist_ok=True)
@@ -345,6 +418,26 @@ def markdown(r: dict) -> str:
         for workers, data in r["xdist"].items():
             name = f"`-n {workers.split()[0]}`" + (", `-p pytest_multiarch.xdist_scheduling`" if " " in workers else "")
             rows.append(f"| {name} | {data['seconds']} | {data['max_builds']} |")
+        rows.append("")
+    if "early" in r:
+        names = {
+            "warm": "warm, nothing changed",
+            "cold": "cold (images and build cache removed, record kept)",
+            "warm_reuse": "warm, `--multiarch-reuse`",
+            "warm_xdist": "warm, `-n 2`",
+            "warm_slow_collection": "warm, collection 2 s longer",
+        }
+        rows += [
+            "| early start, amd64 + arm64 | with (s) | without (s) | gain |",
+            "|---|---|---|---|",
+        ]
+        for case, data in r["early"].items():
+            rows.append(f"| {names.get(case, case)} | {data['with']} | {data['without']} | {data['gain_percent']} % |")
+        rows += [
+            "",
+            "Gain: (without - with) / without. Without: no record of the last run of the same command "
+            "(its directory removed before each run); with: the record kept.",
+        ]
     return "\n".join(rows).rstrip() + "\n"
 
 
