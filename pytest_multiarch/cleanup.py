@@ -12,12 +12,15 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
 import os
 import signal
 import socket
 import threading
+import time
 import weakref
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -82,17 +85,27 @@ class Tracker:
                 self._running.remove(container)
         return True
 
-    def remove_all(self) -> None:
-        """Remove every tracked container, at once (a fraction of a second each)."""
+    def remove_all(self) -> list[MultiarchContainer]:
+        """Remove every tracked container, at once (a fraction of a second each); those whose
+        removal failed (their engine does not answer, say) stay tracked and are returned."""
         with self._lock:
             containers = list(self._running)
             self._running.clear()
-        if len(containers) > 1:
-            with ThreadPoolExecutor(len(containers), thread_name_prefix="multiarch-cleanup") as pool:
-                pool.map(stop_quietly, containers)
-        else:
-            for container in containers:
-                stop_quietly(container)
+        with ThreadPoolExecutor(max(1, len(containers)), thread_name_prefix="multiarch-cleanup") as pool:
+            removed = list(pool.map(removed_quietly, containers))
+        failed = [container for container, gone in zip(containers, removed, strict=True) if not gone]
+        with self._lock:
+            self._running.extend(failed)
+        return failed
+
+
+def removed_quietly(container: MultiarchContainer) -> bool:
+    """Remove it; False (never an exception) when that failed."""
+    try:
+        container.stop()
+    except Exception:
+        return False
+    return True
 
 
 def stop_quietly(container: MultiarchContainer) -> None:
@@ -128,14 +141,96 @@ def close_session(tracker: Tracker) -> None:
         if _open_trackers or _previous_sigterm is None:
             return
         in_main_thread = threading.current_thread() is threading.main_thread()
-        if in_main_thread and signal.getsignal(signal.SIGTERM) is _on_sigterm:
+        if in_main_thread and signal.getsignal(signal.SIGTERM) in (_on_sigterm, _absorb):
             signal.signal(signal.SIGTERM, _previous_sigterm)
         _previous_sigterm = None
 
 
 def _remove_open() -> None:
     for tracker in list(_open_trackers):
-        tracker.remove_all()
+        with contextlib.suppress(Exception):
+            tracker.remove_all()
+
+
+@contextlib.contextmanager
+def signals_absorbed() -> Iterator[None]:
+    """While the session cleans up, a second Ctrl-C or SIGTERM is absorbed: cleanup goes on
+    instead of ending in a traceback halfway (the first signal already stops the run)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, _absorb)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def _absorb(signum: int, frame: FrameType | None) -> None:
+    pass
+
+
+def end_descendants(matching: str, grace: float = 5.0) -> list[int]:
+    """End every process below this one whose command line holds ``matching`` (a buildx build
+    under way when the session stops), with all of its own descendants: SIGTERM, then SIGKILL
+    after ``grace`` seconds. Returns the pids ended. Linux only (elsewhere: nothing)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if entry.isdigit():
+            parent = _parent_of(int(entry))
+            if parent is not None:
+                children.setdefault(parent, []).append(int(entry))
+    below = _tree(os.getpid(), children)[1:]
+    chosen = [pid for pid in below if matching in _cmdline(pid)]
+    doomed = sorted({p for pid in chosen for p in _tree(pid, children)})
+    for pid in doomed:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(_exists(pid) for pid in doomed):
+        time.sleep(0.05)
+    for pid in doomed:
+        if _exists(pid):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+    return doomed
+
+
+def _tree(root: int, children: dict[int, list[int]]) -> list[int]:
+    found, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        found.append(pid)
+        stack.extend(children.get(pid, ()))
+    return found
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return cmdline.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _exists(pid: int) -> bool:
+    """Running (a zombie, whose parent has not reaped it yet, counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _skip_final_collections() -> None:
@@ -152,7 +247,10 @@ def _skip_final_collections() -> None:
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     # pytest treats KeyboardInterrupt as "stop the session" and runs every teardown; a
-    # SystemExit raised inside a test would only fail that test.
+    # SystemExit raised inside a test would only fail that test. A second SIGTERM (a runner
+    # that sends it again) is absorbed: the session is already stopping.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _absorb)
     raise KeyboardInterrupt(f"signal {signum} (SIGTERM)")
 
 

@@ -18,6 +18,7 @@ import pytest
 from pytest_multiarch.errors import UsageError
 from pytest_multiarch.options import (
     DEFAULT_BUILD_JOBS,
+    DEFAULT_REQUEST_TIMEOUT,
     DEFAULT_TIMEOUT,
     EMULATION_TIMEOUT_FACTOR,
     add_options,
@@ -81,6 +82,7 @@ class Settings:
     platforms: list[Platform] | None  # None: the engine's native platform
     image: ImageSpec
     timeout: float = DEFAULT_TIMEOUT
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     strict: bool = False
     rebuild: bool = False
     build_jobs: int = DEFAULT_BUILD_JOBS
@@ -136,6 +138,9 @@ class Settings:
             platforms=platforms,
             image=image,
             timeout=parse_positive(get("multiarch_timeout"), "multiarch_timeout", DEFAULT_TIMEOUT),
+            request_timeout=parse_positive(
+                get("multiarch_request_timeout"), "multiarch_request_timeout", DEFAULT_REQUEST_TIMEOUT
+            ),
             strict=bool(get("multiarch_strict")),
             rebuild=bool(get("multiarch_rebuild")),
             published=published,
@@ -156,6 +161,10 @@ class Settings:
 
     def timeout_for(self, platform: Platform) -> float:
         return self.timeout * (EMULATION_TIMEOUT_FACTOR if platform.emulated else 1.0)
+
+    def request_timeout_for(self, platform: Platform) -> float:
+        """Seconds one HTTP request or exec command may take on ``platform``."""
+        return self.request_timeout * (EMULATION_TIMEOUT_FACTOR if platform.emulated else 1.0)
 
 
 BUILD_ARG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")

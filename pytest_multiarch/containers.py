@@ -9,6 +9,7 @@ With --multiarch-reuse a container is looked for among those earlier sessions le
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from pytest_multiarch.engine import Engine
 
 Key = tuple[ImageSpec, Platform]
+RETRY_SECONDS = 10.0  # how long close() waits for an engine that stopped answering to come back
 # Runs pytest_multiarch_container_started; raises what the hook raised.
 Announce = Callable[[MultiarchContainer], None]
 
@@ -115,7 +117,9 @@ class Containers:
             raise ContainerError(f"the {platform} container was no longer needed when its image was ready")
         engine = self._engine_for(platform)
         if self.settings.reuse:
-            found = find_reusable(engine, image, spec, waited=waited)
+            found = find_reusable(
+                engine, image, spec, waited=waited, command_timeout=self.settings.request_timeout_for(platform)
+            )
             if isinstance(found, StarterPending):
                 return found
             if found is not None:
@@ -131,6 +135,7 @@ class Containers:
             image,
             spec,
             timeout=self.settings.timeout_for(platform),
+            command_timeout=self.settings.request_timeout_for(platform),
             reuse=self.settings.reuse,
             on_created=self._track,
             cancelled=given_up,
@@ -257,17 +262,39 @@ class Containers:
         remover.start()
         self._removers.append(remover)
 
-    def close(self) -> None:
+    def close(self, grace: float = RETRY_SECONDS) -> list[str]:
         """Remove every container of this session; nothing starts after this. Queued starts are
         cancelled; one under way gives up and removes its container. Containers of
-        --multiarch-reuse stay, except those whose container-started hook never ran."""
+        --multiarch-reuse stay, except those whose container-started hook never ran.
+
+        A removal that fails (the engine does not answer) is tried again while the engine comes
+        back within ``grace`` seconds. Returns one line per engine on what is left."""
         self.closing.set()
         self.jobs.close()
-        self.tracker.remove_all()
         for remover in self._removers:
             remover.join()
         with self._lock:
             unannounced, self._unannounced = self._unannounced, []
         for container in unannounced:
-            cleanup.stop_quietly(container)
+            self.tracker.track(container)  # removed with the others below
+        left = self.tracker.remove_all()
+        deadline = time.monotonic() + grace
+        while left and time.monotonic() < deadline:
+            if any(container.engine_answers() for container in left):
+                left = self.tracker.remove_all()
+            else:
+                time.sleep(0.25)
         cleanup.close_session(self.tracker)
+        return _left_over(left)
+
+
+def _left_over(containers: list[MultiarchContainer]) -> list[str]:
+    """One line per engine: which containers could not be removed, and how to remove them."""
+    by_engine: dict[str, list[str]] = {}
+    for container in containers:
+        by_engine.setdefault(container.engine_name, []).append(container.id[:12])
+    return [
+        f"{len(ids)} container(s) could not be removed: {name} does not answer ({' '.join(ids)}). The next "
+        f"pytest-multiarch session removes them, or run `docker rm -f {' '.join(ids)}` against that engine."
+        for name, ids in by_engine.items()
+    ]

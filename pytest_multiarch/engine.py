@@ -338,6 +338,13 @@ class Engine:
     def is_native(self, platform: Platform) -> bool:
         return self.capabilities().is_native(platform)
 
+    def answers(self) -> bool:
+        """Whether the engine answers now (a ping, within a few seconds)."""
+        try:
+            return bool(self.sdk.api.ping())
+        except Exception:
+            return False
+
     def close(self) -> None:
         """Close the API client's connections (the CLI client holds none)."""
         with self._lock:

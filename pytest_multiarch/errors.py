@@ -41,6 +41,14 @@ class HookSkipped(MultiarchError):
     """``pytest.skip`` in ``pytest_multiarch_container_started``: that platform's tests skip."""
 
 
+class EngineGone(EngineError):
+    """The engine stopped answering while a test used one of its containers."""
+
+
+class CommandTimeout(MultiarchError):
+    """A command run with ``container.exec`` did not finish within its timeout."""
+
+
 class ExecError(MultiarchError):
     """A command run with ``container.exec`` exited non-zero."""
 

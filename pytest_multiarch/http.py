@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from pytest_multiarch.errors import DOCTOR_HINT, EngineGone, MultiarchError
+
 if TYPE_CHECKING:
     from pytest_multiarch.run import MultiarchContainer
 
@@ -27,19 +29,43 @@ def probe(url: str, timeout: float) -> requests.Response:
         return session.get(url, timeout=timeout, allow_redirects=False)
 
 
+class RequestTimeout(MultiarchError, requests.exceptions.Timeout):
+    """A ``multiarch_http`` request got no answer within its timeout (still a requests Timeout)."""
+
+
 class ContainerHTTP(requests.Session):
-    """A ``requests.Session`` whose relative URLs resolve against the container.
+    """A ``requests.Session`` whose relative URLs resolve against the container, with a default
+    timeout per request (``request_timeout``; a ``timeout=`` of the call wins).
 
     Proxy variables are ignored (``trust_env``): the container is on 127.0.0.1, which a CI
     machine's HTTP_PROXY without a matching NO_PROXY would otherwise send through the proxy."""
 
-    def __init__(self, container: MultiarchContainer) -> None:
+    def __init__(self, container: MultiarchContainer, request_timeout: float | None = None) -> None:
         super().__init__()
         self.trust_env = False
         self.container = container
         self.base_url = container.url("/")
+        self.request_timeout = request_timeout if request_timeout is not None else container.command_timeout
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         if isinstance(url, bytes):
             url = url.decode()
-        return super().request(method, join_url(self.base_url, url), *args, **kwargs)
+        if isinstance(method, bytes):
+            method = method.decode()
+        kwargs.setdefault("timeout", self.request_timeout)
+        try:
+            return super().request(method, join_url(self.base_url, url), *args, **kwargs)
+        except requests.exceptions.Timeout as exc:
+            if isinstance(exc, requests.exceptions.ConnectTimeout) or kwargs["timeout"] is None:
+                raise
+            raise RequestTimeout(
+                f"{method} {url} to the {self.container.platform} container got no answer within "
+                f"{kwargs['timeout']} s. Give timeout=SECONDS to the call, or raise --multiarch-request-timeout."
+            ) from None
+        except requests.exceptions.ConnectionError:
+            if not self.container.engine_answers():
+                raise EngineGone(
+                    f"{self.container.engine_name} stopped answering while {method} {url} went to the "
+                    f"{self.container.platform} container. Check the engine with `docker info`; {DOCTOR_HINT}"
+                ) from None
+            raise

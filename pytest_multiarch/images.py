@@ -125,6 +125,17 @@ class Images:
         stats.image = image.key if self.pulled(spec) else image.id.removeprefix("sha256:")[:12]
         return image
 
+    def close(self) -> list[int]:
+        """No build starts after this and queued ones are cancelled; a buildx process still
+        running (the session stopped by a signal, say) is ended with its whole process tree, so
+        that none outlives pytest and Python need not wait for it. Returns the pids ended."""
+        self.jobs.close()
+        if all(future.done() for _, future in self.jobs.items()):
+            return []
+        from pytest_multiarch import cleanup
+
+        return cleanup.end_descendants("buildx")
+
     def built_slots(self) -> dict[str, set[str]]:
         """Ids of the images this session built or found, per slot (project image and platform);
         pulled images (--multiarch-image) are not the project's builds. Ids, not build keys: a

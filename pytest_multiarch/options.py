@@ -12,6 +12,7 @@ DEFAULT_TIMEOUT = 30.0
 # Emulated platforms get this multiple of the timeout: QEMU runs a process 3-10x slower.
 EMULATION_TIMEOUT_FACTOR = 5.0
 DEFAULT_BUILD_JOBS = 2
+DEFAULT_REQUEST_TIMEOUT = 30.0
 
 _OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
     # (cli flag, ini key, ini type, help)
@@ -63,6 +64,16 @@ _OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
         {
             "help": f"seconds a native container may take to become ready (default: "
             f"{DEFAULT_TIMEOUT:g}); emulated platforms get {EMULATION_TIMEOUT_FACTOR:g}x that"
+        },
+    ),
+    (
+        "--multiarch-request-timeout",
+        "multiarch_request_timeout",
+        "string",
+        {
+            "help": f"seconds one multiarch_http request or one container.exec command may take on a native "
+            f"platform (default: {DEFAULT_REQUEST_TIMEOUT:g}); emulated platforms get "
+            f"{EMULATION_TIMEOUT_FACTOR:g}x that; a per-call timeout= wins"
         },
     ),
     (

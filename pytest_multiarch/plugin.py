@@ -17,7 +17,7 @@ import pytest
 
 from pytest_multiarch import xdist
 from pytest_multiarch.config import Settings, add_options, runs_tests
-from pytest_multiarch.errors import MultiarchError, UsageError
+from pytest_multiarch.errors import EngineError, MultiarchError, UsageError
 from pytest_multiarch.fixtures import (  # noqa: F401  (pytest registers the fixtures found here)
     STATE,
     declarations_of_item,
@@ -126,7 +126,8 @@ class MultiarchPlugin:
 
     def close(self) -> None:
         if self._session is not None:
-            self._session.close(self.reports.slots)
+            for line in self._session.close(self.reports.slots):
+                self.config.get_terminal_writer().line(f"multiarch: {line}", yellow=True)
 
     # -- parametrization and collection ------------------------------------------------------------
 
@@ -227,7 +228,8 @@ class MultiarchPlugin:
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
         platform = self.platform_of.get(item.nodeid)
-        in_setup = call.when != "call"  # in a test body (an ExecError, say) keep the traceback
+        # In a test body an ExecError, say, keeps its traceback; an engine gone is the environment's.
+        in_setup = call.when != "call" or (call.excinfo is not None and isinstance(call.excinfo.value, EngineError))
         if in_setup and call.excinfo is not None and report.failed and isinstance(call.excinfo.value, MultiarchError):
             error = call.excinfo.value
             prefix = f"[{platform}] " if platform else ""

@@ -12,16 +12,25 @@ import contextlib
 import dataclasses
 import hashlib
 import re
+import threading
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, TypeVar
 
+import requests
 from docker.errors import DockerException as DockerSDKError
 from docker.models.containers import Container
 
 from pytest_multiarch.build import BuiltImage
 from pytest_multiarch.config import ImageSpec
-from pytest_multiarch.errors import ContainerError, ExecError, ImageMismatch
+from pytest_multiarch.errors import (
+    DOCTOR_HINT,
+    CommandTimeout,
+    ContainerError,
+    EngineGone,
+    ExecError,
+    ImageMismatch,
+)
 from pytest_multiarch.http import join_url, probe
 from pytest_multiarch.platforms import Platform
 
@@ -53,6 +62,10 @@ class MultiarchContainer:
         self.port_setting = port_setting
         self.ready_seconds = 0.0
         self.reused = False  # found running from an earlier session (--multiarch-reuse)
+        # Set by attach(): the engine it runs on, for messages, and the default command timeout.
+        self.engine_name = "the Docker engine"
+        self.command_timeout: float | None = None
+        self.engine_answers: Callable[[], bool] = lambda: True
 
     @property
     def platform(self) -> Platform:
@@ -71,12 +84,22 @@ class MultiarchContainer:
             )
         return join_url(self.base_url, path)
 
-    def exec(self, cmd: str | list[str]) -> str:
+    def exec(self, cmd: str | list[str], *, timeout: float | None = None) -> str:
         """Run ``cmd`` inside (no shell: a string is split like a shell would) and return stdout.
 
-        Raises ExecError with the exit code and output when it exits non-zero.
+        Raises ExecError with the exit code and output when it exits non-zero, CommandTimeout
+        when it runs longer than ``timeout`` seconds (default: --multiarch-request-timeout,
+        scaled for emulation), EngineGone when the engine stops answering.
         """
-        result = self._container.exec_run(cmd, demux=True)
+        seconds = timeout if timeout is not None else self.command_timeout
+        shown = cmd if isinstance(cmd, str) else " ".join(cmd)
+        with self._engine_call(f"running {shown!r} in it"):
+            result = _within(seconds, lambda: self._container.exec_run(cmd, demux=True))
+        if result is None:
+            raise CommandTimeout(
+                f"{shown!r} in the {self.platform} container did not finish within {seconds:g} s. "
+                f"Give exec(..., timeout=SECONDS), or raise --multiarch-request-timeout."
+            )
         stdout, stderr = (part.decode(errors="replace") if part else "" for part in result.output)
         if result.exit_code != 0:
             raise ExecError(cmd, result.exit_code, stdout + stderr)
@@ -84,8 +107,20 @@ class MultiarchContainer:
 
     def logs(self) -> str:
         """Everything the container printed so far, stdout and stderr interleaved."""
-        raw: bytes = self._container.logs(stdout=True, stderr=True)
+        with self._engine_call("reading its logs"):
+            raw: bytes = self._container.logs(stdout=True, stderr=True)
         return raw.decode(errors="replace")
+
+    @contextlib.contextmanager
+    def _engine_call(self, doing: str) -> Iterator[None]:
+        """An engine that stopped answering is one EngineGone naming it, not a library traceback."""
+        try:
+            yield
+        except requests.exceptions.ConnectionError as exc:
+            raise EngineGone(
+                f"{self.engine_name} stopped answering while {doing} ({self.platform} container): "
+                f"{_reason(exc)}. Check the engine with `docker info`; {DOCTOR_HINT}"
+            ) from None
 
     def stop(self) -> None:
         """Remove the container (and its anonymous volumes); safe to call twice."""
@@ -98,6 +133,49 @@ class MultiarchContainer:
 
     def __repr__(self) -> str:
         return f"<MultiarchContainer {self.platform} {self.image.tag} {self.base_url or 'no port'}>"
+
+
+T = TypeVar("T")
+
+
+def _within(seconds: float | None, call: Callable[[], T]) -> T | None:
+    """``call()``'s result, or None when it takes longer than ``seconds`` (it goes on in a
+    daemon thread until the container is removed); its error is raised here."""
+    if seconds is None:
+        return call()
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as exc:
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, name="multiarch-exec", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if failure:
+        raise failure[0]
+    return outcome[0] if outcome else None
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause of a connection error, in a few words."""
+    text = str(exc)
+    for marker in ("FileNotFoundError", "ConnectionRefusedError", "Connection aborted", "Connection refused"):
+        if marker in text:
+            return marker
+    return text.split("(Caused by")[0].strip()[:200] or type(exc).__name__
+
+
+def attach(container: MultiarchContainer, engine: Engine, command_timeout: float) -> MultiarchContainer:
+    """Tell ``container`` its engine (for messages and to ask whether it still answers) and its
+    default command timeout."""
+    container.engine_name = f"the Docker engine at {engine.endpoint.describe()}"
+    container.command_timeout = command_timeout
+    container.engine_answers = engine.answers
+    return container
 
 
 def port_of(image: BuiltImage, spec: ImageSpec) -> int | None:
@@ -143,7 +221,7 @@ class StarterPending:
 
 
 def find_reusable(
-    engine: Engine, image: BuiltImage, spec: ImageSpec, *, waited: bool = False
+    engine: Engine, image: BuiltImage, spec: ImageSpec, *, waited: bool = False, command_timeout: float = 30.0
 ) -> MultiarchContainer | StarterPending | None:
     """A running container left by an earlier --multiarch-reuse session for exactly this image
     and configuration; containers of the same slot that don't match are removed (replaced).
@@ -172,7 +250,7 @@ def find_reusable(
             found.remove(force=True, v=True)
             return None
         base_url = f"http://{engine.container_host}:{bindings[0]['HostPort']}/"
-    container = MultiarchContainer(found, image, port, base_url, spec.setting("port"))
+    container = attach(MultiarchContainer(found, image, port, base_url, spec.setting("port")), engine, command_timeout)
     container.reused = True
     name = verified_name(wanted[REUSE_SLOT_LABEL])
     if found.name != name:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_multiarch import xdist
+from pytest_multiarch import cleanup, xdist
 from pytest_multiarch.build import BuiltImage
 from pytest_multiarch.config import ImageSpec, Settings
 from pytest_multiarch.containers import Containers, Key
@@ -195,12 +195,17 @@ class MultiarchSession:
 
     # -- the end -----------------------------------------------------------------------------------
 
-    def close(self, reported_slots: dict[str, set[str]] | None = None) -> None:
+    def close(self, reported_slots: dict[str, set[str]] | None = None) -> list[str]:
         """Stop every container of this session, then drop older builds of the images it (and,
         on an xdist controller, its workers: ``reported_slots``) built. xdist workers leave
-        pruning to the controller: another worker may still need an image."""
-        self.images.jobs.close()
-        self.containers.close()
+        pruning to the controller: another worker may still need an image. Returns what could
+        not be removed, a line per engine."""
+        with cleanup.signals_absorbed():
+            return self._close(reported_slots)
+
+    def _close(self, reported_slots: dict[str, set[str]] | None) -> list[str]:
+        self.images.close()
+        left = self.containers.close()
         if self.role != "worker":
             slots = self.images.built_slots()
             for slot, keys in (reported_slots or {}).items():
@@ -209,3 +214,4 @@ class MultiarchSession:
                 self.images.prune(slots, made_before=self.started_at)
         for engine in self.engines():
             engine.close()
+        return left

@@ -24,7 +24,7 @@ from pytest_multiarch.cleanup import namespace_label, owner_labels, process_iden
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.errors import ContainerError
 from pytest_multiarch.http import join_url, probe
-from pytest_multiarch.run import REUSE_STARTER_LABEL, MultiarchContainer, check_machine, port_of, reuse_labels
+from pytest_multiarch.run import REUSE_STARTER_LABEL, MultiarchContainer, attach, check_machine, port_of, reuse_labels
 
 if TYPE_CHECKING:
     from pytest_multiarch.engine import Engine
@@ -114,6 +114,7 @@ def start_container(
     spec: ImageSpec,
     *,
     timeout: float,
+    command_timeout: float | None = None,
     reuse: bool = False,
     on_created: Callable[[MultiarchContainer], None] | None = None,
     cancelled: Callable[[], bool] = lambda: False,
@@ -151,6 +152,7 @@ def start_container(
     inner = _create(sdk, image, labels, ports)
     try:
         container = MultiarchContainer(inner, image, port, None, spec.setting("port"))
+        attach(container, engine, command_timeout or timeout)
         if on_created is not None:
             on_created(container)
         _start(inner, image)

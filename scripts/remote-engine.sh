@@ -41,7 +41,11 @@ fi
 DIR=$STATE_DIR/remote-engine
 REGISTRY=${MULTIARCH_REGISTRY:-127.0.0.1:5000}
 
-ADDR=127.0.0.2 # loopback only: the API below has no authentication
+ADDR=${MULTIARCH_REMOTE_ADDR:-127.0.0.2} # loopback only: the API below has no authentication
+case "$ADDR" in
+  127.*) ;;
+  *) echo "[remote-engine] ERROR: MULTIARCH_REMOTE_ADDR must be a loopback address (127.x.y.z)" >&2; exit 1 ;;
+esac
 API_PORT=${MULTIARCH_REMOTE_API_PORT:-2375}
 SSH_PORT=${MULTIARCH_REMOTE_SSH_PORT:-2222}
 TCP_URL=tcp://$ADDR:$API_PORT
@@ -51,8 +55,10 @@ BRIDGE=${MULTIARCH_REMOTE_BRIDGE:-pmremote0}
 # Docker's default pools (172.17-31.x, 192.168.x), which the first engine allocates from.
 BRIDGE_CIDR=${MULTIARCH_REMOTE_BRIDGE_CIDR:-10.213.0.1/24}
 ADDRESS_POOL=${MULTIARCH_REMOTE_ADDRESS_POOL:-10.213.128.0/17}
-CGROUP_PARENT=/pytest-multiarch-remote
-NAMESPACE=pytest-multiarch-remote
+# A name of its own per instance (tests start private ones beside it): cgroup and containerd namespaces.
+NAME=${MULTIARCH_REMOTE_NAME:-pytest-multiarch-remote}
+CGROUP_PARENT=/$NAME
+NAMESPACE=$NAME
 
 DATA_DIR=$DIR/data
 EXEC_DIR=$DIR/exec
@@ -439,7 +445,11 @@ cmd_start() {
   mkdir -p "$DIR"
   chmod 700 "$DIR" # sshd's StrictModes: the key files' directories must not be writable by others
   start_dockerd
-  start_sshd
+  if [ "${MULTIARCH_REMOTE_SSH:-yes}" = no ]; then
+    log "no sshd (MULTIARCH_REMOTE_SSH=no)"
+  else
+    start_sshd
+  fi
   log "ready in $(since "$t0")s: $TCP_URL and $SSH_URL (eval \"\$(scripts/remote-engine.sh env)\")"
 }
 

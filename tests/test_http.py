@@ -52,10 +52,11 @@ def test_the_probe_takes_a_redirect_as_the_apps_answer_and_ignores_the_proxy(app
 
 
 class _Container:
-    """What ContainerHTTP needs of a MultiarchContainer: its URL."""
+    """What ContainerHTTP needs of a MultiarchContainer: its URL and its default request timeout."""
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
+        self.command_timeout = 5.0
 
     def url(self, path: str = "/") -> str:
         return self.base_url + path.lstrip("/")

@@ -119,6 +119,8 @@ class FakeContainer(MultiarchContainer):
         self.reused = False
         self.ready_seconds = 0.1
         self.base_url = "http://127.0.0.1:1/"
+        self.engine_name = "the fake engine"
+        self.engine_answers = lambda: True
         self.removed = threading.Event()
 
     def stop(self) -> None:
@@ -141,6 +143,7 @@ class FakeStarts:
         spec: ImageSpec,
         *,
         timeout: float,
+        command_timeout: float,
         reuse: bool,
         on_created: Callable[[Any], None],
         cancelled: Callable[[], bool],
@@ -256,3 +259,38 @@ def test_the_containers_module_keeps_no_global_state():
         if isinstance(value, (list, dict, set)) and not name.startswith("__")
     }
     assert names == set()
+
+
+class Unreachable(FakeContainer):
+    """A container whose engine does not answer until ``back`` is set."""
+
+    def __init__(self, image: BuiltImage, back: threading.Event) -> None:
+        super().__init__(image)
+        self.back = back
+        self.engine_answers = back.is_set
+
+    @property
+    def id(self) -> str:
+        return "0123456789abcdef"
+
+    def stop(self) -> None:
+        if not self.back.is_set():
+            raise ConnectionError("engine gone")
+        self.removed.set()
+
+
+def test_close_retries_a_removal_once_the_engine_answers_again_and_names_what_is_left(session_containers):
+    containers, key = session_containers
+    image = built(key[0]).result()
+    back = threading.Event()
+    returning, gone = Unreachable(image, back), Unreachable(image, threading.Event())
+    containers.tracker.track(returning)
+    threading.Timer(0.3, back.set).start()  # the engine comes back while the session closes
+    assert containers.close(grace=WAIT) == []
+    assert returning.removed.is_set()
+
+    other = Containers(containers.settings, lambda platform: FakeEngine(), Notes())  # type: ignore[arg-type,return-value]
+    other.tracker.track(gone)
+    (line,) = other.close(grace=0.5)
+    assert line.startswith("1 container(s) could not be removed: the fake engine does not answer (0123456789ab)")
+    assert "docker rm -f 0123456789ab" in line
