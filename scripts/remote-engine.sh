@@ -292,6 +292,9 @@ start_dockerd() {
     ensure_bridge
     mkdir -p "$DATA_DIR" "$EXEC_DIR"
     # Its own (empty) config file: /etc/docker/daemon.json belongs to the first engine.
+    # The cgroupfs driver, named: on a cgroup v2 host booted with systemd (GitHub's Ubuntu runners)
+    # dockerd defaults to the systemd driver, which refuses a --cgroup-parent path ("should be a
+    # valid slice named as xxx.slice") and would not start.
     echo '{}' >"$DAEMON_JSON"
     note_docker0
     log "starting dockerd on $TCP_URL (log: $DOCKERD_LOG)"
@@ -306,6 +309,7 @@ start_dockerd() {
       --ip "$ADDR" \
       --default-address-pool "base=$ADDRESS_POOL,size=24" \
       --cgroup-parent "$CGROUP_PARENT" \
+      --exec-opt native.cgroupdriver=cgroupfs \
       --containerd-namespace "$NAMESPACE" \
       --containerd-plugins-namespace "$NAMESPACE-plugins" \
       >"$DOCKERD_LOG" 2>&1 </dev/null &
