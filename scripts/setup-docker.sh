@@ -276,10 +276,15 @@ EOF
 # 4. Base images
 
 index_has_platforms() { # REF: true when REF is an index that holds every platform in $PLATFORMS
-  local out p
+  local out p want
   out=$(docker buildx imagetools inspect "$1" 2>/dev/null) || return 1
   for p in $PLATFORMS; do
-    grep -q "Platform: *$p\$" <<<"$out" || return 1
+    # Docker Hub's official images list arm64 as linux/arm64/v8, which is the same platform.
+    case "$p" in
+      linux/arm64 | linux/arm64/v8) want='linux/arm64(/v8)?' ;;
+      *) want=$p ;;
+    esac
+    grep -Eq "Platform: *$want\$" <<<"$out" || return 1
   done
 }
 
