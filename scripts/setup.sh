@@ -20,7 +20,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv with $($PYTHON --version)" >&2
   "$PYTHON" -m venv .venv
 fi
-if ! .venv/bin/python -c "import pytest_multiarch, ruff, xdist, mypy" >/dev/null 2>&1 \
+if ! .venv/bin/python -c "import pytest_multiarch, ruff, xdist, mypy, check_jsonschema, build" >/dev/null 2>&1 \
   || [ pyproject.toml -nt .venv/.installed ]; then
   echo "[setup] installing pytest-multiarch and its test dependencies into .venv" >&2
   .venv/bin/python -m pip install --quiet --upgrade pip
