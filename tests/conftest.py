@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -97,11 +98,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _remove_test_images() -> Iterator[None]:
-    """Remove the images the pytester projects built (their repositories start with test-)."""
+def _remove_test_images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Remove the images this session's pytester projects built, and only those: another test
+    session may be running on the same engine (their repositories end in a hash of the
+    project's folder, see build.image_repository)."""
     yield
     if shutil.which("docker") is None:
         return
+    base = tmp_path_factory.getbasetemp()
+    ours = {hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:8] for path in _folders(base, depth=3)}
     listed = subprocess.run(
         [
             "docker",
@@ -115,6 +120,18 @@ def _remove_test_images() -> Iterator[None]:
         capture_output=True,
         text=True,
     )
-    tags = [t for t in listed.stdout.split() if t.startswith("pytest-multiarch/test-")]
+    tags = [
+        tag
+        for tag in listed.stdout.split()
+        if tag.startswith("pytest-multiarch/test-") and tag.split(":")[0].rsplit("-", 1)[-1] in ours
+    ]
     if tags:
         subprocess.run(["docker", "image", "rm", "--force", *tags], capture_output=True)
+
+
+def _folders(root: Path, depth: int) -> Iterator[Path]:
+    yield root
+    if depth > 0:
+        for child in root.iterdir() if root.is_dir() else ():
+            if child.is_dir() and not child.is_symlink():
+                yield from _folders(child, depth - 1)

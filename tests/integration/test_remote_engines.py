@@ -40,11 +40,17 @@ def where_tests(arm64: tuple[str, str], amd64: tuple[str, str]) -> str:
 
 
 def owned_containers() -> set[str]:
-    """Containers of pytest-multiarch runs on either engine."""
+    """Containers on either engine whose pytest-multiarch run has ended (those of a run still
+    going, another test session on this machine say, are not this test's to judge)."""
     found: set[str] = set()
     for host in (REMOTE, LOCAL):
         listed = ["docker", "-H", host, "ps", "-aq", "--no-trunc", "--filter", f"label={OWNER_LABEL}"]
-        found |= set(subprocess.run(listed, capture_output=True, text=True, check=True).stdout.split())
+        listed += ["--format", f'{{{{.ID}}}} {{{{.Label "{OWNER_LABEL}"}}}}']
+        for line in subprocess.run(listed, capture_output=True, text=True, check=True).stdout.splitlines():
+            container, _, owner = line.partition(" ")
+            pid = owner.rpartition(":")[2]
+            if not (pid.isdigit() and os.path.exists(f"/proc/{pid}")):
+                found.add(container)
     return found
 
 
