@@ -12,23 +12,28 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pytest_multiarch.build import BuiltImage
+    from pytest_multiarch.build import BuiltImage, ImageConfig
     from pytest_multiarch.config import ImageSpec
+    from pytest_multiarch.declare import multiarch_fixtures
     from pytest_multiarch.errors import (
         BuildError,
+        CommandTimeout,
         ContainerError,
         EngineError,
+        EngineGone,
         ExecError,
         ImageMismatch,
         MultiarchError,
         PlatformUnavailable,
         UsageError,
     )
-    from pytest_multiarch.fixtures import ImageFixtures, multiarch_fixtures
+    from pytest_multiarch.fixtures import ImageFixtures
     from pytest_multiarch.gate import GateError, PublishedIndex
-    from pytest_multiarch.http import ContainerHTTP
+    from pytest_multiarch.http import ContainerHTTP, RequestTimeout
+    from pytest_multiarch.networks import ServiceNetwork
+    from pytest_multiarch.oneshot import RunResult, RunTimeout
     from pytest_multiarch.platforms import Platform
-    from pytest_multiarch.run import MultiarchContainer
+    from pytest_multiarch.run import FileInfo, MultiarchContainer
 
 _EXPORTS = {
     "BuildError": "errors",
@@ -47,16 +52,28 @@ _EXPORTS = {
     "PlatformUnavailable": "errors",
     "PublishedIndex": "gate",
     "UsageError": "errors",
-    "multiarch_fixtures": "fixtures",
+    "multiarch_fixtures": "declare",
+    "FileInfo": "run",
+    "RunResult": "oneshot",
+    "RunTimeout": "oneshot",
+    "ServiceNetwork": "networks",
+    "ImageConfig": "build",
+    "CommandTimeout": "errors",
+    "EngineGone": "errors",
+    "RequestTimeout": "http",
 }
 __all__ = [
     "BuildError",
     "BuiltImage",
+    "CommandTimeout",
     "ContainerError",
     "ContainerHTTP",
     "EngineError",
+    "EngineGone",
     "ExecError",
+    "FileInfo",
     "GateError",
+    "ImageConfig",
     "ImageFixtures",
     "ImageMismatch",
     "ImageSpec",
@@ -65,6 +82,10 @@ __all__ = [
     "Platform",
     "PlatformUnavailable",
     "PublishedIndex",
+    "RequestTimeout",
+    "RunResult",
+    "RunTimeout",
+    "ServiceNetwork",
     "UsageError",
     "multiarch_fixtures",
 ]

@@ -49,6 +49,34 @@ LOCK_DIR = Path(tempfile.gettempdir()) / f"pytest-multiarch-locks-{os.getuid() i
 
 
 @dataclasses.dataclass(frozen=True)
+class ImageConfig:
+    """What the loaded image says it runs: for checks such as "runs as non-root everywhere"."""
+
+    user: str = ""
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
+    env: dict[str, str] = dataclasses.field(default_factory=dict)
+    exposed_ports: tuple[str, ...] = ()  # "8080/tcp"
+    labels: dict[str, str] = dataclasses.field(default_factory=dict)
+    workdir: str = ""
+
+    @classmethod
+    def of(cls, config: Mapping[str, Any] | None) -> ImageConfig:
+        """From the ``Config`` of ``docker image inspect``."""
+        config = config or {}
+        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in config.get("Env") or [])
+        return cls(
+            user=str(config.get("User") or ""),
+            entrypoint=tuple(config.get("Entrypoint") or ()),
+            cmd=tuple(config.get("Cmd") or ()),
+            env=env,
+            exposed_ports=tuple(sorted(config.get("ExposedPorts") or {})),
+            labels=dict(config.get("Labels") or {}),
+            workdir=str(config.get("WorkingDir") or ""),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
 class BuiltImage:
     """An image loaded into the engine for one platform."""
 
@@ -59,6 +87,7 @@ class BuiltImage:
     reused: bool
     seconds: float
     exposed_ports: tuple[int, ...] = ()
+    config: ImageConfig = dataclasses.field(default_factory=ImageConfig, repr=False)
 
 
 def build_key(spec: ImageSpec, platform: Platform, builder: str) -> str:
@@ -191,6 +220,7 @@ def build_image(
         reused=reused,
         seconds=time.monotonic() - started,
         exposed_ports=exposed_ports((attrs.get("Config") or {}).get("ExposedPorts")),
+        config=ImageConfig.of(attrs.get("Config")),
     )
 
 

@@ -10,6 +10,7 @@ import dataclasses
 import math
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,9 @@ from pytest_multiarch.platforms import Platform, parse_platforms, split_list
 __all__ = ["EMULATION_TIMEOUT_FACTOR", "ImageSpec", "Settings", "add_options", "runs_tests"]
 
 
+EnvValue = str | Callable[..., str]  # a callable gets the values of depends_on's fixtures
+
+
 @dataclasses.dataclass(frozen=True)
 class ImageSpec:
     """What to build and how to run it; one per image a project declares."""
@@ -39,9 +43,16 @@ class ImageSpec:
     build_args: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)  # may hold secrets
     target: str | None = None
     port: int | None = None
-    ready_path: str = "/"
+    ready_path: str | None = "/"  # None: no HTTP probe, ready once it runs
+    # How its container runs (not part of the build key):
+    environment: dict[str, EnvValue] = dataclasses.field(default_factory=dict, repr=False)  # may hold secrets
+    command: tuple[str, ...] | None = None  # replaces the image's CMD
+    entrypoint: tuple[str, ...] | None = None  # replaces its ENTRYPOINT
+    ports: tuple[int, ...] = ()  # more container ports to publish, besides ``port``
+    ready_log: str | None = None  # ready once this text appears in its logs (instead of HTTP)
+    depends_on: tuple[str, ...] = ()  # fixtures set up before its container starts
 
-    def __hash__(self) -> int:  # build_args is a dict; hash its items
+    def __hash__(self) -> int:  # the dicts are hashed by their items; a callable by identity
         return hash(
             (
                 self.name,
@@ -51,8 +62,39 @@ class ImageSpec:
                 self.target,
                 self.port,
                 self.ready_path,
+                tuple(sorted((k, v if isinstance(v, str) else id(v)) for k, v in self.environment.items())),
+                self.command,
+                self.entrypoint,
+                self.ports,
+                self.ready_log,
+                self.depends_on,
             )
         )
+
+    def for_build(self) -> ImageSpec:
+        """Only what decides the image: declarations that differ in how their containers run
+        share one build."""
+        return dataclasses.replace(
+            self,
+            port=None,
+            ready_path="/",
+            environment={},
+            command=None,
+            entrypoint=None,
+            ports=(),
+            ready_log=None,
+            depends_on=(),
+        )
+
+    @property
+    def needs_fixtures(self) -> bool:
+        """Its container can start only once fixtures of the test session are set up."""
+        return bool(self.depends_on) or any(not isinstance(v, str) for v in self.environment.values())
+
+    @property
+    def resolved_environment(self) -> dict[str, str]:
+        """The environment when no value is a callable still to be called (see fixtures.py)."""
+        return {k: v for k, v in self.environment.items() if isinstance(v, str)}
 
     def setting(self, field: str) -> str:
         """Where a user sets ``field`` of this image, for messages: the plugin's option for the
@@ -125,6 +167,8 @@ class Settings:
         dockerfile = context / (get("multiarch_dockerfile") or "Dockerfile")
         build_args = parse_build_args(config.getini("multiarch_build_args") or "", "ini multiarch_build_args")
         build_args.update(parse_build_args(config.getoption("multiarch_build_args") or [], "--multiarch-build-arg"))
+        environment: dict[str, EnvValue] = dict(parse_env(config.getini("multiarch_env") or "", "ini multiarch_env"))
+        environment.update(parse_env(config.getoption("multiarch_env") or [], "--multiarch-env"))
         image = ImageSpec(
             name="",
             context=context,
@@ -133,6 +177,7 @@ class Settings:
             target=get("multiarch_target") or None,
             port=parse_port(get("multiarch_port")),
             ready_path=parse_ready_path(get("multiarch_ready_path")),
+            environment=environment,
         )
         return cls(
             platforms=platforms,
@@ -236,6 +281,21 @@ def parse_engines(raw: str | list[str], source: str) -> dict[Platform, str]:
             raise UsageError(f"{source} names two engines for {platform}: {engines[platform]!r} and {endpoint!r}.")
         engines[platform] = endpoint
     return engines
+
+
+def parse_env(raw: str | list[str], source: str) -> dict[str, str]:
+    """``K=V`` items for a container's environment: as build args are read (one per ini line,
+    values may hold spaces), with the same rule of naming a malformed item by position only."""
+    try:
+        return parse_build_args(raw, source)
+    except UsageError as exc:
+        raise UsageError(
+            str(exc)
+            .replace("malformed build arg", "malformed environment variable")
+            .replace(
+                "--multiarch-build-arg BASE_IMAGE=python:3.12-slim", "--multiarch-env DATABASE_URL=postgres://db/app"
+            )
+        ) from None
 
 
 def parse_port(raw: Any, source: str = "multiarch_port") -> int | None:

@@ -3,7 +3,7 @@ image is ready, announced to the container-started hook, released after its last
 removed at the end, on the engine of its platform.
 
 With --multiarch-reuse a container is looked for among those earlier sessions left running
-(run.find_reusable) and outlives the session, once its hook has run.
+(reuse.find_reusable) and outlives the session, once its hook has run.
 """
 
 from __future__ import annotations
@@ -22,17 +22,18 @@ from pytest_multiarch.build import LOCK_DIR, BuiltImage
 from pytest_multiarch.config import ImageSpec, Settings
 from pytest_multiarch.errors import ContainerError, HookSkipped, MultiarchError
 from pytest_multiarch.jobs import Closed, Jobs
+from pytest_multiarch.networks import DEFAULT_ALIAS, Networks
 from pytest_multiarch.platforms import Platform
 from pytest_multiarch.report import Notes
-from pytest_multiarch.run import (
+from pytest_multiarch.reuse import (
     REUSE_SLOT_LABEL,
-    MultiarchContainer,
     StarterPending,
     find_reusable,
     mark_verified,
     reuse_labels,
     wait_until_renamed,
 )
+from pytest_multiarch.run import MultiarchContainer
 
 if TYPE_CHECKING:
     from pytest_multiarch.engine import Engine
@@ -46,10 +47,17 @@ Announce = Callable[[MultiarchContainer], None]
 class Containers:
     """Starts, hands out, releases and removes the containers of one session."""
 
-    def __init__(self, settings: Settings, engine_for: Callable[[Platform], Engine], notes: Notes) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine_for: Callable[[Platform], Engine],
+        notes: Notes,
+        networks: Networks | None = None,
+    ) -> None:
         self.settings = settings
         self._engine_for = engine_for
         self._notes = notes
+        self.networks = networks
         self.tracker = cleanup.Tracker()
         self.jobs: Jobs[Key, MultiarchContainer] = Jobs("start", 4)
         self._lock = threading.Lock()
@@ -63,12 +71,16 @@ class Containers:
 
     # -- starting ----------------------------------------------------------------------------------
 
-    def future(self, key: Key, build: Future[BuiltImage]) -> Future[MultiarchContainer]:
-        """The start of ``key``'s container, once ``build`` is done (at most one per key)."""
+    def future(
+        self, key: Key, build: Future[BuiltImage], run_spec: ImageSpec | None = None
+    ) -> Future[MultiarchContainer]:
+        """The start of ``key``'s container, once ``build`` is done (at most one per key), as
+        ``run_spec`` says (default: key's spec; one whose environment its fixtures completed)."""
         with self._lock:
             dropped = self._dropped.setdefault(key, threading.Event())
+        spec = run_spec or key[0]
         try:
-            return self.jobs.submit(key, lambda: self._start(key, build, dropped.is_set))
+            return self.jobs.submit(key, lambda: self._start((spec, key[1]), build, dropped.is_set))
         except Closed:
             raise ContainerError(f"the session ended before the {key[1]} container started") from None
 
@@ -130,6 +142,8 @@ class Containers:
         self._notes.say(f"starting the {platform} container of {image.tag}{on}…")
         from pytest_multiarch.start import start_container  # only when starting one
 
+        # Reused containers outlive the session: they join no network of its own.
+        network = self.networks.of(engine, platform).name if self.networks and not self.settings.reuse else None
         return start_container(
             engine,
             image,
@@ -139,6 +153,9 @@ class Containers:
             reuse=self.settings.reuse,
             on_created=self._track,
             cancelled=given_up,
+            environment=spec.resolved_environment,
+            network=network,
+            alias=spec.name or DEFAULT_ALIAS,
         )
 
     def _sweep_once(self, engine: Engine) -> None:
@@ -285,6 +302,8 @@ class Containers:
             else:
                 time.sleep(0.25)
         cleanup.close_session(self.tracker)
+        if self.networks is not None:
+            self.networks.close()
         return _left_over(left)
 
 

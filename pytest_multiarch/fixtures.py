@@ -10,12 +10,11 @@ one in-process pytest session declares leaks into the next.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import pytest
 
-from pytest_multiarch.config import BUILD_ARG_KEY, ImageSpec, Settings, parse_port, parse_ready_path
+from pytest_multiarch.config import ImageSpec, Settings
 from pytest_multiarch.errors import EngineError, PlatformUnavailable, UsageError
 from pytest_multiarch.platforms import Platform
 
@@ -23,6 +22,8 @@ if TYPE_CHECKING:  # the engine-facing modules load only when a fixture is used
     from pytest_multiarch.build import BuiltImage
     from pytest_multiarch.gate import PublishedIndex
     from pytest_multiarch.http import ContainerHTTP
+    from pytest_multiarch.networks import ServiceNetwork
+    from pytest_multiarch.oneshot import RunResult
     from pytest_multiarch.plugin import MultiarchPlugin
     from pytest_multiarch.run import MultiarchContainer
 
@@ -30,7 +31,7 @@ SpecFactory = Callable[[pytest.Config], ImageSpec]
 SPEC_OF_ATTRIBUTE = "_multiarch_spec_of"
 PREFIX_ATTRIBUTE = "_multiarch_prefix"
 STATE = "multiarch-state"  # the name plugin.py registers its MultiarchPlugin under
-SUFFIXES = ("_image", "_container", "_http")
+SUFFIXES = ("_image", "_container", "_http", "_run")
 
 
 def state(config: pytest.Config) -> MultiarchPlugin:
@@ -47,65 +48,6 @@ class ImageFixtures(NamedTuple):
     http: Any
 
 
-def multiarch_fixtures(
-    name: str,
-    *,
-    context: str | Path = ".",
-    dockerfile: str | Path = "Dockerfile",
-    build_args: Mapping[str, str] | None = None,
-    target: str | None = None,
-    port: int | None = None,
-    ready_path: str = "/",
-) -> ImageFixtures:
-    """Declare one more image; returns fixtures ``<name>_image``, ``<name>_container`` and
-    ``<name>_http``. Assign them to module-level names in a conftest.py::
-
-        api_image, api_container, api_http = multiarch_fixtures("api", context="api", port=8000)
-
-    ``context`` is relative to the rootdir and ``dockerfile`` to the context. The configured build
-    args (``--multiarch-build-arg``, ini ``multiarch_build_args``) apply on top of ``build_args``.
-    Tests using them are parametrized over the platforms exactly like ``multiarch_image``.
-    """
-    if not name.isidentifier():
-        raise UsageError(f"multiarch_fixtures name {name!r} must be a Python identifier, e.g. 'api'.")
-    where = f'multiarch_fixtures("{name}", ...)'
-    declared = _declared_build_args(build_args, where)
-    port = parse_port(port, f"port= of {where}")
-    ready_path = parse_ready_path(ready_path, f"ready_path= of {where}")
-
-    def spec_of(config: pytest.Config) -> ImageSpec:
-        settings = state(config).settings
-        root = Path(config.rootpath) / context
-        return ImageSpec(
-            name=name,
-            context=root,
-            dockerfile=root / dockerfile,
-            build_args={**declared, **settings.image.build_args},
-            target=target,
-            port=port,
-            ready_path=ready_path,
-        )
-
-    return make_fixtures(name, spec_of)
-
-
-def _declared_build_args(build_args: Mapping[str, Any] | None, where: str) -> dict[str, str]:
-    """The declaration's build args as strings; numbers are written out, anything else is a
-    mistake reported by key (a value may be a secret)."""
-    if build_args is None:
-        return {}
-    if not isinstance(build_args, Mapping):
-        raise UsageError(f"build_args= of {where} must be a dict of KEY: value, not a {type(build_args).__name__}.")
-    declared = {}
-    for key, value in build_args.items():
-        if not isinstance(key, str) or not BUILD_ARG_KEY.match(key):
-            raise UsageError(f"build_args= of {where}: {key!r} is not a build arg name (letters, digits, _ . -).")
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise UsageError(f"build_args= of {where}: the value of {key} is a {type(value).__name__}; give a string.")
-        declared[key] = str(value)
-    return declared
-
-
 def make_fixtures(prefix: str, spec_of: SpecFactory) -> ImageFixtures:
     def image_fixture(request: pytest.FixtureRequest, multiarch_platform: Platform) -> BuiltImage:
         plugin = state(request.config)
@@ -114,7 +56,8 @@ def make_fixtures(prefix: str, spec_of: SpecFactory) -> ImageFixtures:
     def container_fixture(request: pytest.FixtureRequest, multiarch_platform: Platform) -> MultiarchContainer:
         plugin = state(request.config)
         spec = spec_of(request.config)
-        container = plugin.session.container(spec, multiarch_platform, plugin.say)
+        environment = _environment_of(request, spec)
+        container = plugin.session.container(spec, multiarch_platform, plugin.say, environment)
         plugin.release_when_finished(request, spec, multiarch_platform)
         return container
 
@@ -133,11 +76,58 @@ def make_fixtures(prefix: str, spec_of: SpecFactory) -> ImageFixtures:
         pytest.fixture(scope="session", name=f"{prefix}_container")(container_fixture),
         pytest.fixture(name=f"{prefix}_http")(http_fixture),
     )
-    for function in (image_fixture, container_fixture, http_fixture, *made):
-        # Which declaration a test really uses, when conftests of two folders declare one name.
+    _mark(prefix, spec_of, image_fixture, container_fixture, http_fixture, *made)
+    return ImageFixtures(*made)
+
+
+def make_run_fixture(prefix: str, spec_of: SpecFactory) -> Any:
+    """``<prefix>_run``: a callable that runs the image once as the test's platform."""
+
+    def run_fixture(request: pytest.FixtureRequest, multiarch_platform: Platform) -> Callable[..., RunResult]:
+        plugin = state(request.config)
+        spec = spec_of(request.config)
+
+        def run(
+            *args: str,
+            entrypoint: list[str] | None = None,
+            env: Mapping[str, str] | None = None,
+            stdin: bytes | str | None = None,
+            timeout: float | None = None,
+        ) -> RunResult:
+            options = {"entrypoint": entrypoint, "environment": env, "stdin": stdin, "timeout": timeout}
+            return plugin.session.run(spec, multiarch_platform, plugin.say, args, **options)
+
+        return run
+
+    made = pytest.fixture(name=f"{prefix}_run")(run_fixture)
+    _mark(prefix, spec_of, run_fixture, made)
+    return made
+
+
+def _mark(prefix: str, spec_of: SpecFactory, *functions: Any) -> None:
+    """Which declaration a fixture belongs to: a test uses the one nearest to it, when conftests
+    of two folders declare one name."""
+    for function in functions:
         setattr(function, SPEC_OF_ATTRIBUTE, spec_of)
         setattr(function, PREFIX_ATTRIBUTE, prefix)
-    return ImageFixtures(*made)
+
+
+def _environment_of(request: pytest.FixtureRequest, spec: ImageSpec) -> dict[str, str] | None:
+    """The container's environment once its depends_on fixtures are set up: each callable value
+    gets their values. None when the declaration has neither."""
+    if not spec.depends_on and len(spec.resolved_environment) == len(spec.environment):
+        return None
+    values = [request.getfixturevalue(name) for name in spec.depends_on]
+    environment: dict[str, str] = {}
+    for key, value in spec.environment.items():
+        found = value(*values) if callable(value) else value
+        if not isinstance(found, str):
+            raise UsageError(
+                f'environment= of multiarch_fixtures("{spec.name}", ...): the callable for {key} returned a '
+                f"{type(found).__name__}; return a string."
+            )
+        environment[key] = found
+    return environment
 
 
 def declarations(plugins: Iterable[object]) -> dict[str, SpecFactory]:
@@ -226,3 +216,14 @@ def _default_image(config: pytest.Config) -> ImageSpec:
 
 
 multiarch_image, multiarch_container, multiarch_http = make_fixtures("multiarch", _default_image)
+multiarch_run = make_run_fixture("multiarch", _default_image)
+
+
+@pytest.fixture(scope="session")
+def multiarch_network(request: pytest.FixtureRequest, multiarch_platform: Platform) -> ServiceNetwork:
+    """The session's network on this platform's engine (``.name``, ``.docker_host``): attach
+    your service containers to it; the plugin's containers are there as ``app`` (the default
+    image) and their declared names."""
+    plugin = state(request.config)
+    session = plugin.session
+    return session.networks.of(session.engine_for(multiarch_platform), multiarch_platform)

@@ -19,7 +19,7 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
-from pytest_multiarch.build import BuiltImage, check_image_platform, exposed_ports
+from pytest_multiarch.build import BuiltImage, ImageConfig, check_image_platform, exposed_ports
 from pytest_multiarch.errors import MultiarchError, UsageError, docker_said
 from pytest_multiarch.platforms import Platform
 
@@ -143,4 +143,22 @@ def pull_platform(docker: DockerClient, index: PublishedIndex, platform: Platfor
         reused=False,
         seconds=time.monotonic() - started,
         exposed_ports=exposed_ports(image.config.exposed_ports if image.config else None),
+        config=_config_of(image.config),
+    )
+
+
+def _config_of(config: Any) -> ImageConfig:
+    """python-on-whales' image config as the ImageConfig docker-py's ``Config`` gives."""
+    if config is None:
+        return ImageConfig()
+    return ImageConfig.of(
+        {
+            "User": config.user,
+            "Entrypoint": config.entrypoint,
+            "Cmd": config.cmd,
+            "Env": config.env,
+            "ExposedPorts": config.exposed_ports,
+            "Labels": config.labels,
+            "WorkingDir": config.working_dir,
+        }
     )

@@ -52,6 +52,7 @@ class Images:
 
     def future(self, full: ImageSpec, platform: Platform) -> Future[BuiltImage]:
         """The build of ``full`` (a spec with its build args complete) for ``platform``."""
+        full = full.for_build()
         try:
             return self.jobs.submit((full, platform), lambda: self._build(full, platform))
         except Closed:

@@ -46,6 +46,17 @@ _OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
     ),
     ("--multiarch-target", "multiarch_target", "string", {"help": "build stage to build"}),
     (
+        "--multiarch-env",
+        "multiarch_env",
+        "string",
+        {
+            "action": "append",
+            "metavar": "KEY=VALUE",
+            "help": "environment variable of the default image's container, repeatable (ini: one per line); "
+            "values of secret-like names are masked like build args",
+        },
+    ),
+    (
         "--multiarch-port",
         "multiarch_port",
         "string",

@@ -25,7 +25,9 @@ from pytest_multiarch.fixtures import (  # noqa: F401  (pytest registers the fix
     multiarch_http,
     multiarch_image,
     multiarch_index,
+    multiarch_network,
     multiarch_platform,
+    multiarch_run,
 )
 from pytest_multiarch.lifetime import Lifetimes
 from pytest_multiarch.platforms import Platform, parse_platforms

@@ -1,19 +1,14 @@
-"""Run: a running container of one platform (``MultiarchContainer``), the ``uname -m`` check,
-and finding a container a --multiarch-reuse session left running. Starting one is start.py.
-
-Every container the plugin starts carries ``OWNER_LABEL`` (host and pid of the pytest process),
-so that the session removes it at the end and a later session removes it if that process was
-killed; --multiarch-reuse containers carry the reuse labels instead (and their starter).
-"""
+"""Run: a running container of one platform (``MultiarchContainer``: URLs, exec, files, logs,
+removal) and the ``uname -m`` check. Starting one is start.py; finding one an earlier
+--multiarch-reuse session left running is reuse.py."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import re
+import io
+import tarfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
@@ -31,17 +26,11 @@ from pytest_multiarch.errors import (
     ExecError,
     ImageMismatch,
 )
-from pytest_multiarch.http import join_url, probe
+from pytest_multiarch.http import join_url
 from pytest_multiarch.platforms import Platform
 
 if TYPE_CHECKING:
     from pytest_multiarch.engine import Engine
-
-REUSE_SLOT_LABEL = "io.github.pytest-multiarch.reuse-slot"
-REUSE_KEY_LABEL = "io.github.pytest-multiarch.reuse-key"
-# host:pid of the session that started a --multiarch-reuse container: until that session has run
-# the container-started hook (and renamed it, see verified_name), only it may be relied on.
-REUSE_STARTER_LABEL = "io.github.pytest-multiarch.reuse-starter"
 
 
 class MultiarchContainer:
@@ -60,6 +49,7 @@ class MultiarchContainer:
         self.port = port
         self.base_url = base_url
         self.port_setting = port_setting
+        self.urls: dict[int, str] = {port: base_url} if port is not None and base_url else {}  # per port
         self.ready_seconds = 0.0
         self.reused = False  # found running from an earlier session (--multiarch-reuse)
         # Set by attach(): the engine it runs on, for messages, and the default command timeout.
@@ -75,14 +65,52 @@ class MultiarchContainer:
     def id(self) -> str:
         return str(self._container.id)
 
-    def url(self, path: str = "/") -> str:
-        """URL of ``path`` on the published port, e.g. ``http://127.0.0.1:49153/health``."""
+    def url(self, path: str = "/", *, port: int | None = None) -> str:
+        """URL of ``path`` on the published port (or on container port ``port``, one of those
+        declared with ``ports=``), e.g. ``http://127.0.0.1:49153/health``."""
+        if port is not None:
+            if port not in self.urls:
+                published = ", ".join(map(str, sorted(self.urls))) or "none"
+                raise ContainerError(
+                    f"the {self.platform} container does not publish port {port} (it publishes {published}). "
+                    f"Declare it with ports=[{port}] in multiarch_fixtures."
+                )
+            return join_url(self.urls[port], path)
         if self.base_url is None:
             raise ContainerError(
                 f"the {self.platform} container publishes no port: its image EXPOSEs none. Set "
                 f"{self.port_setting} to the port the app serves."
             )
         return join_url(self.base_url, path)
+
+    def read_file(self, path: str) -> bytes:
+        """The content of file ``path`` inside the container, read through the engine's archive
+        API: no shell or tool is needed in the image. ContainerError if it is not a file."""
+        with self._engine_call(f"reading {path}"):
+            member, data = _archived(self._container, path)
+        if member is None or not member.isfile() or data is None:
+            kind = "missing" if member is None else "not a regular file"
+            raise ContainerError(f"{path} in the {self.platform} container is {kind}.")
+        return data
+
+    def file_info(self, path: str) -> FileInfo:
+        """What ``ls -ld`` would say of ``path`` (without needing ``ls`` in the image): whether
+        it exists, its mode, owner, size and symlink target."""
+        with self._engine_call(f"looking at {path}"):
+            member, _ = _archived(self._container, path, content=False)
+        if member is None:
+            return FileInfo(path=path, exists=False)
+        return FileInfo(
+            path=path,
+            exists=True,
+            mode=member.mode,
+            uid=member.uid,
+            gid=member.gid,
+            size=member.size,
+            is_dir=member.isdir(),
+            is_file=member.isfile(),
+            link_target=member.linkname if member.issym() else None,
+        )
 
     def exec(self, cmd: str | list[str], *, timeout: float | None = None) -> str:
         """Run ``cmd`` inside (no shell: a string is split like a shell would) and return stdout.
@@ -138,6 +166,44 @@ class MultiarchContainer:
 T = TypeVar("T")
 
 
+@dataclasses.dataclass(frozen=True)
+class FileInfo:
+    """A path inside a container, as ``container.file_info`` found it."""
+
+    path: str
+    exists: bool
+    mode: int = 0  # permission bits, e.g. 0o755
+    uid: int = 0
+    gid: int = 0
+    size: int = 0
+    is_dir: bool = False
+    is_file: bool = False
+    link_target: str | None = None
+
+
+def _archived(container: Container, path: str, *, content: bool = True) -> tuple[tarfile.TarInfo | None, bytes | None]:
+    """The tar entry of ``path`` (itself, not what a symlink points to) and, for a file, its
+    bytes; (None, None) when there is no such path."""
+    from docker.errors import NotFound
+
+    try:
+        stream, _ = container.get_archive(path)
+    except NotFound:
+        return None, None
+    raw = io.BytesIO()
+    for chunk in stream:
+        raw.write(chunk)
+        if not content and raw.tell() >= 1024:  # the first header is enough for file_info
+            break
+    raw.seek(0)
+    with tarfile.open(fileobj=raw, mode="r|") as archive:
+        member = archive.next()
+        if member is None:
+            return None, None
+        data = archive.extractfile(member).read() if content and member.isfile() else None  # type: ignore[union-attr]
+    return member, data
+
+
 def _within(seconds: float | None, call: Callable[[], T]) -> T | None:
     """``call()``'s result, or None when it takes longer than ``seconds`` (it goes on in a
     daemon thread until the container is removed); its error is raised here."""
@@ -180,122 +246,6 @@ def attach(container: MultiarchContainer, engine: Engine, command_timeout: float
 
 def port_of(image: BuiltImage, spec: ImageSpec) -> int | None:
     return spec.port or (image.exposed_ports[0] if image.exposed_ports else None)
-
-
-def reuse_labels(image: BuiltImage, spec: ImageSpec) -> dict[str, str]:
-    """Labels of a --multiarch-reuse container: its slot and a key over everything that shapes
-    the running container, so that any change replaces it.
-
-    The slot is the declaration (project image, Dockerfile and target) and the platform: a slot
-    holds one container, so two declarations of one image name with different targets must not
-    share one, or each would replace the other's container."""
-    declaration = hashlib.sha256(f"{spec.dockerfile}|{spec.target or ''}".encode()).hexdigest()[:8]
-    slot = f"{image.tag.split(':')[0]}:{image.platform.slug}:{declaration}"
-    key = hashlib.sha256(f"{image.id}|{port_of(image, spec)}|{spec.ready_path}".encode()).hexdigest()
-    return {REUSE_SLOT_LABEL: slot, REUSE_KEY_LABEL: key}
-
-
-def verified_name(slot: str) -> str:
-    """The name a --multiarch-reuse container gets once it answered, passed the ``uname -m`` check
-    and its container-started hook ran: engine-side proof, so later sessions reuse it without
-    exec'ing into it again. A session killed before that leaves the random name. One per slot,
-    as container names are unique."""
-    return re.sub(r"[^a-zA-Z0-9_.-]+", "_", slot.replace(":", "-"))
-
-
-def mark_verified(container: MultiarchContainer) -> None:
-    """Rename a verified --multiarch-reuse container (best effort: unnamed, the next session
-    replaces it once this one has ended)."""
-    with contextlib.suppress(Exception):  # the engine's error or a broken connection alike
-        container._container.rename(verified_name(container._container.labels[REUSE_SLOT_LABEL]))
-
-
-@dataclasses.dataclass
-class StarterPending:
-    """A --multiarch-reuse container another running session (an xdist worker, say) has started
-    but not renamed yet: its container-started hook is still due. Waited for outside the slot
-    lock (wait_until_renamed), then asked again with ``waited``."""
-
-    container: Container
-    verified_name: str
-
-
-def find_reusable(
-    engine: Engine, image: BuiltImage, spec: ImageSpec, *, waited: bool = False, command_timeout: float = 30.0
-) -> MultiarchContainer | StarterPending | None:
-    """A running container left by an earlier --multiarch-reuse session for exactly this image
-    and configuration; containers of the same slot that don't match are removed (replaced).
-
-    One not renamed yet (see verified_name) is relied on only once its starter ran the
-    container-started hook: if the starter is gone, it is replaced; else StarterPending, and
-    once ``waited`` (in vain) it is shared after a ``uname -m`` check."""
-    wanted = reuse_labels(image, spec)
-    client = engine.sdk
-    found = None
-    same_slot = client.containers.list(all=True, filters={"label": f"{REUSE_SLOT_LABEL}={wanted[REUSE_SLOT_LABEL]}"})
-    for candidate in same_slot:
-        matches = candidate.labels.get(REUSE_KEY_LABEL) == wanted[REUSE_KEY_LABEL]
-        if found is None and matches and candidate.status == "running":
-            found = candidate
-            continue
-        with contextlib.suppress(DockerSDKError):
-            candidate.remove(force=True, v=True)
-    if found is None:
-        return None
-    port = port_of(image, spec)
-    base_url = None
-    if port is not None:
-        bindings = client.api.port(found.id, port) or []
-        if not bindings:
-            found.remove(force=True, v=True)
-            return None
-        base_url = f"http://{engine.container_host}:{bindings[0]['HostPort']}/"
-    container = attach(MultiarchContainer(found, image, port, base_url, spec.setting("port")), engine, command_timeout)
-    container.reused = True
-    name = verified_name(wanted[REUSE_SLOT_LABEL])
-    if found.name != name:
-        starter = _starter_state(found)
-        if starter == "dead":
-            with contextlib.suppress(DockerSDKError):
-                found.reload()  # renamed by its session just before it ended?
-            if found.name != name:
-                container.stop()  # it died before its hook (SIGKILL, OOM): never seeded
-                return None
-        elif not waited:
-            return StarterPending(found, name)
-        # else: its session runs (or may: another host) but did not finish its hook in time: shared
-    try:  # still serving, and (unless verified) the platform it claims: else start afresh
-        if base_url is not None:
-            answer = probe(join_url(base_url, spec.ready_path), timeout=5)
-            if answer.status_code >= 500:
-                raise ContainerError(f"HTTP {answer.status_code}")
-        if found.name != name:
-            check_machine(container)
-    except Exception:
-        container.stop()
-        return None
-    return container
-
-
-def wait_until_renamed(pending: StarterPending, timeout: float, cancelled: Callable[[], bool]) -> None:
-    """Until the starting session renamed the container (its hook ran) or removed it (its hook
-    failed), at most ``timeout`` seconds, or until this session gives up."""
-    deadline = time.monotonic() + timeout
-    while not cancelled() and time.monotonic() < deadline:
-        try:
-            pending.container.reload()
-        except DockerSDKError:
-            return  # removed
-        if pending.container.name == pending.verified_name:
-            return
-        time.sleep(0.1)
-
-
-def _starter_state(container: Container) -> str:
-    from pytest_multiarch.cleanup import PID_NAMESPACE_LABEL, process_state
-
-    labels = container.labels or {}
-    return process_state(labels.get(REUSE_STARTER_LABEL, ""), labels.get(PID_NAMESPACE_LABEL))
 
 
 def check_machine(container: MultiarchContainer) -> None:

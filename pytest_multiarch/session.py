@@ -11,19 +11,22 @@ import importlib
 import threading
 import time
 import uuid
-from concurrent.futures import Future
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pytest_multiarch import cleanup, xdist
 from pytest_multiarch.build import BuiltImage
-from pytest_multiarch.config import ImageSpec, Settings
+from pytest_multiarch.config import EnvValue, ImageSpec, Settings
 from pytest_multiarch.containers import Containers, Key
 from pytest_multiarch.engine import Engine, route
 from pytest_multiarch.errors import EngineError, MultiarchError, UsageError
 from pytest_multiarch.images import Images
 from pytest_multiarch.jobs import Once
+from pytest_multiarch.networks import Networks
+from pytest_multiarch.oneshot import RunResult, run_once
 from pytest_multiarch.platforms import Platform, host_platform, parse_platforms
 from pytest_multiarch.progress import Terminal, wait
 from pytest_multiarch.report import Notes
@@ -48,7 +51,8 @@ class MultiarchSession:
         verbose = config.get_verbosity() > 0
         self.images = Images(settings, self.engine_for, self.engine, self.notes, run_id=self.run_id, verbose=verbose)
         self.images.on_build = self._preload_start
-        self.containers = Containers(settings, self.engine_for, self.notes)
+        self.networks = Networks(uuid.uuid4().hex)  # this session's own, also under xdist
+        self.containers = Containers(settings, self.engine_for, self.notes, self.networks)
         self._platforms: Once[list[Platform]] = Once(self._configured_platforms, remember=(UsageError,))
         self._specs: dict[Key, Once[ImageSpec]] = {}
         self._specs_lock = threading.Lock()
@@ -148,14 +152,12 @@ class MultiarchSession:
     def prefetch(self, wanted: list[tuple[ImageSpec, Platform, bool]]) -> None:
         """Start the builds, and the containers, that collected tests need: ``(spec, platform,
         needs_container)``. An xdist worker learns which tests it runs only later (with
-        --dist loadgroup it may never need some platform's container): it starts them on use."""
+        --dist loadgroup it may never need some platform's container): it starts them on use,
+        as do declarations whose container needs fixtures set up first (depends_on)."""
         for spec, platform, needs_container in wanted:
             try:
-                self.submit(
-                    self.spec_for(spec, platform),
-                    self.resolve(platform),
-                    container=needs_container and self.role != "worker",
-                )
+                early = needs_container and self.role != "worker" and not spec.needs_fixtures
+                self.submit(self.spec_for(spec, platform), self.resolve(platform), container=early)
             except MultiarchError:
                 pass  # the test's own fixture reports it (skip or error)
 
@@ -164,14 +166,18 @@ class MultiarchSession:
         future = self.images.future(self.spec_for(spec, platform), platform)
         return wait(future, f"building {platform}", say, self.notes.flush)
 
-    def container(self, spec: ImageSpec, platform: Platform, say: Terminal) -> MultiarchContainer:
-        """The ready container; the container-started hook runs here, in pytest's thread."""
+    def container(
+        self, spec: ImageSpec, platform: Platform, say: Terminal, environment: dict[str, str] | None = None
+    ) -> MultiarchContainer:
+        """The ready container; the container-started hook runs here, in pytest's thread.
+        ``environment``: its values once the declaration's depends_on fixtures are set up."""
         full = self.spec_for(spec, platform)
+        completed: dict[str, EnvValue] = dict(environment or {})
+        run_spec = full if environment is None else dataclasses.replace(full, environment=completed, depends_on=())
 
         def start() -> MultiarchContainer:
-            future: Future[MultiarchContainer] = self.containers.future(
-                (full, platform), self.images.future(full, platform)
-            )
+            build = self.images.future(full, platform)
+            future = self.containers.future((full, platform), build, run_spec)
             self.image(spec, platform, say)  # build errors come first, with their own message
             return wait(future, f"starting the {platform} container", say, self.notes.flush)
 
@@ -179,6 +185,16 @@ class MultiarchSession:
             self.config.hook.pytest_multiarch_container_started(config=self.config, container=started)
 
         return self.containers.get((full, platform), start, announce)
+
+    def run(self, spec: ImageSpec, platform: Platform, say: Terminal, args: Sequence[str], **options: Any) -> RunResult:
+        """``multiarch_run``: the image of (spec, platform) run once; see oneshot.run_once."""
+        image = self.image(spec, platform, say)
+        engine = self.engine_for(platform)
+        timeout = options.pop("timeout", None) or self.settings.timeout_for(platform)
+        network = self.networks.of(engine, platform).name
+        return run_once(
+            engine, image, args, tracker=self.containers.tracker, timeout=timeout, network=network, **options
+        )
 
     def release(self, spec: ImageSpec, platform: Platform) -> None:
         """Remove the container of (spec, platform) in the background: its last test is done."""

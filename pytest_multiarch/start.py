@@ -19,12 +19,13 @@ from docker.errors import DockerException as DockerSDKError
 from docker.errors import ImageNotFound
 from docker.models.containers import Container
 
-from pytest_multiarch.build import BuiltImage
+from pytest_multiarch.build import BuiltImage, secret_masker
 from pytest_multiarch.cleanup import namespace_label, owner_labels, process_identity
 from pytest_multiarch.config import ImageSpec
-from pytest_multiarch.errors import ContainerError
+from pytest_multiarch.errors import ContainerError, ImageMismatch
 from pytest_multiarch.http import join_url, probe
-from pytest_multiarch.run import REUSE_STARTER_LABEL, MultiarchContainer, attach, check_machine, port_of, reuse_labels
+from pytest_multiarch.reuse import REUSE_STARTER_LABEL, reuse_labels
+from pytest_multiarch.run import MultiarchContainer, attach, check_machine, port_of
 
 if TYPE_CHECKING:
     from pytest_multiarch.engine import Engine
@@ -48,8 +49,10 @@ class ReadyWhenServing:
         where: str,
         cancelled: Callable[[], bool],
         advice: str,  # what to check, naming where the user sets it (ImageSpec.setting)
+        ready_log: str | None = None,  # ready once this text is in its logs, instead of an HTTP answer
     ) -> None:
         self.url = url
+        self.ready_log = ready_log
         self.timeout = timeout
         self.cancelled = cancelled
         self.where = where  # "container port 8000; the image EXPOSEs 8000", for the message
@@ -62,28 +65,40 @@ class ReadyWhenServing:
         while True:
             if self.cancelled():
                 raise ContainerError("the session ended while the container was starting")
-            if self.url is None or time.monotonic() - exit_checked >= _EXIT_CHECK_SECONDS:
+            polling_http = self.url is not None
+            if not polling_http or time.monotonic() - exit_checked >= _EXIT_CHECK_SECONDS:
                 _raise_if_exited(container)
                 exit_checked = time.monotonic()
-            if self.url is None:
-                return  # nothing to poll: running is ready
-            try:
-                response = probe(self.url, timeout=2)
-                if response.status_code < 500:
+            if self.ready_log is not None:
+                if self.ready_log in container.logs(stdout=True, stderr=True).decode(errors="replace"):
                     return
-                last_error = f"HTTP {response.status_code}"
-            except requests.ConnectionError:
-                last_error = "nothing accepted the connection: no process listens on that port (yet)"
-            except requests.RequestException as exc:
-                last_error = type(exc).__name__ + ": " + str(exc).split("(Caused by")[0].strip()
+                last_error = f"{self.ready_log!r} not in its logs yet"
+            elif not polling_http:
+                return  # nothing to poll: running is ready
+            else:
+                last_error = self._probe() or ""
+                if not last_error:
+                    return
             if time.monotonic() > deadline:
                 _raise_if_exited(container)
+                what = self.url if polling_http else "the container"
                 raise ContainerError(
-                    f"the container never became ready: {self.url} ({self.where}) did not answer with a "
-                    f"status < 500 within {self.timeout:g} s; last error: {last_error}. {self.advice}\n"
-                    f"{_log_tail(container)}"
+                    f"the container never became ready: {what} ({self.where}) "
+                    f"{'did not answer with a status < 500' if polling_http else 'did not log it'} within "
+                    f"{self.timeout:g} s; last error: {last_error}. {self.advice}\n{_log_tail(container)}"
                 )
-            time.sleep(_POLL_SECONDS)
+            time.sleep(_POLL_SECONDS if polling_http else _EXIT_CHECK_SECONDS)
+
+    def _probe(self) -> str | None:
+        """None when the app answered < 500, else what went wrong."""
+        assert self.url is not None
+        try:
+            response = probe(self.url, timeout=2)
+        except requests.ConnectionError:
+            return "nothing accepted the connection: no process listens on that port (yet)"
+        except requests.RequestException as exc:
+            return type(exc).__name__ + ": " + str(exc).split("(Caused by")[0].strip()
+        return None if response.status_code < 500 else f"HTTP {response.status_code}"
 
 
 def _raise_if_exited(container: Container) -> None:
@@ -118,6 +133,9 @@ def start_container(
     reuse: bool = False,
     on_created: Callable[[MultiarchContainer], None] | None = None,
     cancelled: Callable[[], bool] = lambda: False,
+    environment: dict[str, str] | None = None,
+    network: str | None = None,
+    alias: str | None = None,
 ) -> MultiarchContainer:
     """Start ``image`` as its platform on ``engine``, publish its port (on the loopback for a
     local engine), wait until ready, and check ``uname -m`` inside. On any failure the container
@@ -125,7 +143,8 @@ def start_container(
 
     ``on_created`` gets the container as soon as it exists, so that cleanup knows it even when
     the session ends while it is still starting. With ``reuse`` it carries the reuse labels
-    instead of the owner label and outlives the session.
+    instead of the owner label and outlives the session. ``environment``, ``spec.command`` and
+    ``spec.entrypoint`` configure it; on ``network`` other containers reach it as ``alias``.
     """
     port = port_of(image, spec)
     if reuse:
@@ -146,10 +165,19 @@ def start_container(
             f"{'' if pulled else ', or by another pytest session of this project removing older builds'}). "
             f"Run pytest again to {'pull' if pulled else 'build'} it anew."
         ) from None
-    # (host_ip, None): a free port on that address; "" is every address of the engine's host.
-    ports = {f"{port}/tcp": (engine.publish_ip, None) if engine.publish_ip else None} if port is not None else {}
+    published = list(dict.fromkeys(p for p in (port, *spec.ports) if p is not None))
+    # (host_ip, None): a free port on that address; None: every address of the engine's host.
+    ports = {f"{p}/tcp": (engine.publish_ip, None) if engine.publish_ip else None for p in published}
+    options: dict[str, Any] = {"environment": environment or {}}
+    if spec.command is not None:
+        options["command"] = list(spec.command)
+    if spec.entrypoint is not None:
+        options["entrypoint"] = list(spec.entrypoint)
+    if network is not None:
+        endpoint = sdk.api.create_endpoint_config(aliases=[alias] if alias else None)
+        options.update(network=network, networking_config={network: endpoint})
     started = time.monotonic()
-    inner = _create(sdk, image, labels, ports)
+    inner = _create(sdk, image, labels, ports, options)
     try:
         container = MultiarchContainer(inner, image, port, None, spec.setting("port"))
         attach(container, engine, command_timeout or timeout)
@@ -157,12 +185,14 @@ def start_container(
             on_created(container)
         _start(inner, image)
         _raise_if_exited(inner)  # an exited container has no port mapping to look up
-        if port is not None:
-            bindings = sdk.api.port(inner.id, port) or []
+        for each in published:
+            bindings = sdk.api.port(inner.id, each) or []
             if not bindings:
-                raise ContainerError(f"the engine published no host port for container port {port}")
-            container.base_url = f"http://{engine.container_host}:{bindings[0]['HostPort']}/"
-        ready_url = join_url(container.base_url, spec.ready_path) if container.base_url else None
+                raise ContainerError(f"the engine published no host port for container port {each}")
+            container.urls[each] = f"http://{engine.container_host}:{bindings[0]['HostPort']}/"
+        container.base_url = container.urls.get(port) if port is not None else None
+        probed = container.base_url if spec.ready_log is None and spec.ready_path is not None else None
+        ready_url = join_url(probed, spec.ready_path or "/") if probed else None
         exposed = ", ".join(map(str, image.exposed_ports)) or "no port"
         where = f"container port {port}; the image EXPOSEs {exposed}"
         advice = f"Check {spec.setting('port')} and {spec.setting('ready_path')}, or raise --multiarch-timeout."
@@ -172,21 +202,31 @@ def start_container(
         except DockerSDKError:
             _raise_if_exited(inner)  # "is not running": say how it exited, with its logs
             raise
-        ReadyWhenServing(ready_url, timeout, where, cancelled, advice).wait_until_ready(inner)
-    except BaseException:
+        if spec.ready_log is not None:
+            where, advice = f"its logs, for {spec.ready_log!r}", f"Check {spec.setting('ready_log')}."
+        ReadyWhenServing(ready_url, timeout, where, cancelled, advice, spec.ready_log).wait_until_ready(inner)
+    except BaseException as exc:
         try:
             inner.remove(force=True, v=True)
         except Exception:
             pass
+        # Its logs (in the message) may print the environment: hide secret-named values.
+        masked = secret_masker(environment or {})(str(exc))
+        if isinstance(exc, (ContainerError, ImageMismatch)) and masked != str(exc):
+            raise type(exc)(masked) from None
         raise
     container.ready_seconds = time.monotonic() - started
     return container
 
 
-def _create(sdk: Any, image: BuiltImage, labels: dict[str, str], ports: dict[str, Any]) -> Container:
+def _create(
+    sdk: Any, image: BuiltImage, labels: dict[str, str], ports: dict[str, Any], options: dict[str, Any]
+) -> Container:
     """Create (the image is loaded, so nothing is pulled); engine errors → ContainerError."""
     try:
-        return sdk.containers.create(image.id, platform=str(image.platform), labels=labels, ports=ports, detach=True)
+        return sdk.containers.create(
+            image.id, platform=str(image.platform), labels=labels, ports=ports, detach=True, **options
+        )
     except DockerSDKError as exc:
         raise ContainerError(
             f"the engine could not create a {image.platform} container of {image.tag}: {_first_line(exc)}"

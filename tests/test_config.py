@@ -7,7 +7,7 @@ import pytest
 
 from pytest_multiarch import UsageError
 from pytest_multiarch.config import EMULATION_TIMEOUT_FACTOR, ImageSpec, Settings, parse_build_args
-from pytest_multiarch.fixtures import multiarch_fixtures
+from pytest_multiarch.declare import multiarch_fixtures
 from pytest_multiarch.http import join_url
 from pytest_multiarch.platforms import Platform
 

@@ -147,6 +147,7 @@ class FakeStarts:
         reuse: bool,
         on_created: Callable[[Any], None],
         cancelled: Callable[[], bool],
+        **run_options: Any,  # environment, network, alias
     ) -> FakeContainer:
         container = FakeContainer(image)
         self.created.append(container)

@@ -1,0 +1,165 @@
+"""``multiarch_fixtures``: a project declares one more image in its conftest.py.
+
+Every argument is checked here, when the conftest is imported, so that a mistake is one usage
+error naming the declaration, before any build.
+"""
+
+from __future__ import annotations
+
+import inspect
+import shlex
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_multiarch.config import BUILD_ARG_KEY, EnvValue, ImageSpec, parse_port, parse_ready_path
+from pytest_multiarch.errors import UsageError
+from pytest_multiarch.fixtures import ImageFixtures, make_fixtures, make_run_fixture, state
+
+
+def multiarch_fixtures(
+    name: str,
+    *,
+    context: str | Path = ".",
+    dockerfile: str | Path = "Dockerfile",
+    build_args: Mapping[str, str] | None = None,
+    target: str | None = None,
+    port: int | None = None,
+    ready_path: str | None = "/",
+    environment: Mapping[str, str | Callable[..., str]] | None = None,
+    command: Sequence[str] | str | None = None,
+    entrypoint: Sequence[str] | str | None = None,
+    ports: Sequence[int] | None = None,
+    ready_log: str | None = None,
+    depends_on: Sequence[str] | None = None,
+) -> ImageFixtures:
+    """Declare one more image; returns fixtures ``<name>_image``, ``<name>_container`` and
+    ``<name>_http``, and defines ``<name>_run`` in the calling module. In a conftest.py::
+
+        api_image, api_container, api_http = multiarch_fixtures("api", context="api", port=8000)
+
+    ``context`` is relative to the rootdir and ``dockerfile`` to the context. The configured build
+    args (``--multiarch-build-arg``, ini ``multiarch_build_args``) apply on top of ``build_args``.
+    ``environment``, ``command``, ``entrypoint`` and ``ports`` configure its container (a value of
+    ``environment`` may be a callable: it gets the values of the ``depends_on`` fixtures, which
+    are set up before the container starts); ``ready_log`` makes it ready once that text appears
+    in its logs, ``ready_path=None`` once it runs (no HTTP probe: a ``command`` that keeps an
+    image up for ``exec``, say). On the session's network (``multiarch_network``) it is reachable as ``name``.
+    Tests using them are parametrized over the platforms exactly like ``multiarch_image``.
+    """
+    if not name.isidentifier():
+        raise UsageError(f"multiarch_fixtures name {name!r} must be a Python identifier, e.g. 'api'.")
+    where = f'multiarch_fixtures("{name}", ...)'
+    declared = _declared_build_args(build_args, where)
+    port = parse_port(port, f"port= of {where}")
+    ready_path = None if ready_path is None else parse_ready_path(ready_path, f"ready_path= of {where}")
+    needs = tuple(_names(depends_on, f"depends_on= of {where}"))
+    env = _environment(environment, where, bool(needs))
+    run_options: dict[str, Any] = {
+        "environment": env,
+        "command": _argv(command, f"command= of {where}"),
+        "entrypoint": _argv(entrypoint, f"entrypoint= of {where}"),
+        "ports": tuple(_port(p, f"ports= of {where}") for p in ports or ()),
+        "ready_log": _text(ready_log, f"ready_log= of {where}"),
+        "depends_on": needs,
+    }
+
+    def spec_of(config: pytest.Config) -> ImageSpec:
+        settings = state(config).settings
+        root = Path(config.rootpath) / context
+        return ImageSpec(
+            name=name,
+            context=root,
+            dockerfile=root / dockerfile,
+            build_args={**declared, **settings.image.build_args},
+            target=target,
+            port=port,
+            ready_path=ready_path,
+            **run_options,
+        )
+
+    made = make_fixtures(name, spec_of)
+    # <name>_run does not fit the three-name assignment: it is defined where the declaration is.
+    caller = inspect.currentframe()
+    module_globals = caller.f_back.f_globals if caller is not None and caller.f_back is not None else None
+    if module_globals is not None:
+        module_globals.setdefault(f"{name}_run", make_run_fixture(name, spec_of))
+    return made
+
+
+def _declared_build_args(build_args: Mapping[str, Any] | None, where: str) -> dict[str, str]:
+    """The declaration's build args as strings; numbers are written out, anything else is a
+    mistake reported by key (a value may be a secret)."""
+    if build_args is None:
+        return {}
+    if not isinstance(build_args, Mapping):
+        raise UsageError(f"build_args= of {where} must be a dict of KEY: value, not a {type(build_args).__name__}.")
+    declared = {}
+    for key, value in build_args.items():
+        if not isinstance(key, str) or not BUILD_ARG_KEY.match(key):
+            raise UsageError(f"build_args= of {where}: {key!r} is not a build arg name (letters, digits, _ . -).")
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise UsageError(f"build_args= of {where}: the value of {key} is a {type(value).__name__}; give a string.")
+        declared[key] = str(value)
+    return declared
+
+
+def _environment(environment: Mapping[str, Any] | None, where: str, has_dependencies: bool) -> dict[str, EnvValue]:
+    """Names and string values (numbers written out), or callables when depends_on gives them
+    something to receive; a value is never shown (it may be a secret)."""
+    if environment is None:
+        return {}
+    if not isinstance(environment, Mapping):
+        raise UsageError(f"environment= of {where} must be a dict of NAME: value, not a {type(environment).__name__}.")
+    checked: dict[str, EnvValue] = {}
+    for key, value in environment.items():
+        if not isinstance(key, str) or not BUILD_ARG_KEY.match(key):
+            raise UsageError(f"environment= of {where}: {key!r} is not a variable name (letters, digits, _ . -).")
+        if callable(value):
+            if not has_dependencies:
+                raise UsageError(
+                    f"environment= of {where}: the value of {key} is a callable, which gets the values of the "
+                    f"depends_on= fixtures: name them, e.g. depends_on=['postgres']."
+                )
+            checked[key] = value
+        elif isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise UsageError(f"environment= of {where}: the value of {key} is a {type(value).__name__}; give a string.")
+        else:
+            checked[key] = str(value)
+    return checked
+
+
+def _argv(value: Sequence[str] | str | None, source: str) -> tuple[str, ...] | None:
+    """A command as a list of arguments (a string is split like a shell would, not run by one)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return tuple(shlex.split(value))
+    if not all(isinstance(item, str) for item in value):
+        raise UsageError(f"{source} must be a list of strings, e.g. ['sleep', 'infinity'].")
+    return tuple(value)
+
+
+def _port(value: Any, source: str) -> int:
+    port = parse_port(value, source)
+    if port is None:
+        raise UsageError(f"{source} holds an empty port.")
+    return port
+
+
+def _text(value: Any, source: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise UsageError(f"{source} must be a non-empty string: text the container prints when it is ready.")
+    return value
+
+
+def _names(values: Sequence[str] | None, source: str) -> list[str]:
+    names = list(values or ())
+    for value in names:
+        if not isinstance(value, str) or not value.isidentifier():
+            raise UsageError(f"{source}: {value!r} is not a fixture name.")
+    return names

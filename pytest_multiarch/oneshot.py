@@ -1,0 +1,108 @@
+"""``multiarch_run``: run an image once as one platform, as ``docker run --rm --platform`` does,
+and give back its exit code and output: for CLI tools and batch images, whose command exits.
+
+A non-zero exit is a result, not an exception; a run that takes longer than its timeout (scaled
+for emulation, like readiness) is an error naming the platform and the command, and its container
+is removed. The container is tracked from its creation, so an interrupted run removes it too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import requests
+from docker.errors import DockerException as DockerSDKError
+
+from pytest_multiarch import cleanup
+from pytest_multiarch.build import BuiltImage
+from pytest_multiarch.errors import ContainerError, MultiarchError
+from pytest_multiarch.run import MultiarchContainer, attach
+
+if TYPE_CHECKING:
+    from pytest_multiarch.engine import Engine
+
+
+class RunTimeout(MultiarchError):
+    """A ``multiarch_run`` command did not exit within its timeout."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """What one run of the image did."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    command: tuple[str, ...]
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_once(
+    engine: Engine,
+    image: BuiltImage,
+    args: Sequence[str],
+    *,
+    tracker: cleanup.Tracker,
+    timeout: float,
+    entrypoint: Sequence[str] | None = None,
+    environment: Mapping[str, str] | None = None,
+    stdin: bytes | str | None = None,
+    network: str | None = None,
+) -> RunResult:
+    """Run ``image`` once on ``engine``: ``args`` replace its CMD, ``entrypoint`` its ENTRYPOINT."""
+    shown = tuple(str(a) for a in (*(entrypoint or ()), *args)) or ("(its own command)",)
+    options: dict[str, Any] = {"environment": dict(environment or {}), "labels": cleanup.owner_labels()}
+    if args:
+        options["command"] = [str(a) for a in args]
+    if entrypoint is not None:
+        options["entrypoint"] = [str(a) for a in entrypoint]
+    if stdin is not None:
+        options["stdin_open"] = True  # with detach=False docker-py also sets StdinOnce: EOF closes it
+    if network is not None:
+        options["network"] = network
+    sdk = engine.sdk
+    try:
+        inner = sdk.containers.create(image.id, platform=str(image.platform), detach=stdin is None, **options)
+    except DockerSDKError as exc:
+        raise ContainerError(
+            f"the engine could not create a {image.platform} container of {image.tag}: {exc}"
+        ) from None
+    handle = attach(MultiarchContainer(inner, image, None, None, "command"), engine, timeout)
+    tracker.track(handle)
+    try:
+        if stdin is not None:
+            _start_with_input(sdk, inner, stdin.encode() if isinstance(stdin, str) else stdin)
+        else:
+            inner.start()
+        try:
+            exit_code = int(inner.wait(timeout=timeout)["StatusCode"])
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            if engine.answers():
+                raise RunTimeout(
+                    f"`{' '.join(shown)}` on {image.platform} did not exit within {timeout:g} s. "
+                    f"Give multiarch_run(..., timeout=SECONDS), or raise --multiarch-timeout (5x when emulated)."
+                ) from None
+            raise
+        stdout = inner.logs(stdout=True, stderr=False).decode(errors="replace")
+        stderr = inner.logs(stdout=False, stderr=True).decode(errors="replace")
+    finally:
+        tracker.remove(handle)
+    return RunResult(exit_code, stdout, stderr, shown)
+
+
+def _start_with_input(sdk: Any, inner: Any, data: bytes) -> None:
+    """Attach to the container's stdin, start it, write ``data`` and close its input."""
+    attached = sdk.api.attach_socket(inner.id, params={"stdin": 1, "stream": 1})
+    raw = getattr(attached, "_sock", attached)
+    try:
+        inner.start()
+        raw.sendall(data)
+        raw.shutdown(socket.SHUT_WR)
+    finally:
+        attached.close()

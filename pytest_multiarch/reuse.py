@@ -1,0 +1,151 @@
+"""--multiarch-reuse: the labels that say which containers a later session may reuse, and
+finding one left running by an earlier session for exactly this image and configuration.
+
+A reusable container carries the slot (declaration and platform) and a key over everything that
+shapes it; it is renamed once its container-started hook has run (``verified_name``), the
+engine-side proof that later sessions may rely on it without checking it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import re
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from docker.errors import DockerException as DockerSDKError
+from docker.models.containers import Container
+
+from pytest_multiarch.build import BuiltImage
+from pytest_multiarch.config import ImageSpec
+from pytest_multiarch.errors import ContainerError
+from pytest_multiarch.http import join_url, probe
+from pytest_multiarch.run import MultiarchContainer, attach, check_machine, port_of
+
+if TYPE_CHECKING:
+    from pytest_multiarch.engine import Engine
+
+REUSE_SLOT_LABEL = "io.github.pytest-multiarch.reuse-slot"
+REUSE_KEY_LABEL = "io.github.pytest-multiarch.reuse-key"
+# host:pid of the session that started a --multiarch-reuse container: until that session has run
+# the container-started hook (and renamed it, see verified_name), only it may be relied on.
+REUSE_STARTER_LABEL = "io.github.pytest-multiarch.reuse-starter"
+
+
+def reuse_labels(image: BuiltImage, spec: ImageSpec) -> dict[str, str]:
+    """Labels of a --multiarch-reuse container: its slot and a key over everything that shapes
+    the running container, so that any change replaces it.
+
+    The slot is the declaration (project image, Dockerfile and target) and the platform: a slot
+    holds one container, so two declarations of one image name with different targets must not
+    share one, or each would replace the other's container."""
+    declaration = hashlib.sha256(f"{spec.dockerfile}|{spec.target or ''}".encode()).hexdigest()[:8]
+    slot = f"{image.tag.split(':')[0]}:{image.platform.slug}:{declaration}"
+    key = hashlib.sha256(f"{image.id}|{port_of(image, spec)}|{spec.ready_path}".encode()).hexdigest()
+    return {REUSE_SLOT_LABEL: slot, REUSE_KEY_LABEL: key}
+
+
+def verified_name(slot: str) -> str:
+    """The name a --multiarch-reuse container gets once it answered, passed the ``uname -m`` check
+    and its container-started hook ran: engine-side proof, so later sessions reuse it without
+    exec'ing into it again. A session killed before that leaves the random name. One per slot,
+    as container names are unique."""
+    return re.sub(r"[^a-zA-Z0-9_.-]+", "_", slot.replace(":", "-"))
+
+
+def mark_verified(container: MultiarchContainer) -> None:
+    """Rename a verified --multiarch-reuse container (best effort: unnamed, the next session
+    replaces it once this one has ended)."""
+    with contextlib.suppress(Exception):  # the engine's error or a broken connection alike
+        container._container.rename(verified_name(container._container.labels[REUSE_SLOT_LABEL]))
+
+
+@dataclasses.dataclass
+class StarterPending:
+    """A --multiarch-reuse container another running session (an xdist worker, say) has started
+    but not renamed yet: its container-started hook is still due. Waited for outside the slot
+    lock (wait_until_renamed), then asked again with ``waited``."""
+
+    container: Container
+    verified_name: str
+
+
+def find_reusable(
+    engine: Engine, image: BuiltImage, spec: ImageSpec, *, waited: bool = False, command_timeout: float = 30.0
+) -> MultiarchContainer | StarterPending | None:
+    """A running container left by an earlier --multiarch-reuse session for exactly this image
+    and configuration; containers of the same slot that don't match are removed (replaced).
+
+    One not renamed yet (see verified_name) is relied on only once its starter ran the
+    container-started hook: if the starter is gone, it is replaced; else StarterPending, and
+    once ``waited`` (in vain) it is shared after a ``uname -m`` check."""
+    wanted = reuse_labels(image, spec)
+    client = engine.sdk
+    found = None
+    same_slot = client.containers.list(all=True, filters={"label": f"{REUSE_SLOT_LABEL}={wanted[REUSE_SLOT_LABEL]}"})
+    for candidate in same_slot:
+        matches = candidate.labels.get(REUSE_KEY_LABEL) == wanted[REUSE_KEY_LABEL]
+        if found is None and matches and candidate.status == "running":
+            found = candidate
+            continue
+        with contextlib.suppress(DockerSDKError):
+            candidate.remove(force=True, v=True)
+    if found is None:
+        return None
+    port = port_of(image, spec)
+    base_url = None
+    if port is not None:
+        bindings = client.api.port(found.id, port) or []
+        if not bindings:
+            found.remove(force=True, v=True)
+            return None
+        base_url = f"http://{engine.container_host}:{bindings[0]['HostPort']}/"
+    container = attach(MultiarchContainer(found, image, port, base_url, spec.setting("port")), engine, command_timeout)
+    container.reused = True
+    name = verified_name(wanted[REUSE_SLOT_LABEL])
+    if found.name != name:
+        starter = _starter_state(found)
+        if starter == "dead":
+            with contextlib.suppress(DockerSDKError):
+                found.reload()  # renamed by its session just before it ended?
+            if found.name != name:
+                container.stop()  # it died before its hook (SIGKILL, OOM): never seeded
+                return None
+        elif not waited:
+            return StarterPending(found, name)
+        # else: its session runs (or may: another host) but did not finish its hook in time: shared
+    try:  # still serving, and (unless verified) the platform it claims: else start afresh
+        if base_url is not None and spec.ready_path is not None:
+            answer = probe(join_url(base_url, spec.ready_path), timeout=5)
+            if answer.status_code >= 500:
+                raise ContainerError(f"HTTP {answer.status_code}")
+        if found.name != name:
+            check_machine(container)
+    except Exception:
+        container.stop()
+        return None
+    return container
+
+
+def wait_until_renamed(pending: StarterPending, timeout: float, cancelled: Callable[[], bool]) -> None:
+    """Until the starting session renamed the container (its hook ran) or removed it (its hook
+    failed), at most ``timeout`` seconds, or until this session gives up."""
+    deadline = time.monotonic() + timeout
+    while not cancelled() and time.monotonic() < deadline:
+        try:
+            pending.container.reload()
+        except DockerSDKError:
+            return  # removed
+        if pending.container.name == pending.verified_name:
+            return
+        time.sleep(0.1)
+
+
+def _starter_state(container: Container) -> str:
+    from pytest_multiarch.cleanup import PID_NAMESPACE_LABEL, process_state
+
+    labels = container.labels or {}
+    return process_state(labels.get(REUSE_STARTER_LABEL, ""), labels.get(PID_NAMESPACE_LABEL))
