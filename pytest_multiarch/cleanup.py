@@ -255,26 +255,38 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def sweep_orphans(sdk: docker.DockerClient) -> int:
-    """Remove containers left by pytest processes on this host that no longer exist."""
+    """Remove containers left by pytest processes on this host that no longer exist, then their
+    networks (a network goes once no container is on it). Returns the containers removed."""
     from docker.errors import DockerException
 
-    host = socket.gethostname()
     try:
         containers = sdk.containers.list(all=True, filters={"label": OWNER_LABEL})
+        networks = sdk.networks.list(filters={"label": OWNER_LABEL})
     except DockerException:
         return 0
     removed = 0
     for container in containers:
-        labels = container.labels or {}
-        owner_host, _, pid = labels.get(OWNER_LABEL, "").rpartition(":")
-        if owner_host != host or not pid.isdigit() or _alive(int(pid), labels.get(PID_NAMESPACE_LABEL)):
-            continue  # another host's, or its pytest still runs (or may: another PID namespace)
-        try:
-            container.remove(force=True, v=True)
-            removed += 1
-        except DockerException:
-            pass
+        if _orphaned(container.labels):
+            try:
+                container.remove(force=True, v=True)
+                removed += 1
+            except DockerException:
+                pass
+    for network in networks:
+        if _orphaned(network.attrs.get("Labels")):
+            with contextlib.suppress(DockerException):
+                network.remove()
     return removed
+
+
+def _orphaned(labels: dict[str, str] | None) -> bool:
+    """Made by a pytest process of this host that has ended (not one that runs, or may: another
+    host's, another PID namespace's)."""
+    labels = labels or {}
+    owner_host, _, pid = labels.get(OWNER_LABEL, "").rpartition(":")
+    if owner_host != socket.gethostname() or not pid.isdigit():
+        return False
+    return not _alive(int(pid), labels.get(PID_NAMESPACE_LABEL))
 
 
 def process_identity() -> str:
