@@ -135,6 +135,7 @@ class Settings:
     engines: dict[Platform, str] = dataclasses.field(default_factory=dict)  # --multiarch-engine
     builder: str | None = None  # --multiarch-builder; None: the CLI's current builder
     container_host: str | None = None  # --multiarch-container-host, for the default engine
+    summary_file: str | None = None  # where the Markdown summary is appended (None: nowhere)
 
     @classmethod
     def from_pytest(cls, config: pytest.Config) -> Settings:
@@ -198,6 +199,7 @@ class Settings:
                 **parse_engines(config.getoption("multiarch_engines") or [], "--multiarch-engine"),
             },
             builder=(get("multiarch_builder") or "").strip() or None,
+            summary_file=_summary_file(config),
             container_host=(
                 get("multiarch_container_host") or os.environ.get("TESTCONTAINERS_HOST_OVERRIDE") or ""
             ).strip()
@@ -250,6 +252,15 @@ def parse_build_args(raw: str | list[str], source: str = "build args") -> dict[s
             )
         result[key] = value
     return result
+
+
+def _summary_file(config: pytest.Config) -> str | None:
+    """--multiarch-summary-file, else the ini, else $GITHUB_STEP_SUMMARY; "" (the --no- form)
+    turns it off."""
+    chosen = config.getoption("multiarch_summary_file", default=None)
+    if chosen is None:
+        chosen = config.getini("multiarch_summary_file") or os.environ.get("GITHUB_STEP_SUMMARY")
+    return (chosen or "").strip() or None
 
 
 _ENDPOINT_SCHEMES = ("unix://", "tcp://", "ssh://", "npipe://")

@@ -164,6 +164,16 @@ _OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
         {"help": "buildx builder to build with (default: the docker CLI's current builder)"},
     ),
     (
+        "--multiarch-summary-file",
+        "multiarch_summary_file",
+        "string",
+        {
+            "metavar": "PATH",
+            "help": "append the per-platform summary as a Markdown table to PATH (default: $GITHUB_STEP_SUMMARY "
+            "when set, i.e. the job's summary page on GitHub Actions); --no-multiarch-summary-file: none",
+        },
+    ),
+    (
         "--multiarch-container-host",
         "multiarch_container_host",
         "string",
@@ -188,3 +198,10 @@ def add_options(parser: pytest.Parser) -> None:
         dest = ini
         group.addoption(flag, dest=dest, **kwargs)
         parser.addini(ini, help=kwargs["help"], type=ini_type, default=None)  # type: ignore[arg-type]
+    group.addoption(
+        "--no-multiarch-summary-file",
+        dest="multiarch_summary_file",
+        action="store_const",
+        const="",
+        help="write no Markdown summary, not even to $GITHUB_STEP_SUMMARY",
+    )

@@ -259,11 +259,19 @@ class MultiarchPlugin:
             return  # no multiarch test ran here
         from pytest_multiarch import report
 
-        lines = report.summary_lines(self._session, terminalreporter.stats, self.platform_of)
+        table = report.summary_table(self._session, terminalreporter.stats, self.platform_of)
+        lines = report.aligned(table)
         if lines:
             terminalreporter.write_sep("=", "multiarch summary")
             for line in lines:
                 terminalreporter.write_line(line)
+        target = self.settings.summary_file
+        if table and target:
+            try:
+                with open(target, "a", encoding="utf-8") as summary:
+                    summary.write(report.summary_markdown(table))
+            except OSError as exc:
+                terminalreporter.write_line(f"multiarch: could not append the summary to {target}: {exc}", yellow=True)
 
     @pytest.hookimpl(tryfirst=True)  # before junitxml writes its file
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

@@ -123,7 +123,33 @@ class _Counts:
 def summary_lines(
     session: MultiarchSession | None, stats: Mapping[str, Sequence[Any]], platform_of: Mapping[str, str]
 ) -> list[str]:
-    """One row per platform: outcomes, native/emulated, build time, image id, ready time.
+    """The summary table as aligned text lines (see summary_table)."""
+    return aligned(summary_table(session, stats, platform_of))
+
+
+def aligned(table: list[tuple[str, ...]]) -> list[str]:
+    """Text lines of a table, its columns aligned."""
+    if not table:
+        return []
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table]
+
+
+def summary_markdown(table: list[tuple[str, ...]], title: str = "pytest-multiarch") -> str:
+    """The summary table as GitHub-flavoured Markdown (a CI job's summary page)."""
+    if not table:
+        return ""
+    header, *rows = table
+    lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n\n"
+
+
+def summary_table(
+    session: MultiarchSession | None, stats: Mapping[str, Sequence[Any]], platform_of: Mapping[str, str]
+) -> list[tuple[str, ...]]:
+    """Header and one row per platform: outcomes, native/emulated, build time, image id, ready
+    time (and engine, when a platform ran elsewhere than the local default); [] when none ran.
 
     ``session`` is None when this process did no multiarch work. On a pytest-xdist controller,
     which builds and runs nothing itself, the platform comes from the reports' ``platform``
@@ -167,8 +193,7 @@ def summary_lines(
                 *engine_cell,
             )
         )
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table]
+    return table
 
 
 def emulation_of(session: MultiarchSession, platform_text: str) -> str:

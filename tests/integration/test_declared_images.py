@@ -269,3 +269,40 @@ class TestProjectApi:
         assert re.search(r"\(linux/[^)]+\)$", suite_props["multiarch.engine"])
         assert suite_props["multiarch.buildx"]
         assert suite_props["multiarch.builder"]
+
+
+@pytest.mark.usefixtures("docker_engine")
+@pytest.mark.parametrize("how", ["github", "option", "off"])
+def test_the_summary_is_appended_as_markdown_for_a_ci_job_page(busybox_project, monkeypatch, how):
+    summary = busybox_project.path / "summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    args = {"github": [], "option": ["--multiarch-summary-file", "other.md"], "off": ["--no-multiarch-summary-file"]}
+    busybox_project.makepyfile(
+        test_app="""
+        import pytest
+
+        def test_a(multiarch_container): assert multiarch_container.exec(["uname", "-m"])
+        def test_b(multiarch_platform):
+            if multiarch_platform.arch == "arm64":
+                pytest.fail("arm64 on purpose")
+        @pytest.mark.skip(reason="skipped on purpose")
+        def test_c(multiarch_platform): pass
+        """
+    )
+    run(busybox_project, *args[how]).assert_outcomes(passed=3, failed=1, skipped=2)
+    written = {"github": summary, "option": busybox_project.path / "other.md", "off": None}[how]
+    if written is None:
+        assert summary.read_text() == "earlier step\n"
+        return
+    text = written.read_text()
+    if how == "github":
+        assert text.startswith("earlier step\n")  # appended, as GitHub expects
+    rows = [line for line in text.splitlines() if line.startswith("| linux/")]
+    cells = {row.split("|")[1].strip(): [c.strip() for c in row.split("|")[2:7]] for row in rows}
+    assert cells == {
+        "linux/amd64": ["2", "0", "1", "0", "native"],
+        "linux/arm64": ["1", "1", "1", "0", "emulated"],
+    }
+    assert "| platform | passed | failed | skipped | errors | mode | build | image | ready |" in text
+    assert all(len(row.split("|")) == 11 and " - |" not in row.split("|", 8)[-1] for row in rows)  # built and ready
