@@ -30,9 +30,13 @@ from docker.errors import ImageNotFound
 from docker.utils.build import exclude_paths
 from filelock import FileLock
 
+from pytest_multiarch.buildx import describe_build_failure as describe_build_failure
+from pytest_multiarch.buildx import run_buildx
 from pytest_multiarch.config import ImageSpec
-from pytest_multiarch.errors import DOCTOR_HINT, BuildError, ImageMismatch, UsageError, install_emulator_command
+from pytest_multiarch.errors import BuildError, ImageMismatch, UsageError
 from pytest_multiarch.platforms import Platform
+from pytest_multiarch.secrets import keyed_digest
+from pytest_multiarch.secrets import secret_masker as secret_masker
 
 if TYPE_CHECKING:
     import docker
@@ -43,8 +47,7 @@ KEY_LABEL = "io.github.pytest-multiarch.key"
 _NOT_IN_KEY = ("__pycache__", ".pytest_cache", ".git")
 SLOT_LABEL = "io.github.pytest-multiarch.slot"
 RUN_LABEL = "io.github.pytest-multiarch.rebuilt-in-run"
-_KEY_SCHEME = "1"
-LOG_TAIL_LINES = 30
+_KEY_SCHEME = "2"
 LOCK_DIR = Path(tempfile.gettempdir()) / f"pytest-multiarch-locks-{os.getuid() if hasattr(os, 'getuid') else 0}"
 
 
@@ -98,7 +101,11 @@ def build_key(spec: ImageSpec, platform: Platform, builder: str) -> str:
         "platform": str(platform),
         "builder": builder,
         "target": spec.target,
-        "build_args": sorted(spec.build_args.items()),
+        # Keyed, so that the image's key label does not let anyone confirm a guessed value.
+        "build_args": keyed_digest(json.dumps(sorted(spec.build_args.items())).encode()),
+        # Ids and sources only: a changed token does not rebuild (BuildKit's cache does the same).
+        "secrets": [secret.argument() for secret in spec.secrets],
+        "ssh": list(spec.ssh),
         "dockerfile": spec.dockerfile.read_bytes().hex(),
     }
     digest.update(json.dumps(header, sort_keys=True).encode())
@@ -200,7 +207,12 @@ def build_image(
         # (same testrunuid) then find that build.
         reused = find_loaded(sdk, tag, key, rebuild_run) is not None
         if not reused:
-            _run_buildx(engine, spec, platform, tag, key, on_line, cache, rebuild_run, on_build)
+            labels = {
+                KEY_LABEL: key,
+                SLOT_LABEL: image_slot(spec, platform),
+                **({RUN_LABEL: rebuild_run} if rebuild_run else {}),
+            }
+            run_buildx(engine, spec, platform, tag, labels, on_line, cache, on_build)
     try:
         image = sdk.images.get(tag)
     except ImageNotFound:
@@ -227,100 +239,6 @@ def build_image(
 def exposed_ports(ports: Mapping[str, Any] | None) -> tuple[int, ...]:
     """The image's EXPOSEd ports (``{"8000/tcp": {}}``), lowest first."""
     return tuple(sorted(int(str(p).split("/")[0]) for p in (ports or {})))
-
-
-def _run_buildx(
-    engine: Engine,
-    spec: ImageSpec,
-    platform: Platform,
-    tag: str,
-    key: str,
-    on_line: Callable[[str], None] | None,
-    cache: tuple[str | None, str | None],
-    run: str | None = None,
-    on_build: Callable[[], None] | None = None,
-) -> None:
-    from python_on_whales.exceptions import DockerException
-
-    cli = engine.cli  # loads the CLI wrapper, only when building
-    if on_build is not None:  # after the import (0.3 s of CPU): what it starts does not slow it
-        on_build()
-    log: list[str] = []
-    mask = secret_masker(spec.build_args)
-    try:
-        stream = cli.buildx.build(
-            spec.context,
-            file=spec.dockerfile,
-            platforms=[str(platform)],
-            builder=engine.builder,
-            load=True,
-            tags=[tag],
-            build_args=spec.build_args,
-            target=spec.target,
-            cache_from=cache[0],
-            cache_to=cache[1],
-            labels={
-                KEY_LABEL: key,
-                SLOT_LABEL: image_slot(spec, platform),
-                **({RUN_LABEL: run} if run else {}),
-            },
-            progress="plain",
-            stream_logs=True,
-        )
-        for line in stream:  # type: ignore[union-attr]
-            line = mask(line.rstrip("\n"))
-            log.append(line)
-            if on_line is not None:
-                on_line(line)
-    except DockerException as exc:
-        # exc's own text holds the whole command line, build args included: never show it.
-        if not log and exc.stderr:
-            log = [mask(line) for line in exc.stderr.splitlines()]
-        raise BuildError(describe_build_failure(spec, platform, log)) from None
-
-
-_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|KEY|AUTH|CREDENTIAL|PRIVATE|CERT", re.IGNORECASE)
-
-
-def secret_masker(build_args: dict[str, str]) -> Callable[[str], str]:
-    """Hide the values of build args named like secrets (NPM_TOKEN, DB_PASSWORD, ...) in build
-    logs: BuildKit prints RUN steps with their values filled in. Real secrets belong in
-    ``RUN --mount=type=secret``, which never reaches the log or the image."""
-    secrets = sorted(
-        (v for k, v in build_args.items() if _SECRET_NAME.search(k) and len(v) >= 4), key=len, reverse=True
-    )
-
-    def mask(line: str) -> str:
-        for value in secrets:
-            line = line.replace(value, "***")
-        return line
-
-    return mask
-
-
-def describe_build_failure(spec: ImageSpec, platform: Platform, log: list[str]) -> str:
-    """The failing step first, then the last lines of the log."""
-    step = None
-    errors = [m for m in (re.match(r"^#(\d+) ERROR: (.*)", line) for line in log) if m]
-    if errors:
-        step_id, reason = errors[-1].group(1), errors[-1].group(2)
-        header = next((ln for ln in log if re.match(rf"^#{step_id} \[", ln)), None)
-        if header:
-            step = f"{header.split(' ', 1)[1]}\n  {reason}"
-    if step is None:
-        step = next((ln for ln in reversed(log) if ln.startswith("ERROR")), "see the log below")
-    lines = [line for line in log if line.strip()]
-    tail = "\n".join(f"  | {line}" for line in lines[-LOG_TAIL_LINES:]) or "  (buildx printed nothing)"
-    hint = ""
-    if any("exec format error" in line for line in log):
-        hint = (
-            f"\n'exec format error' means this builder cannot run {platform} binaries: install "
-            f"QEMU (`{install_emulator_command(platform.arch)}`). " + DOCTOR_HINT
-        )
-    return (
-        f"build of {spec.dockerfile} for {platform} failed at step: {step}\n"
-        f"last {min(len(lines), LOG_TAIL_LINES)} lines of the build log:\n{tail}{hint}"
-    )
 
 
 def check_image_platform(

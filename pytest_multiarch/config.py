@@ -26,6 +26,7 @@ from pytest_multiarch.options import (
     runs_tests,
 )
 from pytest_multiarch.platforms import Platform, parse_platforms, split_list
+from pytest_multiarch.secrets import BuildSecret, parse_secret, parse_ssh
 
 __all__ = ["EMULATION_TIMEOUT_FACTOR", "ImageSpec", "Settings", "add_options", "runs_tests"]
 
@@ -51,6 +52,9 @@ class ImageSpec:
     ports: tuple[int, ...] = ()  # more container ports to publish, besides ``port``
     ready_log: str | None = None  # ready once this text appears in its logs (instead of HTTP)
     depends_on: tuple[str, ...] = ()  # fixtures set up before its container starts
+    # How it builds, besides build args: buildx --secret and --ssh (ids and sources, never values)
+    secrets: tuple[BuildSecret, ...] = ()
+    ssh: tuple[str, ...] = ()
 
     def __hash__(self) -> int:  # the dicts are hashed by their items; a callable by identity
         return hash(
@@ -68,6 +72,8 @@ class ImageSpec:
                 self.ports,
                 self.ready_log,
                 self.depends_on,
+                self.secrets,
+                self.ssh,
             )
         )
 
@@ -170,6 +176,15 @@ class Settings:
         build_args.update(parse_build_args(config.getoption("multiarch_build_args") or [], "--multiarch-build-arg"))
         environment: dict[str, EnvValue] = dict(parse_env(config.getini("multiarch_env") or "", "ini multiarch_env"))
         environment.update(parse_env(config.getoption("multiarch_env") or [], "--multiarch-env"))
+        secrets = [
+            parse_secret(item, "ini multiarch_secrets") for item in split_lines(config.getini("multiarch_secrets"))
+        ]
+        secrets += [parse_secret(item, "--multiarch-secret") for item in config.getoption("multiarch_secrets") or []]
+        ssh = [parse_ssh(item, "ini multiarch_ssh") for item in split_lines(config.getini("multiarch_ssh"))]
+        ssh += [parse_ssh(item, "--multiarch-ssh") for item in config.getoption("multiarch_ssh") or []]
+        if not (get("multiarch_image") or "").strip():  # a release gate builds nothing: not needed there
+            for secret in secrets:
+                secret.check("--multiarch-secret")
         image = ImageSpec(
             name="",
             context=context,
@@ -179,6 +194,8 @@ class Settings:
             port=parse_port(get("multiarch_port")),
             ready_path=parse_ready_path(get("multiarch_ready_path")),
             environment=environment,
+            secrets=tuple(secrets),
+            ssh=tuple(ssh),
         )
         return cls(
             platforms=platforms,
@@ -252,6 +269,11 @@ def parse_build_args(raw: str | list[str], source: str = "build args") -> dict[s
             )
         result[key] = value
     return result
+
+
+def split_lines(raw: Any) -> list[str]:
+    """An ini value of one item per line (a secret's ``src=`` may hold spaces)."""
+    return [line.strip() for line in str(raw or "").splitlines() if line.strip()]
 
 
 def _summary_file(config: pytest.Config) -> str | None:

@@ -17,6 +17,7 @@ import pytest
 from pytest_multiarch.config import BUILD_ARG_KEY, EnvValue, ImageSpec, parse_port, parse_ready_path
 from pytest_multiarch.errors import UsageError
 from pytest_multiarch.fixtures import ImageFixtures, make_fixtures, make_run_fixture, state
+from pytest_multiarch.secrets import parse_secret, parse_ssh, warn_secret_build_args
 
 
 def multiarch_fixtures(
@@ -34,6 +35,8 @@ def multiarch_fixtures(
     ports: Sequence[int] | None = None,
     ready_log: str | None = None,
     depends_on: Sequence[str] | None = None,
+    secrets: Sequence[str] | None = None,
+    ssh: Sequence[str] | None = None,
 ) -> ImageFixtures:
     """Declare one more image; returns fixtures ``<name>_image``, ``<name>_container`` and
     ``<name>_http``, and defines ``<name>_run`` in the calling module. In a conftest.py::
@@ -47,12 +50,19 @@ def multiarch_fixtures(
     are set up before the container starts); ``ready_log`` makes it ready once that text appears
     in its logs, ``ready_path=None`` once it runs (no HTTP probe: a ``command`` that keeps an
     image up for ``exec``, say). On the session's network (``multiarch_network``) it is reachable as ``name``.
+    ``secrets`` (``"id=ID,src=PATH"``, ``"id=ID,env=VAR"``) and ``ssh`` (``"default"``) are
+    passed to buildx for ``RUN --mount=type=secret`` and ``type=ssh``, on top of the configured ones.
     Tests using them are parametrized over the platforms exactly like ``multiarch_image``.
     """
     if not name.isidentifier():
         raise UsageError(f"multiarch_fixtures name {name!r} must be a Python identifier, e.g. 'api'.")
     where = f'multiarch_fixtures("{name}", ...)'
     declared = _declared_build_args(build_args, where)
+    warn_secret_build_args(declared)
+    declared_secrets = tuple(parse_secret(item, f"secrets= of {where}") for item in secrets or ())
+    for secret in declared_secrets:
+        secret.check(f"secrets= of {where}")
+    declared_ssh = tuple(parse_ssh(item, f"ssh= of {where}") for item in ssh or ())
     port = parse_port(port, f"port= of {where}")
     ready_path = None if ready_path is None else parse_ready_path(ready_path, f"ready_path= of {where}")
     needs = tuple(_names(depends_on, f"depends_on= of {where}"))
@@ -77,6 +87,8 @@ def multiarch_fixtures(
             target=target,
             port=port,
             ready_path=ready_path,
+            secrets=(*declared_secrets, *settings.image.secrets),
+            ssh=(*declared_ssh, *settings.image.ssh),
             **run_options,
         )
 

@@ -30,6 +30,7 @@ from pytest_multiarch.config import ImageSpec, runs_tests
 from pytest_multiarch.errors import MultiarchError
 from pytest_multiarch.fixtures import SpecFactory, declarations
 from pytest_multiarch.platforms import Platform
+from pytest_multiarch.secrets import keyed_digest
 
 if TYPE_CHECKING:
     from pytest_multiarch.containers import Key
@@ -63,7 +64,8 @@ def merged(needed: list[Needed]) -> list[Needed]:
 
 
 def spec_digest(spec: ImageSpec, platform: Platform) -> str:
-    """SHA-256 over every field of the spec and the platform: equal digests, equal builds."""
+    """A keyed digest (secrets.keyed_digest) over the spec's fields and the platform: equal
+    digests, equal builds; build args' values cannot be confirmed from it by hashing a guess."""
     fields = [
         spec.name,
         str(spec.context),
@@ -74,7 +76,7 @@ def spec_digest(spec: ImageSpec, platform: Platform) -> str:
         spec.ready_path,
         str(platform),
     ]
-    return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
+    return keyed_digest(json.dumps(fields, default=str).encode())  # keyed: a guess cannot be confirmed
 
 
 def record_path(config: pytest.Config, cache_dir: Path) -> Path:
@@ -175,7 +177,7 @@ class EarlyStart:
                 full = session.full_spec(spec_of(session.config), platform)
                 if spec_digest(full, platform) != entry.digest:
                     continue  # configured differently now: collection decides
-                container = entry.container and self._containers
+                container = entry.container and self._containers and not full.needs_fixtures
                 with self._lock:
                     if self._settled:
                         return  # collection is over: it started what its tests need

@@ -46,6 +46,27 @@ _OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
     ),
     ("--multiarch-target", "multiarch_target", "string", {"help": "build stage to build"}),
     (
+        "--multiarch-secret",
+        "multiarch_secrets",
+        "string",
+        {
+            "action": "append",
+            "metavar": "id=ID[,src=PATH|,env=VAR]",
+            "help": "build secret for RUN --mount=type=secret, repeatable (ini: one per line); buildx reads "
+            "it, the value is never shown, stored or part of the build key",
+        },
+    ),
+    (
+        "--multiarch-ssh",
+        "multiarch_ssh",
+        "string",
+        {
+            "action": "append",
+            "metavar": "default|ID[=SOCKET_OR_KEY,...]",
+            "help": "ssh agent or keys for RUN --mount=type=ssh, repeatable (ini: one per line)",
+        },
+    ),
+    (
         "--multiarch-env",
         "multiarch_env",
         "string",

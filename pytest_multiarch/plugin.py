@@ -60,6 +60,10 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = Settings.from_pytest(config)
     except UsageError as exc:
         raise pytest.UsageError(f"pytest-multiarch: {exc}") from None
+    from pytest_multiarch.secrets import secret_build_arg_warnings
+
+    for warning in secret_build_arg_warnings(settings.image.build_args):  # -W error makes them fatal
+        config.issue_config_time_warning(warning, stacklevel=2)
     plugin = MultiarchPlugin(config, settings)
     config.pluginmanager.register(plugin, STATE)
     if plugin.configured:  # it will be used: ask the engine while pytest collects

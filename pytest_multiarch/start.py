@@ -19,13 +19,14 @@ from docker.errors import DockerException as DockerSDKError
 from docker.errors import ImageNotFound
 from docker.models.containers import Container
 
-from pytest_multiarch.build import BuiltImage, secret_masker
+from pytest_multiarch.build import BuiltImage
 from pytest_multiarch.cleanup import namespace_label, owner_labels, process_identity
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.errors import ContainerError, ImageMismatch
 from pytest_multiarch.http import join_url, probe
 from pytest_multiarch.reuse import REUSE_STARTER_LABEL, reuse_labels
 from pytest_multiarch.run import MultiarchContainer, attach, check_machine, port_of
+from pytest_multiarch.secrets import secret_masker
 
 if TYPE_CHECKING:
     from pytest_multiarch.engine import Engine
@@ -211,7 +212,7 @@ def start_container(
         except Exception:
             pass
         # Its logs (in the message) may print the environment: hide secret-named values.
-        masked = secret_masker(environment or {})(str(exc))
+        masked = secret_masker({}, environment or {})(str(exc))
         if isinstance(exc, (ContainerError, ImageMismatch)) and masked != str(exc):
             raise type(exc)(masked) from None
         raise

@@ -98,9 +98,14 @@ def test_once_computes_once_across_threads_and_keeps_its_error():
 
 
 class FakeDocker:
-    """What the containers module asks of an engine's client: no orphans to sweep."""
+    """What the containers module asks of an engine's client: no orphans (containers or networks) to sweep."""
 
     class containers:
+        @staticmethod
+        def list(**_: Any) -> list[Any]:
+            return []
+
+    class networks:
         @staticmethod
         def list(**_: Any) -> list[Any]:
             return []

@@ -1,0 +1,127 @@
+"""``docker buildx build``, run for one platform through that platform's engine's CLI.
+
+The command line is built here rather than by python-on-whales' ``buildx.build``, which puts
+build args on it as ``--build-arg NAME=VALUE``: visible to every local user in ``ps`` while the
+build runs. Build args go as ``--build-arg NAME``, their values in the child's environment
+(python-on-whales' streaming runner takes one), as buildx reads them; secrets as ``--secret
+id=...,src=...|env=...`` and ``--ssh``, their sources only. The log is masked line by line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from pytest_multiarch.config import ImageSpec
+from pytest_multiarch.errors import DOCTOR_HINT, BuildError, install_emulator_command
+from pytest_multiarch.platforms import Platform
+from pytest_multiarch.secrets import secret_masker
+
+if TYPE_CHECKING:
+    from pytest_multiarch.engine import Engine
+
+LOG_TAIL_LINES = 30
+# Names the child's environment must keep for the docker CLI itself: such a build arg goes on
+# the command line with its value (they are never secrets).
+_RESERVED = re.compile(r"^(PATH|HOME|USER|TMPDIR|SSH_AUTH_SOCK|DOCKER_.*|BUILDX_.*|BUILDKIT_.*)$")
+
+
+def run_buildx(
+    engine: Engine,
+    spec: ImageSpec,
+    platform: Platform,
+    tag: str,
+    labels: dict[str, str],
+    on_line: Callable[[str], None] | None,
+    cache: tuple[str | None, str | None],
+    on_build: Callable[[], None] | None = None,
+) -> None:
+    """Build ``spec`` for ``platform`` and load it into ``engine`` as ``tag``; BuildError with
+    the failing step and the log's tail (masked) when it fails."""
+    from python_on_whales.components.buildx.cli_wrapper import stream_buildx_logs
+    from python_on_whales.exceptions import DockerException
+
+    cli = engine.cli  # loads the CLI wrapper, only when building
+    if on_build is not None:  # after the import (0.3 s of CPU): what it starts does not slow it
+        on_build()
+    command, environment = buildx_command(
+        [*cli.client_config.docker_cmd], spec, platform, tag, labels, cache, engine.builder
+    )
+    mask = secret_masker(spec.build_args, spec.environment, [secret.value() for secret in spec.secrets])
+    log: list[str] = []
+    try:
+        for line in stream_buildx_logs(command, env=environment):
+            line = mask(line.rstrip("\n"))
+            log.append(line)
+            if on_line is not None:
+                on_line(line)
+    except DockerException as exc:
+        # exc's own text holds the whole command line: never show it.
+        if not log and exc.stderr:
+            log = [mask(line) for line in exc.stderr.splitlines()]
+        raise BuildError(describe_build_failure(spec, platform, log)) from None
+
+
+def buildx_command(
+    docker: list[str],
+    spec: ImageSpec,
+    platform: Platform,
+    tag: str,
+    labels: dict[str, str],
+    cache: tuple[str | None, str | None],
+    builder: str | None,
+) -> tuple[list[str], dict[str, str]]:
+    """The command line (no secret value on it) and the environment it needs besides the
+    process's own (the build args' values)."""
+    command = [*docker, "buildx", "build", "--platform", str(platform), "--load", "--progress", "plain"]
+    command += ["--tag", tag, "--file", str(spec.dockerfile)]
+    environment: dict[str, str] = {}
+    if builder:
+        command += ["--builder", builder]
+    for name, value in spec.build_args.items():
+        if _RESERVED.match(name):
+            command += ["--build-arg", f"{name}={value}"]
+        else:
+            command += ["--build-arg", name]
+            environment[name] = value
+    if spec.target:
+        command += ["--target", spec.target]
+    if cache[0]:
+        command += ["--cache-from", cache[0]]
+    if cache[1]:
+        command += ["--cache-to", cache[1]]
+    for name, value in labels.items():
+        command += ["--label", f"{name}={value}"]
+    for secret in spec.secrets:
+        command += ["--secret", secret.argument()]
+    for forwarded in spec.ssh:
+        command += ["--ssh", os.path.expanduser(forwarded)]
+    command.append(str(spec.context))
+    return command, environment
+
+
+def describe_build_failure(spec: ImageSpec, platform: Platform, log: list[str]) -> str:
+    """The failing step first, then the last lines of the log."""
+    step = None
+    errors = [m for m in (re.match(r"^#(\d+) ERROR: (.*)", line) for line in log) if m]
+    if errors:
+        step_id, reason = errors[-1].group(1), errors[-1].group(2)
+        header = next((ln for ln in log if re.match(rf"^#{step_id} \[", ln)), None)
+        if header:
+            step = f"{header.split(' ', 1)[1]}\n  {reason}"
+    if step is None:
+        step = next((ln for ln in reversed(log) if ln.startswith("ERROR")), "see the log below")
+    lines = [line for line in log if line.strip()]
+    tail = "\n".join(f"  | {line}" for line in lines[-LOG_TAIL_LINES:]) or "  (buildx printed nothing)"
+    hint = ""
+    if any("exec format error" in line for line in log):
+        hint = (
+            f"\n'exec format error' means this builder cannot run {platform} binaries: install "
+            f"QEMU (`{install_emulator_command(platform.arch)}`). " + DOCTOR_HINT
+        )
+    return (
+        f"build of {spec.dockerfile} for {platform} failed at step: {step}\n"
+        f"last {min(len(lines), LOG_TAIL_LINES)} lines of the build log:\n{tail}{hint}"
+    )
