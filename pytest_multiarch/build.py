@@ -1,8 +1,9 @@
 """Build: one ``docker buildx build --platform P --load`` per platform, skipped when unchanged.
 
 The build key is a SHA-256 over everything that determines the image: the files of the build
-context that .dockerignore lets through (names, exec bits, contents), the Dockerfile, the build
-args, the target, the platform and the builder. The image is tagged and labelled with it; an
+context that .dockerignore lets through (names, exec bits, contents: context.py's digest, read
+once per session and re-reading only changed files), the Dockerfile, the build args (keyed), the
+target, secret and ssh ids and sources, the platform and the builder. The image is tagged and labelled with it; an
 image with the same key already loaded is reused without calling buildx (``--multiarch-rebuild``
 forces a build). Base images pulled by ``FROM`` are not part of the key.
 
@@ -19,7 +20,6 @@ import hashlib
 import json
 import os
 import re
-import stat
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from docker.errors import ImageNotFound
-from docker.utils.build import exclude_paths
 from filelock import FileLock
 
 from pytest_multiarch.buildx import describe_build_failure as describe_build_failure
 from pytest_multiarch.buildx import run_buildx
 from pytest_multiarch.config import ImageSpec
+from pytest_multiarch.context import context_digest, context_entries
 from pytest_multiarch.errors import BuildError, ImageMismatch, UsageError
 from pytest_multiarch.platforms import Platform
 from pytest_multiarch.secrets import keyed_digest
@@ -44,10 +44,9 @@ if TYPE_CHECKING:
     from pytest_multiarch.engine import Engine
 
 KEY_LABEL = "io.github.pytest-multiarch.key"
-_NOT_IN_KEY = ("__pycache__", ".pytest_cache", ".git")
 SLOT_LABEL = "io.github.pytest-multiarch.slot"
 RUN_LABEL = "io.github.pytest-multiarch.rebuilt-in-run"
-_KEY_SCHEME = "2"
+_KEY_SCHEME = "3"
 LOCK_DIR = Path(tempfile.gettempdir()) / f"pytest-multiarch-locks-{os.getuid() if hasattr(os, 'getuid') else 0}"
 
 
@@ -93,9 +92,9 @@ class BuiltImage:
     config: ImageConfig = dataclasses.field(default_factory=ImageConfig, repr=False)
 
 
-def build_key(spec: ImageSpec, platform: Platform, builder: str) -> str:
-    """SHA-256 of every input of the build (see the module docstring)."""
-    digest = hashlib.sha256()
+def build_key(spec: ImageSpec, platform: Platform, builder: str, context: str | None = None) -> str:
+    """SHA-256 of every input of the build (see the module docstring). ``context``: the context's
+    digest, when the session has it already (context.py; computed here otherwise)."""
     header = {
         "scheme": _KEY_SCHEME,
         "platform": str(platform),
@@ -106,45 +105,15 @@ def build_key(spec: ImageSpec, platform: Platform, builder: str) -> str:
         # Ids and sources only: a changed token does not rebuild (BuildKit's cache does the same).
         "secrets": [secret.argument() for secret in spec.secrets],
         "ssh": list(spec.ssh),
-        "dockerfile": spec.dockerfile.read_bytes().hex(),
+        "dockerfile": hashlib.sha256(spec.dockerfile.read_bytes()).hexdigest(),
+        "context": context if context is not None else context_digest(spec, None),
     }
-    digest.update(json.dumps(header, sort_keys=True).encode())
-    for rel in context_files(spec):
-        path = spec.context / rel
-        info = path.lstat()
-        digest.update(b"\0" + rel.encode() + b"\0")
-        if stat.S_ISLNK(info.st_mode):
-            digest.update(b"L" + os.readlink(path).encode())
-        elif stat.S_ISREG(info.st_mode):
-            digest.update(b"X" if info.st_mode & 0o111 else b"F")
-            with path.open("rb") as handle:
-                for chunk in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(chunk)
-        else:
-            digest.update(b"D")
-    return digest.hexdigest()
+    return hashlib.sha256(json.dumps(header, sort_keys=True).encode()).hexdigest()
 
 
 def context_files(spec: ImageSpec) -> list[str]:
     """Paths of the context that buildx sends, honouring .dockerignore as Docker does."""
-    patterns: list[str] = []
-    ignore = Path(f"{spec.dockerfile}.dockerignore")  # a Dockerfile's own ignore file wins
-    if not ignore.is_file():
-        ignore = spec.context / ".dockerignore"
-    if ignore.is_file():
-        lines = (line.strip() for line in ignore.read_text().splitlines())
-        patterns = [line for line in lines if line and not line.startswith("#")]
-    try:
-        dockerfile_rel = str(spec.dockerfile.relative_to(spec.context))
-    except ValueError:
-        dockerfile_rel = None
-    included = exclude_paths(str(spec.context), patterns, dockerfile=dockerfile_rel)
-    return sorted(path for path in included if not _written_by_test_runs(path))
-
-
-def _written_by_test_runs(rel: str) -> bool:
-    parts = rel.split("/")
-    return rel.endswith(".pyc") or any(part in _NOT_IN_KEY for part in parts)
+    return sorted(context_entries(spec))
 
 
 def image_tag(spec: ImageSpec, platform: Platform, key: str) -> str:
@@ -187,6 +156,7 @@ def build_image(
     spec: ImageSpec,
     platform: Platform,
     *,
+    context: str | None = None,
     builder: str,
     rebuild_run: str | None = None,
     on_line: Callable[[str], None] | None = None,
@@ -198,7 +168,7 @@ def build_image(
     spec.check_paths()
     sdk = engine.sdk
     started = time.monotonic()
-    key = build_key(spec, platform, builder)
+    key = build_key(spec, platform, builder, context)
     tag = image_tag(spec, platform, key)
     # One build per key across processes (pytest-xdist workers, parallel runs): the others wait
     # here and then find the image loaded.

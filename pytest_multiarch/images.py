@@ -8,13 +8,16 @@ build through the build key's file lock (build.py).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_multiarch.build import BuiltImage, build_image, image_slot, prune_stale
 from pytest_multiarch.config import ImageSpec, Settings
+from pytest_multiarch.context import context_digest
 from pytest_multiarch.errors import BuildError, MultiarchError, docker_said
 from pytest_multiarch.jobs import Closed, Jobs, Once
 from pytest_multiarch.platforms import Platform
@@ -39,6 +42,7 @@ class Images:
         *,
         run_id: str,
         verbose: bool,
+        cache_dir: Path | None = None,
     ) -> None:
         self.settings = settings
         self._engine_for = engine_for
@@ -49,6 +53,10 @@ class Images:
         self.on_build: Callable[[], None] | None = None  # buildx is about to run (the session preloads)
         self.jobs: Jobs[Key, BuiltImage] = Jobs("build", settings.build_jobs)
         self._index: Once[gate.PublishedIndex] = Once(self._read_index, remember=(MultiarchError,))
+        # One digest per build context a session, whichever platforms build from it.
+        self._contexts: dict[tuple[Path, Path], Once[str]] = {}
+        self._contexts_lock = threading.Lock()
+        self._index_dir = cache_dir / "contexts" if cache_dir is not None else None
 
     def future(self, full: ImageSpec, platform: Platform) -> Future[BuiltImage]:
         """The build of ``full`` (a spec with its build args complete) for ``platform``."""
@@ -103,6 +111,7 @@ class Images:
                     engine,
                     spec,
                     platform,
+                    context=self._context_digest(spec),
                     builder=",".join((found.builder_name, *found.builder_nodes)),
                     rebuild_run=self._run_id if self.settings.rebuild else None,
                     on_line=on_line,
@@ -136,6 +145,14 @@ class Images:
         from pytest_multiarch import cleanup
 
         return cleanup.end_descendants("buildx")
+
+    def _context_digest(self, spec: ImageSpec) -> str:
+        """The context's digest, computed once a session for all platforms (context.py)."""
+        spec.check_paths()
+        with self._contexts_lock:
+            key = (spec.context, spec.dockerfile)
+            once = self._contexts.setdefault(key, Once(lambda: context_digest(spec, self._index_dir)))
+        return once.get()
 
     def built_slots(self) -> dict[str, set[str]]:
         """Ids of the images this session built or found, per slot (project image and platform);

@@ -49,7 +49,9 @@ class MultiarchSession:
         # Shared by all xdist workers of one run (their testrunuid), so --multiarch-rebuild builds once.
         self.run_id = xdist.run_id(config) or uuid.uuid4().hex
         verbose = config.get_verbosity() > 0
-        self.images = Images(settings, self.engine_for, self.engine, self.notes, run_id=self.run_id, verbose=verbose)
+        self.images = Images(
+            settings, self.engine_for, self.engine, self.notes, run_id=self.run_id, verbose=verbose, cache_dir=cache_dir
+        )
         self.images.on_build = self._preload_start
         self.networks = Networks(uuid.uuid4().hex)  # this session's own, also under xdist
         self.containers = Containers(settings, self.engine_for, self.notes, self.networks)

@@ -1,0 +1,153 @@
+"""The build context's digest: every file .dockerignore lets through (names, exec bits, symlink
+targets, contents), computed once per session and context, re-reading only what changed.
+
+A per-context index under the cache directory keeps each file's digest with its size, mtime
+and ctime (nanoseconds) and inode, as git's index does; a file whose stat is unchanged is not
+read again. The racy case is guarded as git guards it: a file modified within ``RACY_NS`` of
+the index's own writing is hashed again next time, since a later write in the same clock tick
+would leave its stat unchanged. An index that cannot be read, or is of another version or
+context, is ignored and rewritten, never trusted.
+
+Which files count follows Docker's .dockerignore semantics through docker-py's PatternMatcher
+(``**``, ``!`` exceptions, the Dockerfile's own ``<Dockerfile>.dockerignore``, the Dockerfile
+always sent), walked with ``os.scandir``: one ``lstat`` per entry, excluded folders pruned
+unless an exception pattern may re-include something below them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import stat
+import time
+from pathlib import Path
+
+from docker.utils.build import PatternMatcher, normalize_slashes
+
+from pytest_multiarch.config import ImageSpec
+
+_NOT_IN_KEY = ("__pycache__", ".pytest_cache", ".git")
+_SCHEME = 1
+RACY_NS = 50_000_000  # 50 ms: more than the kernel's coarse clock tick on any common setup
+
+
+def ignore_patterns(spec: ImageSpec) -> list[str]:
+    """The .dockerignore patterns: the Dockerfile's own ``<Dockerfile>.dockerignore`` wins."""
+    ignore = Path(f"{spec.dockerfile}.dockerignore")
+    if not ignore.is_file():
+        ignore = spec.context / ".dockerignore"
+    if not ignore.is_file():
+        return []
+    lines = (line.strip() for line in ignore.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def context_entries(spec: ImageSpec) -> dict[str, os.stat_result]:
+    """Relative path → lstat of every file, folder and link of the context that buildx sends
+    (and that test runs do not write: __pycache__, .pytest_cache, .git)."""
+    patterns = ignore_patterns(spec)
+    try:
+        dockerfile = str(spec.dockerfile.relative_to(spec.context))
+    except ValueError:
+        dockerfile = "Dockerfile"
+    matcher = PatternMatcher([*patterns, f"!{dockerfile}"])
+    exceptions = [p.cleaned_pattern for p in matcher.patterns if p.exclusion]
+    found: dict[str, os.stat_result] = {}
+    root = str(spec.context)
+
+    def walk(folder: str, prefix: str) -> None:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return
+        for entry in entries:
+            rel = prefix + entry.name
+            if entry.name in _NOT_IN_KEY or rel.endswith(".pyc"):
+                continue
+            excluded = bool(patterns) and matcher.matches(rel)
+            info = entry.stat(follow_symlinks=False)
+            if not excluded:
+                found[rel] = info
+            if stat.S_ISDIR(info.st_mode):
+                if excluded and not any(p.startswith(normalize_slashes(rel)) for p in exceptions):
+                    continue
+                walk(entry.path, rel + "/")
+
+    walk(root, "")
+    return found
+
+
+def context_digest(spec: ImageSpec, index_dir: Path | None) -> str:
+    """SHA-256 over the context's entries, sorted: each name, its kind and exec bit, a symlink's
+    target, a file's content digest (from the index when its stat is unchanged)."""
+    entries = context_entries(spec)
+    index_path = _index_path(spec, index_dir)
+    known = _read_index(index_path, spec) if index_path else {}
+    started_ns = time.time_ns()
+    fresh: dict[str, list[int | str]] = {}
+    digest = hashlib.sha256()
+    for rel in sorted(entries):
+        info = entries[rel]
+        digest.update(b"\0" + rel.encode() + b"\0")
+        if stat.S_ISLNK(info.st_mode):
+            digest.update(b"L" + os.readlink(spec.context / rel).encode())
+        elif stat.S_ISREG(info.st_mode):
+            signature = [info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_mode]
+            entry = known.get(rel)
+            unchanged = entry is not None and entry[:5] == signature
+            content = str(entry[5]) if unchanged and entry is not None else _hash_file(spec.context / rel)
+            fresh[rel] = [*signature, content]
+            digest.update((b"X" if info.st_mode & 0o111 else b"F") + content.encode())
+        else:
+            digest.update(b"D")
+    if index_path is not None and fresh != known:
+        _write_index(index_path, spec, fresh, started_ns)
+    return digest.hexdigest()
+
+
+def _hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _index_path(spec: ImageSpec, index_dir: Path | None) -> Path | None:
+    if index_dir is None:
+        return None
+    name = hashlib.sha256(str(spec.context.resolve()).encode()).hexdigest()[:24]
+    return index_dir / f"{name}.json"
+
+
+def _read_index(path: Path, spec: ImageSpec) -> dict[str, list[int | str]]:
+    """The index's entries that can be trusted: none when it is unreadable, of another version
+    or context; not those written racily (modified too close to the index's own writing)."""
+    try:
+        data = json.loads(path.read_text())
+        if data.get("scheme") != _SCHEME or data.get("context") != str(spec.context.resolve()):
+            return {}
+        written = int(data["written_ns"])
+        entries = data["entries"]
+        if not isinstance(entries, dict):
+            return {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+    trusted: dict[str, list[int | str]] = {}
+    for rel, entry in entries.items():
+        if isinstance(entry, list) and len(entry) == 6 and isinstance(entry[1], int) and entry[1] < written - RACY_NS:
+            trusted[rel] = entry
+    return trusted
+
+
+def _write_index(path: Path, spec: ImageSpec, entries: dict[str, list[int | str]], started_ns: int) -> None:
+    """Atomically; ``started_ns`` (before any file was looked at) is when it counts as written."""
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        context = str(spec.context.resolve())
+        record = {"scheme": _SCHEME, "context": context, "written_ns": started_ns, "entries": entries}
+        partial.write_text(json.dumps(record, separators=(",", ":")))
+        partial.replace(path)
