@@ -52,12 +52,12 @@ def context_entries(spec: ImageSpec) -> dict[str, os.stat_result]:
         dockerfile = str(spec.dockerfile.relative_to(spec.context))
     except ValueError:
         dockerfile = "Dockerfile"
-    matcher = PatternMatcher([*patterns, f"!{dockerfile}"])
+    matcher = _Matcher(PatternMatcher([*patterns, f"!{dockerfile}"]))
     exceptions = [p.cleaned_pattern for p in matcher.patterns if p.exclusion]
     found: dict[str, os.stat_result] = {}
     root = str(spec.context)
 
-    def walk(folder: str, prefix: str) -> None:
+    def walk(folder: str, prefix: str, parents: tuple[str, ...]) -> None:
         try:
             entries = list(os.scandir(folder))
         except OSError:
@@ -66,17 +66,45 @@ def context_entries(spec: ImageSpec) -> dict[str, os.stat_result]:
             rel = prefix + entry.name
             if entry.name in _NOT_IN_KEY or rel.endswith(".pyc"):
                 continue
-            excluded = bool(patterns) and matcher.matches(rel)
+            excluded = bool(patterns) and matcher.matches(rel, parents)
             info = entry.stat(follow_symlinks=False)
             if not excluded:
                 found[rel] = info
             if stat.S_ISDIR(info.st_mode):
                 if excluded and not any(p.startswith(normalize_slashes(rel)) for p in exceptions):
                     continue
-                walk(entry.path, rel + "/")
+                walk(entry.path, rel + "/", (*parents, entry.name))
 
-    walk(root, "")
+    walk(root, "", ())
     return found
+
+
+class _Matcher:
+    """docker-py's PatternMatcher.matches, with its semantics (the last matching pattern wins; a
+    pattern matches a path or one of its parent folders) but at 20,000 paths a second less:
+    a parent folder's match is asked once per folder, and a pattern without ``**`` is not asked
+    of a path with another number of components (its ``*`` and ``?`` never match a ``/``)."""
+
+    def __init__(self, matcher: PatternMatcher) -> None:
+        self.patterns = matcher.patterns
+        self._folders: dict[tuple[int, str], bool] = {}
+
+    def matches(self, rel: str, parents: tuple[str, ...]) -> bool:
+        matched = False
+        depth = len(parents) + 1
+        for number, pattern in enumerate(self.patterns):
+            anywhere = "**" in pattern.cleaned_pattern
+            size = len(pattern.dirs)
+            match = (anywhere or size == depth) and bool(pattern.match(rel))
+            if not match and parents and size <= len(parents):
+                prefix = "/".join(parents[:size])
+                known = self._folders.get((number, prefix))
+                if known is None:
+                    known = self._folders[(number, prefix)] = bool(pattern.match(prefix))
+                match = known
+            if match:
+                matched = not pattern.exclusion
+        return matched
 
 
 def context_digest(spec: ImageSpec, index_dir: Path | None) -> str:

@@ -120,3 +120,37 @@ def test_a_damaged_or_foreign_index_is_ignored_and_rewritten(project, tmp_path, 
     assert len(reads) == 3  # nothing trusted
     reads.clear()
     assert context_digest(project, index) == before and reads == []  # rewritten
+
+
+DOCKER_DOCS_EXAMPLES = [  # the .dockerignore examples of Docker's documentation, and some more
+    "*/temp*",
+    "*/*/temp*",
+    "temp?",
+    "**/*.go",
+    "*.md\n!README.md",
+    "*.md\n!README*.md\nREADME-secret.md",
+    "*.md\nREADME-secret.md\n!README*.md",
+    "docs\n!docs/keep/a.md",
+    "/docs/",
+    "**\n!Dockerfile\n!src",
+]
+
+
+@pytest.mark.parametrize("patterns", DOCKER_DOCS_EXAMPLES)
+def test_the_files_sent_are_those_docker_py_sends(tmp_path, patterns):
+    from docker.utils.build import exclude_paths
+
+    from pytest_multiarch.context import context_entries
+
+    root = tmp_path / "ctx"
+    for rel in [
+        "Dockerfile", "README.md", "README-secret.md", "README-other.md", "CHANGES.md", "temp1", "tempdir/x",
+        "a/temporary.txt", "a/b/temp.txt", "a/b/c/temp.txt", "src/main.go", "src/deep/x.go", "docs/a.md",
+        "docs/keep/a.md", "docs/keep/b.md",
+    ]:  # fmt: skip
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(rel)
+    (root / ".dockerignore").write_text(patterns + "\n")
+    spec = ImageSpec(name="", context=root, dockerfile=root / "Dockerfile")
+    expected = exclude_paths(str(root), patterns.splitlines(), dockerfile="Dockerfile")
+    assert set(context_entries(spec)) == expected
