@@ -247,3 +247,19 @@ def test_engine(multiarch_container, multiarch_platform):
     )
     result.assert_outcomes(passed=6)
     result.stdout.fnmatch_lines(["*pulling linux/arm64 (emulated on tcp://127.0.0.2:2375)*"])
+
+
+def test_the_gate_reads_the_published_images_config(published, busybox_project):
+    """A release gate's metadata checks ("runs as non-root everywhere") see the pulled image's
+    own config, per platform."""
+    busybox_project.makepyfile(
+        test_app="""
+        def test_config(multiarch_image):
+            config = multiarch_image.config
+            assert config.user == ""  # the gate app runs as root: a non-root check would catch it
+            assert config.exposed_ports == ("8080/tcp",)
+            assert config.cmd[0] == "sh"
+        """
+    )
+    result = busybox_project.runpytest_subprocess("--multiarch-image", published["complete"])
+    result.assert_outcomes(passed=2)

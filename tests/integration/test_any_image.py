@@ -4,6 +4,7 @@ network, files and metadata; on linux/amd64 and linux/arm64, real builds and con
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
@@ -32,8 +33,17 @@ ENTRYPOINT ["/busybox", "sleep", "600"]
 
 
 def networks_left() -> list[str]:
-    listed = ["docker", "network", "ls", "-q", "--filter", "label=io.github.pytest-multiarch.owner"]
-    return subprocess.run(listed, capture_output=True, text=True, check=True).stdout.split()
+    """The plugin's networks whose pytest session has ended: its process is gone, or it is this
+    process, whose in-process sessions are over when this is asked (another session's may be in use)."""
+    listed = ["docker", "network", "ls", "--filter", "label=io.github.pytest-multiarch.owner"]
+    listed += ["--format", '{{.ID}} {{.Label "io.github.pytest-multiarch.owner"}}']
+    left = []
+    for line in subprocess.run(listed, capture_output=True, text=True, check=True).stdout.splitlines():
+        network, _, owner = line.partition(" ")
+        pid = owner.rpartition(":")[2]
+        if pid == str(os.getpid()) or not (pid.isdigit() and os.path.exists(f"/proc/{pid}")):
+            left.append(network)
+    return left
 
 
 @pytest.mark.usefixtures("docker_engine")
@@ -188,4 +198,20 @@ def test_a_service_started_by_a_users_fixture_before_the_app_reaches_it_by_url(b
     subprocess.run(["docker", "pull", "-q", "127.0.0.1:5000/multiarch/busybox:1-amd64"], capture_output=True)
     result = run(busybox_project, "-v")
     result.assert_outcomes(passed=2)
+    assert networks_left() == []
+
+
+@pytest.mark.usefixtures("docker_engine")
+@pytest.mark.parametrize("how", ["failure", "interrupt"])
+def test_no_network_or_container_is_left_after_a_failing_or_interrupted_run(busybox_project, how):
+    busybox_project.makepyfile(
+        test_app=f"""
+        def test_x(multiarch_container, multiarch_network):
+            if {how!r} == "interrupt":
+                raise KeyboardInterrupt
+            assert False, "failing on purpose"
+        """
+    )
+    result = busybox_project.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == (pytest.ExitCode.INTERRUPTED if how == "interrupt" else pytest.ExitCode.TESTS_FAILED)
     assert networks_left() == []

@@ -83,6 +83,9 @@ def test_secrets_from_a_file_and_a_variable_reach_the_build_and_nothing_else(bus
             assert multiarch_container.read_file("/token.sha").decode().strip() == {sha(TOKEN)!r}
             assert multiarch_container.read_file("/npm.sha").decode().strip() == {sha(NPM)!r}
             Path(f"ids-{{multiarch_platform.slug}}").write_text(multiarch_image.id + " " + multiarch_container.id)
+            import subprocess
+            inspected = subprocess.run(["docker", "inspect", multiarch_container.id], capture_output=True, text=True)
+            Path(f"container-{{multiarch_platform.slug}}.json").write_text(inspected.stdout)
             assert multiarch_container.exec(["sleep", "1"]) == ""
         """
     )
@@ -104,6 +107,8 @@ def test_secrets_from_a_file_and_a_variable_reach_the_build_and_nothing_else(bus
         inspected = subprocess.run(["docker", "image", "inspect", image], capture_output=True, text=True).stdout
         assert history and inspected
         assert TOKEN not in history + inspected and NPM not in history + inspected
+    assert len(list(busybox_project.path.glob("ids-*"))) == 2
+    assert len(list(busybox_project.path.glob("container-*.json"))) == 2  # its inspect: part of what was searched
 
 
 @pytest.mark.usefixtures("docker_engine")
