@@ -103,6 +103,38 @@ def test_build_args_named_like_secrets_are_masked_in_logs():
     assert mask("FROM python:3.12-slim") == "FROM python:3.12-slim"  # not a secret's name
 
 
+# Every name part README lists, in any case and place of the name.
+SECRET_NAMES = [
+    "NPM_TOKEN",
+    "MY_SECRET",
+    "DB_PASSWORD",
+    "passwd",
+    "API_KEY",
+    "GH_AUTH",
+    "CREDENTIALS_JSON",
+    "private_repo",
+    "CA_CERT",
+]
+
+
+@pytest.mark.parametrize("name", SECRET_NAMES)
+def test_every_secret_name_is_masked_from_four_characters_on(name):
+    from pytest_multiarch.build import secret_masker
+
+    assert secret_masker({name: "abcd"})("token abcd here") == "token *** here"
+    assert secret_masker({name: "s3cr3t-value"})("s3cr3t-value!") == "***!"
+    # Shorter values would mask unrelated text (a "1" in every line): they are shown.
+    assert secret_masker({name: "abc"})("token abc here") == "token abc here"
+
+
+def test_names_that_hold_no_secret_part_are_not_masked():
+    from pytest_multiarch.build import secret_masker
+
+    mask = secret_masker({"BASE_IMAGE": "python:3.12-slim", "GREETING": "hello world", "TARGET_ARCH": "arm64"})
+    line = "FROM python:3.12-slim; echo hello world for arm64"
+    assert mask(line) == line
+
+
 def test_engine_timestamps_are_read_with_their_zone_and_fraction():
     """LastTagTime comes in the daemon's zone (classic image store), Created in UTC: pruning
     compares them with this machine's clock."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -42,7 +43,26 @@ def test_the_digest_covers_build_args_and_platform_but_stores_no_value():
     assert base == early.spec_digest(spec(TOKEN="s3cr3t-value"), ARM64)
     assert base != early.spec_digest(spec(TOKEN="other"), ARM64)
     assert base != early.spec_digest(spec(TOKEN="s3cr3t-value"), Platform.parse("linux/amd64"))
-    assert "s3cr3t" not in base
+    assert re.fullmatch(r"[0-9a-f]{64}", base), base  # a SHA-256, nothing of the value
+
+
+def test_a_written_record_holds_no_build_arg(pytester, monkeypatch):
+    """What a real run writes: fixture prefixes, platforms and digests, never a build arg's value
+    (from the ini or the command line), though the digest covers them."""
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")  # the record is written without an engine too
+    monkeypatch.delenv("CI", raising=False)
+    ini_secret, cli_secret = "Ini-S3cr3t-Value", "Cli-S3cr3t-Value"
+    pytester.makeini(f"[pytest]\nmultiarch_platforms = linux/amd64\nmultiarch_build_args = NPM_TOKEN={ini_secret}\n")
+    pytester.makepyfile(test_app="def test_x(multiarch_image):\n    pass\n")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", f"--multiarch-build-arg=API_KEY={cli_secret}")
+    result.assert_outcomes(skipped=1)
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pytest-multiarch" / "early"
+    (record,) = cache.iterdir()
+    (entry,) = early.read(record)
+    assert (entry.prefix, entry.platform, entry.container) == ("multiarch", "linux/amd64", False)
+    assert re.fullmatch(r"[0-9a-f]{64}", entry.digest), entry
+    text = record.read_text().lower()
+    assert ini_secret.lower() not in text and cli_secret.lower() not in text, text
 
 
 def test_the_record_is_per_command_line(pytester):
