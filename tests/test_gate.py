@@ -11,7 +11,10 @@ import pytest
 
 from conftest import BUSYBOX, BUSYBOX_DOCKERFILE, PLATFORMS, REGISTRY
 from pytest_multiarch import Platform
+from pytest_multiarch.build import image_repository
+from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.gate import GateError, parse_index, repository_of
+from tests.integration.helpers import docker_cli_wrapper
 
 GATE_TESTS = """
 def test_root(multiarch_http, multiarch_platform):
@@ -120,6 +123,8 @@ def gate_project(pytester: pytest.Pytester) -> pytest.Pytester:
 
 @pytest.mark.parametrize("which", ["complete", "by-digest", "attested"])
 def test_complete_index_passes_on_every_platform(gate_project, published, which):
+    # A Dockerfile whose build fails: had the gate built instead of pulling, its tests would error.
+    gate_project.makefile("", Dockerfile=f"FROM {BUSYBOX}\nRUN echo the gate built this image; exit 9\n")
     gate_project.makepyfile(test_release=GATE_TESTS, test_index=INDEX_TESTS)
     result = gate_project.runpytest_inprocess("-v", f"--multiarch-image={published[which]}")
     result.assert_outcomes(passed=5)
@@ -131,7 +136,10 @@ def test_complete_index_passes_on_every_platform(gate_project, published, which)
             "linux/arm64*emulated*sha256:*",
         ]
     )
-    assert not (Path(gate_project.path) / "Dockerfile").exists()  # nothing was built
+    spec = ImageSpec(name="", context=gate_project.path, dockerfile=gate_project.path / "Dockerfile")
+    built = ["docker", "image", "ls", "-q", image_repository(spec)]
+    assert _run(*built).split() == []  # nothing was built
+    assert "the gate built this image" not in result.stdout.str()
 
 
 def test_incomplete_index_fails_the_missing_platform_and_passes_the_other(gate_project, published):
@@ -157,6 +165,17 @@ def test_single_manifest_tests_its_platform_and_fails_the_others(gate_project, p
             "*has no linux/amd64 image: its single-platform manifest*holds linux/arm64*",
         ]
     )
+
+
+def test_a_platform_the_engine_cannot_run_fails_the_gate_instead_of_skipping(gate_project, published, monkeypatch):
+    """A release gate must never pass by skipping a platform: arm64 without an emulator errors."""
+    monkeypatch.setenv("PATH", docker_cli_wrapper(gate_project.path, hide_platform="linux/arm64"))
+    monkeypatch.delenv("CI", raising=False)
+    gate_project.makepyfile(test_release=GATE_TESTS.split("def test_built_on")[0])
+    result = gate_project.runpytest_subprocess(f"--multiarch-image={published['complete']}")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*[[]linux/arm64[]] PlatformUnavailable: linux/arm64 cannot run on this engine*"])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
 
 
 def test_nonexistent_tag_is_a_clear_error_naming_it(gate_project, docker_engine):

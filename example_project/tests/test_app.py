@@ -1,6 +1,10 @@
 """The example app, tested on every platform in pytest.ini."""
 
+import subprocess
+
 import pytest
+
+from pytest_multiarch import Platform
 
 
 def test_root_reports_the_platforms_cpu(multiarch_http, multiarch_platform):
@@ -23,6 +27,10 @@ def test_python_inside_sees_the_same_cpu(multiarch_container, multiarch_platform
 
 def test_image_is_built_for_the_platform(multiarch_image, multiarch_platform):
     assert multiarch_image.platform == multiarch_platform
+    # What the engine says the loaded image is, not only what the plugin asked for.
+    inspect = ["docker", "image", "inspect", "--format", "{{.Os}}/{{.Architecture}}/{{.Variant}}", multiarch_image.id]
+    loaded = subprocess.run(inspect, capture_output=True, text=True, check=True).stdout.strip().rstrip("/")
+    assert Platform.parse(loaded) == multiarch_platform
 
 
 @pytest.mark.multiarch(platforms=["linux/arm64"])

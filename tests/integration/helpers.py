@@ -13,8 +13,21 @@ import pytest
 OWNER_LABEL = "io.github.pytest-multiarch.owner"
 
 
+# What the engine says a loaded image is (its config's os/architecture/variant), for test sources:
+# the plugin's own BuiltImage.platform is only the platform it was asked for.
+LOADED_PLATFORM_SOURCE = """
+import subprocess
+from pytest_multiarch import Platform
+
+def loaded_platform(image):
+    inspect = ["docker", "image", "inspect", "--format", "{{.Os}}/{{.Architecture}}/{{.Variant}}", image.id]
+    loaded = subprocess.run(inspect, capture_output=True, text=True, check=True).stdout.strip().rstrip("/")
+    return Platform.parse(loaded)
+"""
+
 APP_TESTS = """
 import pytest
+from loaded import loaded_platform
 
 def test_root(multiarch_http, multiarch_platform):
     assert multiarch_http.get("/").text.strip() == f"CPU Architecture: {multiarch_platform.machine}"
@@ -25,6 +38,7 @@ def test_exec(multiarch_container, multiarch_platform):
 
 def test_image(multiarch_image, multiarch_platform):
     assert multiarch_image.platform == multiarch_platform
+    assert loaded_platform(multiarch_image) == multiarch_platform
     assert multiarch_image.tag.endswith(multiarch_platform.slug + "-" + multiarch_image.key[:16])
 
 def test_not_parametrized():

@@ -10,7 +10,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from tests.integration.helpers import declare_app_twice, reuse_containers, run
+from pytest_multiarch.build import image_repository
+from pytest_multiarch.config import ImageSpec
+from tests.integration.helpers import LOADED_PLATFORM_SOURCE, declare_app_twice, reuse_containers, run
 
 
 @pytest.mark.usefixtures("docker_engine")
@@ -79,7 +81,10 @@ class TestProjectApi:
             """
         )
         busybox_project.makepyfile(
+            loaded=LOADED_PLATFORM_SOURCE,
             test_app="""
+            from loaded import loaded_platform
+
             def test_api(api_http, api_container, multiarch_platform):
                 assert api_http.get("/").text.strip().endswith(multiarch_platform.machine)
                 assert api_container.exec("cat /www/name").strip() == "api"
@@ -87,31 +92,41 @@ class TestProjectApi:
             def test_worker(worker_container, worker_image, multiarch_platform):
                 assert worker_container.exec("cat /www/name").strip() == "worker"
                 assert worker_image.platform == multiarch_platform
+                assert loaded_platform(worker_image) == multiarch_platform
                 assert "worker" in worker_image.tag
-            """
+            """,
         )
         result = run(busybox_project, "-v")
         result.assert_outcomes(passed=4)
         result.stdout.fnmatch_lines_random(["*test_api?linux/arm64? PASSED*", "*test_worker?linux/amd64? PASSED*"])
 
-    def test_collect_only_starts_no_build(self, busybox_project):
-        busybox_project.makepyfile(test_app="def test_x(multiarch_image): pass")
+    def test_collect_only_starts_no_build(self, busybox_project, monkeypatch):
+        from pytest_multiarch.images import Images
+
+        busybox_project.makepyfile(test_app="def test_x(multiarch_image): pass\ndef test_y(multiarch_container): pass")
         busybox_project.makefile(".txt", fresh=str(os.getpid()) + "-collect-only")
-        result = run(busybox_project, "--collect-only", "-q")
-        result.stdout.fnmatch_lines(["test_app.py::test_x[[]linux/amd64[]]", "test_app.py::test_x[[]linux/arm64[]]"])
-        listed = subprocess.run(
-            [
-                "docker",
-                "image",
-                "ls",
-                "-q",
-                "--filter",
-                "reference=pytest-multiarch/test-collect-only-starts-no-build*",
-            ],
-            capture_output=True,
-            text=True,
+        cache = busybox_project.path / ".cache" / "pytest-multiarch"  # pytester's HOME
+        asked: list[str] = []  # every build (or reuse) the in-process sessions ask for, started or not
+        future = Images.future
+        monkeypatch.setattr(
+            Images, "future", lambda self, full, platform: asked.append(str(platform)) or future(self, full, platform)
         )
-        assert listed.stdout.split() == []
+        for listing in ("--collect-only", "--fixtures", "--fixtures-per-test", "--setup-plan"):
+            result = run(busybox_project, listing, "-q")
+            assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+            assert asked == [], listing
+        run(busybox_project, "--collect-only", "-q").stdout.fnmatch_lines(
+            ["test_app.py::test_x[[]linux/amd64[]]", "test_app.py::test_x[[]linux/arm64[]]"]
+        )
+        spec = ImageSpec(name="", context=busybox_project.path, dockerfile=busybox_project.path / "Dockerfile")
+        listed = subprocess.run(["docker", "image", "ls", "-q", image_repository(spec)], capture_output=True, text=True)
+        assert listed.returncode == 0 and listed.stdout.split() == []  # nothing built
+        assert not list(cache.glob("early/*")), "a listing run recorded what it needed"
+        # The same project run for real builds, and records: what the checks above would have seen.
+        run(busybox_project, "--multiarch-platforms=linux/amd64").assert_outcomes(passed=2)
+        assert "linux/amd64" in asked
+        listed = subprocess.run(["docker", "image", "ls", "-q", image_repository(spec)], capture_output=True, text=True)
+        assert len(listed.stdout.split()) == 1 and len(list(cache.glob("early/*"))) == 1
 
     @pytest.mark.parametrize(
         ("call", "outcome", "shown"),
@@ -267,8 +282,19 @@ class TestProjectApi:
         suite = ET.parse(busybox_project.path / "report.xml").getroot().find("testsuite")
         suite_props = {p.get("name"): p.get("value") for p in suite.find("properties")}
         assert re.search(r"\(linux/[^)]+\)$", suite_props["multiarch.engine"])
-        assert suite_props["multiarch.buildx"]
-        assert suite_props["multiarch.builder"]
+        # What the docker CLI itself says about the engine, buildx and the current builder.
+        server = subprocess.run(
+            ["docker", "version", "--format", "{{.Server.Version}} ({{.Server.Os}}/{{.Server.Arch}})"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        assert suite_props["multiarch.engine"] == server
+        buildx = subprocess.run(["docker", "buildx", "version"], capture_output=True, text=True, check=True).stdout
+        assert suite_props["multiarch.buildx"] == buildx.split()[1]  # github.com/docker/buildx 0.13.1 abc
+        inspected = subprocess.run(["docker", "buildx", "inspect"], capture_output=True, text=True, check=True).stdout
+        fields = dict(line.split(":", 1) for line in inspected.split("\n\n")[0].splitlines() if ":" in line)
+        assert suite_props["multiarch.builder"] == f"{fields['Name'].strip()} ({fields['Driver'].strip()})"
 
 
 @pytest.mark.usefixtures("docker_engine")

@@ -40,6 +40,11 @@ class TestEnvironmentErrors:
         )
         strict.assert_outcomes(passed=1, errors=1)
         strict.stdout.fnmatch_lines(["*PlatformUnavailable: linux/s390x cannot run on this engine*"])
+        # CI must not turn green by skipping a platform either.
+        monkeypatch.setenv("CI", "true")
+        in_ci = busybox_project.runpytest_subprocess("--multiarch-platforms=linux/amd64,linux/s390x")
+        in_ci.assert_outcomes(passed=1, errors=1)
+        in_ci.stdout.fnmatch_lines(["*PlatformUnavailable: linux/s390x cannot run on this engine*"])
 
     def test_missing_context_names_its_path(self, busybox_project):
         busybox_project.makepyfile(test_app="def test_x(multiarch_image): pass")

@@ -26,6 +26,7 @@ def test_without_an_engine_docker_tests_skip_with_one_reason(pytester, monkeypat
     ("ci", "args", "because"),
     [
         ("true", [], "*because CI is set*"),
+        (None, ["--multiarch-strict"], "*because --multiarch-strict is set*"),
         # --multiarch-image verifies a pushed release: no engine must not turn it green.
         (
             None,
@@ -33,7 +34,7 @@ def test_without_an_engine_docker_tests_skip_with_one_reason(pytester, monkeypat
             "*because --multiarch-image makes this run a release gate*",
         ),
     ],
-    ids=["ci", "release-gate"],
+    ids=["ci", "strict", "release-gate"],
 )
 def test_without_an_engine_ci_or_a_release_gate_fails_instead_of_skipping(pytester, monkeypatch, ci, args, because):
     monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")

@@ -6,13 +6,13 @@ import platform as host
 
 import pytest
 
-from tests.integration.helpers import APP_TESTS, run
+from tests.integration.helpers import APP_TESTS, LOADED_PLATFORM_SOURCE, run
 
 
 @pytest.mark.usefixtures("docker_engine")
 class TestBothPlatforms:
     def test_tests_run_once_per_platform_with_the_platform_as_id(self, busybox_project):
-        busybox_project.makepyfile(test_app=APP_TESTS)
+        busybox_project.makepyfile(test_app=APP_TESTS, loaded=LOADED_PLATFORM_SOURCE)
         result = run(busybox_project, "-v")
         result.assert_outcomes(passed=7)
         result.stdout.fnmatch_lines_random(
@@ -111,3 +111,4 @@ class TestBothPlatforms:
         result = run(busybox_project)
         result.stdout.fnmatch_lines(["*@pytest.mark.multiarch on test_app.py::test_x: expected a list of platforms*"])
         assert "Traceback" not in result.stdout.str() + result.stderr.str()
+        assert result.ret == pytest.ExitCode.INTERRUPTED  # a collection error stops the run
