@@ -97,6 +97,34 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.docker)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "leaves_containers(why): the test's own pytest sessions leave containers on purpose (--multiarch-reuse, "
+        "a killed run); the test removes them itself before it ends",
+    )
+
+
+@pytest.fixture(autouse=True)
+def _no_containers_left(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Around every Docker-backed test: no container of its own pytest sessions (in this process,
+    in a subprocess, an xdist worker or a release gate) is left on either engine when the test
+    ends, nor when each of its subprocess sessions ends (tests marked leaves_containers excepted,
+    there). What is found is removed, and fails the test. See leftovers.py."""
+    if request.node.get_closest_marker("docker") is None:
+        yield
+        return
+    from tests.leftovers import LOCAL, REMOTE, Watch, answering
+
+    leaving = request.node.get_closest_marker("leaves_containers") is not None
+    watch = Watch(answering([LOCAL, REMOTE]), sessions_may_leave=leaving)
+    watch.start()
+    yield
+    problems = watch.stop()
+    if problems:
+        pytest.fail("containers left behind (now removed):\n" + "\n".join(problems), pytrace=False)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _remove_test_images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Remove the images this session's pytester projects built, and only those: another test

@@ -48,6 +48,7 @@ class TestProjectApi:
         result = run(busybox_project, "--multiarch-platforms=linux/amd64", "-p", "no:randomly")
         result.assert_outcomes(passed=2)
 
+    @pytest.mark.leaves_containers("--multiarch-reuse sessions keep theirs")
     def test_reuse_keeps_one_container_per_declaration_of_an_image_name(self, busybox_project):
         """Two conftests declare "app" with different targets: with --multiarch-reuse each gets
         its own container, kept and reused, instead of each start replacing the other's."""

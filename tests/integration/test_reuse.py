@@ -15,6 +15,7 @@ from tests.integration.helpers import reuse_containers, run
 
 
 @pytest.mark.usefixtures("docker_engine")
+@pytest.mark.leaves_containers("--multiarch-reuse sessions keep theirs, and one is killed in its hook")
 class TestReuse:
     def test_reuse_keeps_containers_for_the_next_run_and_replaces_stale_ones(self, busybox_project):
         busybox_project.makepyfile(
