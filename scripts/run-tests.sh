@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Set everything up, then lint and run pytest-multiarch's own test suite (unit tests and the
 # Docker-backed tests on linux/amd64 and linux/arm64). Extra arguments go to pytest.
-# With CI=true a skipped Docker-backed test fails the run (see conftest.py), and the wheel check
-# (scripts/wheel-check.sh) runs before the suite; MULTIARCH_WHEEL_CHECK=1 or 0 forces it on or off.
+# With CI=true a skipped Docker-backed test fails the run, as does one in which none passed (see
+# conftest.py), and the wheel check (scripts/wheel-check.sh) runs before the suite;
+# MULTIARCH_WHEEL_CHECK=1 or 0 forces it on or off.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
