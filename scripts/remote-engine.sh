@@ -217,6 +217,18 @@ cidr_overlap() { # A/n B/m : true when the two ranges share an address
   [ "$bits" = 0 ] && mask=0
   [ $(($(ip2int "$a") & mask)) = $(($(ip2int "$b") & mask)) ]
 }
+# The bridges (br-*) of this engine's user-defined networks stay in the kernel when it stops:
+# remove those in its address pool once it is gone, or its next start finds its own pool taken.
+remove_network_bridges() {
+  local net dev
+  while read -r net dev; do
+    case "$dev" in br-*) ;; *) continue ;; esac
+    if cidr_overlap "$net" "$ADDRESS_POOL"; then
+      ip link del "$dev" 2>/dev/null && log "removed $dev ($net), a network bridge the engine left"
+    fi
+  done < <(ip -4 -o addr show | awk '{ print $4, $2 }')
+}
+
 check_subnets_free() {
   local net dev want
   while read -r net dev; do
@@ -232,6 +244,7 @@ check_subnets_free() {
 }
 ensure_bridge() {
   if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
+    remove_network_bridges # left by an earlier run of this engine that stopped
     check_subnets_free
     ip link add "$BRIDGE" type bridge
   fi
@@ -496,6 +509,7 @@ cmd_stop() {
   fi
   stop_leftovers
   remove_bridge
+  remove_network_bridges
   if [ "$purge" = 1 ] && [ -d "$DIR" ]; then
     [ -z "$(our_mounts)" ] || die "mounts remain under $DIR; not purging"
     rm -rf --one-file-system "$DIR"
