@@ -106,6 +106,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _no_user_cache_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plugin's caches (the engine's capabilities, early-start records) go to each pytester
+    project's HOME: an XDG_CACHE_HOME set for the whole run would share them between tests, and a
+    test putting a docker CLI shim in front would find the engine as the real CLI saw it."""
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def _no_containers_left(request: pytest.FixtureRequest) -> Iterator[None]:
     """Around every Docker-backed test: no container of its own pytest sessions (in this process,
     in a subprocess, an xdist worker or a release gate) is left on either engine when the test

@@ -14,7 +14,7 @@ from pytest_multiarch import Platform
 from pytest_multiarch.build import image_repository
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.gate import GateError, parse_index, repository_of
-from tests.integration.helpers import docker_cli_wrapper
+from tests.integration.helpers import docker_cli_wrapper, shim_calls
 
 GATE_TESTS = """
 def test_root(multiarch_http, multiarch_platform):
@@ -176,6 +176,7 @@ def test_a_platform_the_engine_cannot_run_fails_the_gate_instead_of_skipping(gat
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*[[]linux/arm64[]] PlatformUnavailable: linux/arm64 cannot run on this engine*"])
     assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert any(call.startswith("buildx inspect") for call in shim_calls(gate_project.path))  # it met the shim
 
 
 def test_nonexistent_tag_is_a_clear_error_naming_it(gate_project, docker_engine):

@@ -100,12 +100,24 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return result
 
 
-SLOW_COLLECTION = """
-import os, time
+# A conftest whose collection, as a large project's would, takes a while: with
+# WAIT_FOR_EARLY_CONTAINERS=N it ends once N containers of this (in-process) session run, at
+# most 120 s; not after a fixed time, which a loaded machine may need more of. In
+# pytest_collection_modifyitems, before the plugin's own pytest_collection_finish starts what the
+# tests need: only early start can have started containers by then.
+SLOW_COLLECTION = f"""
+import os, socket, subprocess, time
 from pathlib import Path
 
-def pytest_collection_finish(session):
-    time.sleep(float(os.environ.get("SLOW_COLLECTION", "0")))
+def pytest_collection_modifyitems(session, config, items):
+    wanted = int(os.environ.get("WAIT_FOR_EARLY_CONTAINERS", "0"))
+    owner = f"label={OWNER_LABEL}={{socket.gethostname()}}:{{os.getpid()}}"
+    deadline = time.monotonic() + 120
+    while wanted and time.monotonic() < deadline:
+        listed = subprocess.run(["docker", "ps", "-q", "--filter", owner], capture_output=True, text=True)
+        if len(listed.stdout.split()) >= wanted:
+            break
+        time.sleep(0.1)
     Path("images-collected-at").write_text(str(time.time()))
 """
 
@@ -115,11 +127,16 @@ def unix_time(docker_time: str) -> float:
     return datetime.datetime.fromisoformat(docker_time[:26].rstrip("Z") + "+00:00").timestamp()
 
 
-def docker_cli_wrapper(folder, *, no_buildx: bool = False, hide_platform: str | None = None) -> str:
-    """A `docker` in front of the real one that behaves like a machine without buildx, or like a
-    remote daemon whose builder cannot run ``hide_platform``. Returns a PATH value."""
+def docker_cli_wrapper(
+    folder, *, no_buildx: bool = False, hide_platform: str | None = None, build_as: tuple[str, str] | None = None
+) -> str:
+    """A `docker` in front of the real one that behaves like a machine without buildx, like a
+    remote daemon whose builder cannot run ``hide_platform``, or like a builder that builds
+    ``build_as[0]`` as ``build_as[1]``. Every call is logged to ``folder/fake-bin/calls``, so a
+    test can tell that the plugin met it. Returns a PATH value."""
     real = shutil.which("docker")
-    script = ["#!/bin/sh"]
+    bin_dir = folder / "fake-bin"
+    script = ["#!/bin/sh", f'echo "$*" >> {bin_dir / "calls"}']
     if no_buildx:
         script.append("""if [ "$1" = buildx ]; then echo "docker: 'buildx' is not a docker command." >&2; exit 1; fi""")
     if hide_platform:
@@ -133,9 +150,25 @@ def docker_cli_wrapper(folder, *, no_buildx: bool = False, hide_platform: str | 
             f"""if [ "$1" = info ] || [ "$2" = info ]; then {real} "$@" | """
             f"""sed 's/"Name":"[^"]*"/"Name":"elsewhere"/g'; exit; fi""",
         ]
+    if build_as:
+        asked, built = build_as
+        script += [
+            """if [ "$1" = buildx ] && [ "$2" = build ]; then""",
+            """  for arg do""",
+            """    shift""",
+            f"""    case "$arg" in {asked}) arg={built} ;; --platform={asked}) arg=--platform={built} ;; esac""",
+            '    set -- "$@" "$arg"',
+            """  done""",
+            """fi""",
+        ]
     script.append(f'exec {real} "$@"')
-    bin_dir = folder / "fake-bin"
     bin_dir.mkdir()
     (bin_dir / "docker").write_text("\n".join(script) + "\n")
     (bin_dir / "docker").chmod(0o755)
     return f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+
+
+def shim_calls(folder) -> list[str]:
+    """The command lines the docker_cli_wrapper in ``folder`` was called with."""
+    calls = folder / "fake-bin" / "calls"
+    return calls.read_text().splitlines() if calls.exists() else []

@@ -90,9 +90,8 @@ class TestOnePlatformFailing:
             """,
         )
         (busybox_project.path / "slow").mkdir()
-        # Finishes after the failing build, so that the summary's last word is a success.
         (busybox_project.path / "slow" / "Dockerfile").write_text(
-            f"ARG BASE_IMAGE\nFROM ${{BASE_IMAGE}}\nRUN sleep 3 && echo {os.getpid()}\n"
+            f"ARG BASE_IMAGE\nFROM ${{BASE_IMAGE}}\nRUN echo {os.getpid()}-{time.time_ns()}\n"
         )
         busybox_project.makeconftest(
             """
@@ -102,8 +101,14 @@ class TestOnePlatformFailing:
             """
         )
         busybox_project.makepyfile(test_app="def test_x(multiarch_image): pass\ndef test_slow(slow_image): pass")
-        result = run(busybox_project)
+        # One build at a time, in the order the tests need them: the "slow" arm64 build finishes
+        # after the failing one, so that the summary's last word would be a success. Not a sleep
+        # in the build that a loaded machine may outrun.
+        result = run(busybox_project, "--multiarch-build-jobs=1")
         result.assert_outcomes(passed=3, errors=1)
+        ended = [line for line in result.stdout.lines if line.startswith("multiarch: build linux/arm64")]
+        assert [line.split(":")[1] for line in ended] == [" build linux/arm64", " build linux/arm64 (slow)"], ended
+        assert "failed after" in ended[0] and "done in" in ended[1], ended
         result.stdout.re_match_lines([r"^linux/arm64 +1 +0 +0 +1 +emulated +failed "])
 
     def test_a_secret_build_arg_never_reaches_the_output(self, busybox_project):

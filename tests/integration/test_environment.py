@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.helpers import docker_cli_wrapper, run
+from tests.integration.helpers import docker_cli_wrapper, run, shim_calls
 
 
 @pytest.mark.usefixtures("docker_engine")
@@ -21,6 +21,7 @@ class TestEnvironmentErrors:
                 "apt-get install docker-buildx*python -m pytest_multiarch doctor*"
             ]
         )
+        assert any(call.startswith("buildx") for call in shim_calls(tmp_path))  # it met the shim, not a cache
 
     def test_platform_without_emulator_skips_with_the_install_command(self, busybox_project, monkeypatch, tmp_path):
         monkeypatch.setenv("PATH", docker_cli_wrapper(tmp_path, hide_platform="linux/s390x"))
@@ -35,6 +36,7 @@ class TestEnvironmentErrors:
             ]
         )
         result.stdout.fnmatch_lines(["multiarch: platforms: linux/amd64 (native), linux/s390x (unavailable*"])
+        assert any(call.startswith("buildx inspect") for call in shim_calls(tmp_path))  # met the shim
         strict = busybox_project.runpytest_subprocess(
             "--multiarch-platforms=linux/amd64,linux/s390x", "--multiarch-strict"
         )

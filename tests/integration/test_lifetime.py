@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
+
 import pytest
 
 from tests.integration.helpers import RUNNING_SOURCE, run
@@ -44,15 +47,22 @@ class TestEarlyRemoval:
         # requests it, which must not hide the module-scoped user.
         busybox_project.makeconftest(
             """
-            import time
+            import threading, time
+            from pathlib import Path
             import pytest
 
             @pytest.fixture(scope="module")
             def seeded(multiarch_container):
                 multiarch_container.exec(["touch", "/tmp/seeded"])
                 yield multiarch_container
-                time.sleep(1)  # long enough for an early removal to have finished
+                # A removal begun too early (after the platform's last test, before this teardown)
+                # runs in the plugin's release thread: let it finish, then the container must be there.
+                for thread in threading.enumerate():
+                    if thread.name == "multiarch-release":
+                        thread.join()
                 multiarch_container.exec(["rm", "/tmp/seeded"])
+                done = f"{multiarch_container.id} {time.time()}"
+                Path(f"images-teardown-{multiarch_container.platform.slug}").write_text(done)
             """
         )
         busybox_project.makepyfile(
@@ -80,8 +90,16 @@ class TestEarlyRemoval:
                     assert not running(ids["linux/amd64"])
             """,
         )
+        since = time.time()
         result = run(busybox_project, "-v", "-p", "no:randomly")
         result.assert_outcomes(passed=4)
+        # And by the engine's clock too: the amd64 container was killed only after its teardown ended.
+        container, torn_down = (busybox_project.path / "images-teardown-linux-amd64").read_text().split()
+        listed = ["docker", "events", "--since", f"{since:.3f}", "--until", f"{time.time():.3f}"]
+        listed += ["--filter", f"container={container}", "--filter", "event=kill", "--filter", "event=die"]
+        events = subprocess.run([*listed, "--format", "{{.TimeNano}}"], capture_output=True, text=True, check=True)
+        events = events.stdout.split()
+        assert events and min(int(e) for e in events) / 1e9 > float(torn_down), (events, torn_down)
 
     def test_a_test_asking_again_after_the_removal_gets_a_new_container(self, busybox_project):
         # A plugin that reorders the tests after collection (as this conftest does) must not

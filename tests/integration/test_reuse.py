@@ -186,14 +186,29 @@ class TestReuse:
                 subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
 
     def test_xdist_workers_share_a_reuse_container_once_its_hook_ran(self, busybox_project):
-        """The second worker finds the first one's container before that worker's (slow) hook
-        is done: it waits for it instead of testing an unseeded container."""
+        """The second worker finds the first one's container before that worker's hook is done:
+        it waits for it instead of testing an unseeded container. The hook seeds only once the
+        other worker waits (the plugin's wait is wrapped to leave a note), so the race happens
+        every time instead of when a fixed sleep was long enough."""
         busybox_project.makeconftest(
             """
-            import time
+            import os, time
+            from pathlib import Path
+
+            import pytest_multiarch.containers
+
+            waiting = pytest_multiarch.containers.wait_until_renamed
+
+            def noted(*args, **kwargs):
+                Path(f"images-waiting-{os.getpid()}").write_text("")  # images-*: not in the context
+                return waiting(*args, **kwargs)
+
+            pytest_multiarch.containers.wait_until_renamed = noted
 
             def pytest_multiarch_container_started(config, container):
-                time.sleep(2)
+                deadline = time.monotonic() + 120
+                while not list(Path().glob("images-waiting-*")) and time.monotonic() < deadline:
+                    time.sleep(0.05)
                 container.exec(["touch", "/tmp/seeded"])
             """
         )
@@ -213,6 +228,7 @@ class TestReuse:
             )
             result.assert_outcomes(passed=4)
             assert len(reuse_containers() - before) == 1  # one container, shared by both workers
+            assert len(list(busybox_project.path.glob("images-waiting-*"))) == 1  # the other worker waited
         finally:
             for cid in reuse_containers() - before:
                 subprocess.run(["docker", "rm", "-f", cid], capture_output=True)

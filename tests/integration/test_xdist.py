@@ -10,6 +10,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from pytest_multiarch.build import image_repository
+from pytest_multiarch.config import ImageSpec
+
 
 @pytest.mark.usefixtures("docker_engine")
 def test_xdist_builds_each_platform_once_across_workers(busybox_project):
@@ -68,17 +71,31 @@ def test_xdist_builds_each_platform_once_across_workers(busybox_project):
 
 
 @pytest.mark.usefixtures("docker_engine")
-def test_xdist_controller_starts_the_builds_the_last_run_needed(busybox_project):
+def test_xdist_controller_starts_the_builds_the_last_run_needed(busybox_project, monkeypatch):
     """Repeating a -n 2 run, the controller builds while its workers start: they find the
     images built (reused=True for every worker), though a change made them new builds."""
-    # Workers that take a while to start, as in a large project: the race stays decided.
+    # Workers that take a while to start, as in a large project: with WAIT_FOR_CONTROLLER set, a
+    # worker starts once the images of this run (tags not in images-tags-before) are loaded for
+    # both platforms, at most 120 s. Not a fixed sleep: the controller's head start is made
+    # certain, not likely; without it the workers build themselves, and reused=False says so.
+    spec = ImageSpec(name="", context=busybox_project.path, dockerfile=busybox_project.path / "Dockerfile")
+    repository = image_repository(spec)
     busybox_project.makeconftest(
-        """
-        import time
+        f"""
+        import os, subprocess, time
+        from pathlib import Path
 
         def pytest_configure(config):
-            if hasattr(config, "workerinput"):
-                time.sleep(2)
+            if not (hasattr(config, "workerinput") and os.environ.get("WAIT_FOR_CONTROLLER")):
+                return
+            before = set(Path("images-tags-before").read_text().split())
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                listed = ["docker", "image", "ls", "--format", "{{{{.Tag}}}}", "{repository}"]
+                tags = set(subprocess.run(listed, capture_output=True, text=True).stdout.split())
+                if len({{tag.rsplit("-", 1)[0] for tag in tags - before}}) == 2:  # linux-amd64, linux-arm64
+                    return
+                time.sleep(0.1)
         """
     )
     busybox_project.makepyfile(
@@ -98,6 +115,9 @@ def test_xdist_controller_starts_the_builds_the_last_run_needed(busybox_project)
         for old in busybox_project.path.glob("images-gw*"):
             old.unlink()
         busybox_project.makefile(".txt", fresh=f"{os.getpid()}-{change}")  # a new build key: a real build
+        listed = ["docker", "image", "ls", "--format", "{{.Tag}}", repository]
+        tags = subprocess.run(listed, capture_output=True, text=True, check=True).stdout
+        (busybox_project.path / "images-tags-before").write_text(tags)
         # Not runpytest_subprocess: it adds a --basetemp of its own to each run's command line.
         result = busybox_project.run(sys.executable, "-m", "pytest", "-p", "xdist", "-n", "2")
         result.assert_outcomes(passed=4)
@@ -106,6 +126,7 @@ def test_xdist_controller_starts_the_builds_the_last_run_needed(busybox_project)
     # The controller prints what its own builds report; the workers' output is not shown.
     first, first_records = run_records("first")
     first.stdout.no_fnmatch_line("*build linux/*: done in*")  # no record yet: the workers build
+    monkeypatch.setenv("WAIT_FOR_CONTROLLER", "1")
     second, second_records = run_records("second")
     second.stdout.fnmatch_lines_random(["*build linux/amd64: done in*", "*build linux/arm64: done in*"])
     assert second_records and all("reused=True" in r for r in second_records), second_records
