@@ -142,6 +142,36 @@ def test_complete_index_passes_on_every_platform(gate_project, published, which)
     assert "the gate built this image" not in result.stdout.str()
 
 
+def test_images_declared_in_a_conftest_are_still_built_by_a_release_gate(gate_project, published):
+    """README: "Only the default image is replaced (declared images are still built)"."""
+    (gate_project.path / "api").mkdir()
+    (gate_project.path / "api" / "Dockerfile").write_text(
+        BUSYBOX_DOCKERFILE.replace("uname -m > /www/built-on", "echo api > /www/name")
+    )
+    gate_project.makeconftest(
+        f"""
+        from pytest_multiarch import multiarch_fixtures
+
+        base = {{"BASE_IMAGE": "{BUSYBOX}"}}
+        api_image, api_container, api_http = multiarch_fixtures("api", context="api", build_args=base)
+        """
+    )
+    gate_project.makepyfile(
+        test_release="""
+        def test_both(multiarch_container, api_container, api_image, multiarch_platform, multiarch_index):
+            assert multiarch_container.image.key == multiarch_index.manifests[str(multiarch_platform)]  # pulled
+            assert multiarch_container.exec("cat /www/built-on").strip() == multiarch_platform.machine
+            assert not api_image.key.startswith("sha256:")  # a build key: built, not a manifest pulled
+            assert api_image.tag.startswith("pytest-multiarch/api-")
+            assert api_container.exec("cat /www/name").strip() == "api"
+            assert api_container.exec(["uname", "-m"]).strip() == multiarch_platform.machine
+        """
+    )
+    result = gate_project.runpytest_inprocess("-v", f"--multiarch-image={published['complete']}")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines_random(["*pulling linux/arm64 (emulated*", "*building linux/arm64 (api) (emulated*"])
+
+
 def test_incomplete_index_fails_the_missing_platform_and_passes_the_other(gate_project, published):
     gate_project.makepyfile(test_release=GATE_TESTS)
     result = gate_project.runpytest_inprocess("-v", f"--multiarch-image={published['amd64-only']}")

@@ -54,16 +54,32 @@ class TestReuse:
             for cid in set(ids().values()) | set(first.values() if "first" in locals() else []):
                 subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
 
-    def test_a_verified_container_is_reused_as_it_is_one_whose_hook_never_ran_is_replaced(self, busybox_project):
+    def test_a_verified_container_is_reused_as_it_is_one_whose_hook_never_ran_is_replaced(
+        self, busybox_project, monkeypatch, tmp_path
+    ):
         """A reused container is trusted only if the session that started it ran its hook (the
         container's name says so): then without another uname check (counted from the engine's
         exec events). One left by a session killed before its hook is replaced, not reused."""
         busybox_project.makeconftest(
             """
+            import os
+            from pathlib import Path
+
             def pytest_multiarch_container_started(config, container):
                 container.exec(["touch", "/tmp/seeded"])
+                with Path(os.environ["HOOK_CALLS"]).open("a") as calls:  # outside the build context
+                    calls.write(f"{container.platform}\\n")
             """
         )
+        monkeypatch.setenv("HOOK_CALLS", str(tmp_path / "hook-calls"))
+
+        def hook_calls() -> list[str]:
+            """Platforms the container-started hook was called for, since the last call."""
+            calls = tmp_path / "hook-calls"
+            called = sorted(calls.read_text().split()) if calls.exists() else []
+            calls.unlink(missing_ok=True)
+            return called
+
         busybox_project.makepyfile(
             test_app="""
             from pathlib import Path
@@ -102,6 +118,7 @@ class TestReuse:
         leftover: list[str] = []
         try:
             assert uname_execs_during("--multiarch-reuse") == {"linux-amd64": 1, "linux-arm64": 1}
+            assert hook_calls() == ["linux/amd64", "linux/arm64"]
             names = {
                 slug: subprocess.run(
                     ["docker", "inspect", "-f", "{{.Name}}", cid], capture_output=True, text=True
@@ -114,6 +131,7 @@ class TestReuse:
             first = ids()
             assert uname_execs_during("--multiarch-reuse") == {"linux-amd64": 0, "linux-arm64": 0}
             assert ids() == first
+            assert hook_calls() == []  # README: the hook is not called again for a reused container
             # As if a session had been killed between the arm64 container's start and its hook:
             # the same reuse labels, a starter that is gone, the random name, nothing seeded.
             labels = json.loads(
@@ -145,6 +163,7 @@ class TestReuse:
             uname_execs_during("--multiarch-reuse")  # its test checks the seed: the hook ran
             assert ids()["linux-amd64"] == first["linux-amd64"]
             assert ids()["linux-arm64"] != unseeded
+            assert hook_calls() == ["linux/arm64"]  # the replacement's, and only its
             gone = subprocess.run(["docker", "inspect", unseeded], capture_output=True).returncode != 0
             assert gone
         finally:
