@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import os
 import re
+import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -165,11 +166,18 @@ def _key(cache_dir: Path) -> bytes:
         pass
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes()  # another process made it meanwhile
+        descriptor, made = tempfile.mkstemp(dir=cache_dir, prefix=".digest.key-")  # 0600
     except OSError:
         return b"pytest-multiarch: no cache directory"  # still keyed; only this process's digests agree
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(os.urandom(32))
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(os.urandom(32))
+        # Linked whole under its name: another thread or process never reads it half written.
+        os.link(made, path)
+    except FileExistsError:
+        pass  # another thread or process made it meanwhile: theirs is the key
+    except OSError:
+        return b"pytest-multiarch: no cache directory"
+    finally:
+        os.unlink(made)
     return path.read_bytes()
