@@ -142,21 +142,33 @@ class Containers:
         self._notes.say(f"starting the {platform} container of {image.tag}{on}…")
         from pytest_multiarch.start import start_container  # only when starting one
 
+        alias = spec.name or DEFAULT_ALIAS
         # Reused containers outlive the session: they join no network of its own.
-        network = self.networks.of(engine, platform).name if self.networks and not self.settings.reuse else None
-        return start_container(
-            engine,
-            image,
-            spec,
-            timeout=self.settings.timeout_for(platform),
-            command_timeout=self.settings.request_timeout_for(platform),
-            reuse=self.settings.reuse,
-            on_created=self._track,
-            cancelled=given_up,
-            environment=spec.resolved_environment,
-            network=network,
-            alias=spec.name or DEFAULT_ALIAS,
-        )
+        seat = self.networks.seat(engine, platform, alias) if self.networks and not self.settings.reuse else None
+
+        def created(container: MultiarchContainer) -> None:
+            if seat is not None and self.networks is not None:
+                self.networks.seated(seat, container.id)
+            self._track(container)
+
+        try:
+            return start_container(
+                engine,
+                image,
+                spec,
+                timeout=self.settings.timeout_for(platform),
+                command_timeout=self.settings.request_timeout_for(platform),
+                reuse=self.settings.reuse,
+                on_created=created,
+                cancelled=given_up,
+                environment=spec.resolved_environment,
+                network=seat.network if seat is not None else None,
+                alias=alias,
+            )
+        except BaseException:
+            if seat is not None and self.networks is not None:
+                self.networks.leave(seat)  # its container was removed before the error
+            raise
 
     def _sweep_once(self, engine: Engine) -> None:
         """Remove what killed pytest runs left on ``engine``, once per session and engine."""
@@ -271,6 +283,8 @@ class Containers:
 
         def remove() -> None:
             if self.tracker.remove(container):
+                if self.networks is not None:
+                    self.networks.leave_container(container.id)
                 with self._lock:
                     if container in self._unannounced:
                         self._unannounced.remove(container)

@@ -1,17 +1,22 @@
-"""The session's networks: one user-defined network per engine and platform, made when the first
-container of that platform starts and removed at the end of the session.
+"""The session's networks: one user-defined network per engine and platform, made only when a
+platform's containers need one, and removed at the end of the session.
 
-Every container the plugin starts joins it, with its declared name as a network alias (``app``
-for the default image), so images reach each other by name; tests attach their own service
-containers to it (``multiarch_network``). One per platform, not one per engine: the amd64 and
-arm64 containers of one image may run at the same time on one engine, and one alias must name
-one container.
+A platform's network is made as soon as two of the session's containers of that platform exist
+at once (a second image, a one-shot run beside the app), or when a test asks for
+``multiarch_network`` to attach services of its own. Containers then on the default bridge are
+connected to it at that moment, and later ones are created on it; each is there as its declared
+name (``app`` for the default image), so images reach each other by name. A lone container
+stays on the default bridge: making, joining and removing a network costs about half a second
+per run that nothing would use. One network per platform, not per engine: the amd64 and arm64
+containers of one image may run at the same time on one engine, and one alias must name one
+container.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from pytest_multiarch import cleanup
@@ -35,37 +40,121 @@ class ServiceNetwork:
     docker_host: str
 
 
+@dataclasses.dataclass(eq=False)
+class Seat:
+    """One container's place among its platform's containers: ``network`` is the network it is
+    on (None: the default bridge), ``container_id`` None until the container exists."""
+
+    engine: Engine
+    platform: Platform
+    alias: str | None
+    network: str | None = None
+    container_id: str | None = None
+
+
 class Networks:
-    """Makes and removes the session's networks."""
+    """Makes, joins and removes the session's networks."""
 
     def __init__(self, session_id: str) -> None:
         self._session_id = session_id[:12]
         self._lock = threading.Lock()
         self._made: dict[tuple[int, Platform], tuple[Engine, ServiceNetwork]] = {}
+        self._seats: dict[tuple[int, Platform], list[Seat]] = {}
 
     def of(self, engine: Engine, platform: Platform) -> ServiceNetwork:
-        """The network of ``platform`` on ``engine``, made on first use."""
+        """The network of ``platform`` on ``engine``, made on first use; the platform's
+        containers on the default bridge are connected to it before this returns."""
+        with self._lock:
+            return self._network_locked(engine, platform)
+
+    def seat(self, engine: Engine, platform: Platform, alias: str | None) -> Seat:
+        """Place a container about to be created: on the platform's network when it exists or
+        another container of the platform does (then the network is made now), else on the
+        default bridge. Deciding and taking the seat happen under one lock, so of two containers
+        starting at once the second always sees the first."""
         key = (id(engine), platform)
         with self._lock:
-            found = self._made.get(key)
-            if found is None:
-                name = f"pytest-multiarch-{self._session_id}-{platform.slug}"
-                try:
-                    made = engine.sdk.networks.create(name, driver="bridge", labels=cleanup.owner_labels())
-                except Exception as exc:
-                    raise ContainerError(
-                        f"the engine at {engine.endpoint.describe()} could not create network {name}: {exc}"
-                    ) from None
-                found = self._made[key] = (engine, ServiceNetwork(name, str(made.id), platform, engine.endpoint.url))
+            seats = self._seats.setdefault(key, [])
+            seat = Seat(engine, platform, alias)
+            if key in self._made or seats:
+                seat.network = self._network_locked(engine, platform).name
+            seats.append(seat)
+            return seat
+
+    def seated(self, seat: Seat, container_id: str) -> None:
+        """The container of ``seat`` exists; if the network was made while it was being
+        created on the default bridge, it joins it now."""
+        with self._lock:
+            seat.container_id = container_id
+            made = self._made.get((id(seat.engine), seat.platform))
+            if made is not None and seat.network is None:
+                self._connect(made[1], seat)
+
+    def leave(self, seat: Seat) -> None:
+        """The container of ``seat`` is gone (or was never made)."""
+        with self._lock:
+            seats = self._seats.get((id(seat.engine), seat.platform), [])
+            if seat in seats:
+                seats.remove(seat)
+
+    def leave_container(self, container_id: str) -> None:
+        """The container ``container_id`` is gone: its seat is free."""
+        with self._lock:
+            for seats in self._seats.values():
+                seats[:] = [seat for seat in seats if seat.container_id != container_id]
+
+    def _network_locked(self, engine: Engine, platform: Platform) -> ServiceNetwork:
+        key = (id(engine), platform)
+        found = self._made.get(key)
+        if found is not None:
             return found[1]
+        name = f"pytest-multiarch-{self._session_id}-{platform.slug}"
+        try:
+            made = engine.sdk.networks.create(name, driver="bridge", labels=cleanup.owner_labels())
+        except Exception as exc:
+            raise ContainerError(
+                f"the engine at {engine.endpoint.describe()} could not create network {name}: {exc}"
+            ) from None
+        network = ServiceNetwork(name, str(made.id), platform, engine.endpoint.url)
+        self._made[key] = (engine, network)
+        for seat in self._seats.get(key, []):
+            if seat.container_id is not None and seat.network is None:
+                self._connect(network, seat)
+        return network
+
+    @staticmethod
+    def _connect(network: ServiceNetwork, seat: Seat) -> None:
+        """Connect a running (or just created) container to ``network`` under its alias. One
+        removed meanwhile is no error: it needs no network any more."""
+        assert seat.container_id is not None
+        try:
+            seat.engine.sdk.api.connect_container_to_network(
+                seat.container_id, network.id, aliases=[seat.alias] if seat.alias else None
+            )
+        except Exception as exc:
+            if "No such container" not in str(exc) and "is not running" not in str(exc):
+                raise ContainerError(
+                    f"could not connect the {seat.platform} container {seat.container_id[:12]} to "
+                    f"network {network.name}: {exc}"
+                ) from None
+            return
+        seat.network = network.name
 
     def close(self) -> None:
-        """Remove every network made (after the containers on them are gone); one still in use
-        (a container of yours on it) is left, with the owner label the next session sweeps."""
+        """Remove every network made, at once (after the containers on them are gone); one still
+        in use (a container of yours on it) is left, with the owner label the next session sweeps."""
         with self._lock:
             made, self._made = list(self._made.values()), {}
-        for engine, network in made:
-            try:
-                engine.sdk.networks.get(network.id).remove()
-            except Exception:
-                pass
+            self._seats.clear()
+        if not made:
+            return
+        with ThreadPoolExecutor(len(made), thread_name_prefix="multiarch-network") as pool:
+            list(pool.map(_remove_quietly, made))
+
+
+def _remove_quietly(made: tuple[Engine, ServiceNetwork]) -> None:
+    engine, network = made
+    try:
+        engine.sdk.api.remove_network(network.id)
+    except Exception:
+        pass

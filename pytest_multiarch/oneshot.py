@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -54,6 +54,7 @@ def run_once(
     environment: Mapping[str, str] | None = None,
     stdin: bytes | str | None = None,
     network: str | None = None,
+    on_created: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run ``image`` once on ``engine``: ``args`` replace its CMD, ``entrypoint`` its ENTRYPOINT."""
     shown = tuple(str(a) for a in (*(entrypoint or ()), *args)) or ("(its own command)",)
@@ -76,6 +77,8 @@ def run_once(
     handle = attach(MultiarchContainer(inner, image, None, None, "command"), engine, timeout)
     tracker.track(handle)
     try:
+        if on_created is not None:
+            on_created(inner.id)
         if stdin is not None:
             _start_with_input(sdk, inner, stdin.encode() if isinstance(stdin, str) else stdin)
         else:

@@ -193,10 +193,20 @@ class MultiarchSession:
         image = self.image(spec, platform, say)
         engine = self.engine_for(platform)
         timeout = options.pop("timeout", None) or self.settings.timeout_for(platform)
-        network = self.networks.of(engine, platform).name
-        return run_once(
-            engine, image, args, tracker=self.containers.tracker, timeout=timeout, network=network, **options
-        )
+        seat = self.networks.seat(engine, platform, None)  # beside other containers: on their network
+        try:
+            return run_once(
+                engine,
+                image,
+                args,
+                tracker=self.containers.tracker,
+                timeout=timeout,
+                network=seat.network,
+                on_created=lambda container_id: self.networks.seated(seat, container_id),
+                **options,
+            )
+        finally:
+            self.networks.leave(seat)
 
     def release(self, spec: ImageSpec, platform: Platform) -> None:
         """Remove the container of (spec, platform) in the background: its last test is done."""

@@ -202,6 +202,37 @@ def test_a_service_started_by_a_users_fixture_before_the_app_reaches_it_by_url(b
 
 
 @pytest.mark.usefixtures("docker_engine")
+def test_a_lone_container_is_on_no_network_until_a_test_asks_for_one_then_reachable_as_app(busybox_project):
+    """A network costs about half a second per run; one container alone needs none. When a test
+    then asks for multiarch_network, the running container joins it, as ``app``."""
+    busybox_project.makepyfile(
+        test_late="""
+        import docker
+
+        def networks_of(container):
+            return set(docker.from_env().api.inspect_container(container.id)["NetworkSettings"]["Networks"])
+
+        def test_alone(multiarch_container):
+            assert networks_of(multiarch_container) == {"bridge"}
+
+        def test_then_a_service_of_yours(multiarch_container, request, multiarch_platform):
+            network = request.getfixturevalue("multiarch_network")
+            assert networks_of(multiarch_container) == {"bridge", network.name}
+            client = docker.DockerClient(base_url=network.docker_host)
+            page = client.containers.run(
+                "127.0.0.1:5000/multiarch/busybox:1-amd64", ["wget", "-qO-", "http://app:8080/"],
+                platform="linux/amd64", network=network.name, remove=True,
+            )
+            assert page.decode().strip() == f"CPU Architecture: {multiarch_platform.machine}"
+        """
+    )
+    subprocess.run(["docker", "pull", "-q", "127.0.0.1:5000/multiarch/busybox:1-amd64"], capture_output=True)
+    result = run(busybox_project, "-v", "-p", "no:randomly")
+    result.assert_outcomes(passed=4)
+    assert networks_left() == []
+
+
+@pytest.mark.usefixtures("docker_engine")
 @pytest.mark.parametrize("how", ["failure", "interrupt"])
 def test_no_network_or_container_is_left_after_a_failing_or_interrupted_run(busybox_project, how):
     busybox_project.makepyfile(
