@@ -23,6 +23,7 @@ import os
 import stat
 import time
 from pathlib import Path
+from typing import Any
 
 from docker.utils.build import PatternMatcher, normalize_slashes
 
@@ -62,11 +63,12 @@ def context_entries(spec: ImageSpec) -> dict[str, os.stat_result]:
             entries = list(os.scandir(folder))
         except OSError:
             return
+        rules = matcher.rules(parents) if patterns else (False, [])
         for entry in entries:
             rel = prefix + entry.name
             if entry.name in _NOT_IN_KEY or rel.endswith(".pyc"):
                 continue
-            excluded = bool(patterns) and matcher.matches(rel, parents)
+            excluded = matcher.matches(rel, rules)
             info = entry.stat(follow_symlinks=False)
             if not excluded:
                 found[rel] = info
@@ -81,28 +83,48 @@ def context_entries(spec: ImageSpec) -> dict[str, os.stat_result]:
 
 class _Matcher:
     """docker-py's PatternMatcher.matches, with its semantics (the last matching pattern wins; a
-    pattern matches a path or one of its parent folders) but at 20,000 paths a second less:
-    a parent folder's match is asked once per folder, and a pattern without ``**`` is not asked
-    of a path with another number of components (its ``*`` and ``?`` never match a ``/``)."""
+    pattern matches a path or one of its parent folders) but decided once per folder where it
+    can be: a parent folder's match is the same for every entry of the folder, and a pattern
+    without ``**`` is not asked of a path with another number of components (its ``*`` and ``?``
+    never match a ``/``). In a folder where no pattern is left to ask, every entry gets the
+    folder's answer without a pattern being run."""
 
     def __init__(self, matcher: PatternMatcher) -> None:
         self.patterns = matcher.patterns
-        self._folders: dict[tuple[int, str], bool] = {}
+        self._prefixes: dict[tuple[int, str], bool] = {}
 
-    def matches(self, rel: str, parents: tuple[str, ...]) -> bool:
-        matched = False
+    def rules(self, parents: tuple[str, ...]) -> tuple[bool | None, list[tuple[Any, bool, bool]]]:
+        """For the entries of the folder ``parents``: (their answer when it is the same for all,
+        else None; per pattern in order: the pattern, whether to ask it of each entry, whether a
+        parent folder already matches it)."""
         depth = len(parents) + 1
+        rules = []
+        constant: bool | None = False
         for number, pattern in enumerate(self.patterns):
-            anywhere = "**" in pattern.cleaned_pattern
             size = len(pattern.dirs)
-            match = (anywhere or size == depth) and bool(pattern.match(rel))
-            if not match and parents and size <= len(parents):
+            by_parent = False
+            if parents and size <= len(parents):
                 prefix = "/".join(parents[:size])
-                known = self._folders.get((number, prefix))
+                known = self._prefixes.get((number, prefix))
                 if known is None:
-                    known = self._folders[(number, prefix)] = bool(pattern.match(prefix))
-                match = known
-            if match:
+                    known = self._prefixes[(number, prefix)] = bool(pattern.match(prefix))
+                by_parent = known
+            ask = not by_parent and ("**" in pattern.cleaned_pattern or size == depth)
+            if ask:
+                constant = None
+            elif by_parent and constant is not None:
+                constant = not pattern.exclusion
+            rules.append((pattern, ask, by_parent))
+        return constant, rules
+
+    @staticmethod
+    def matches(rel: str, rules: tuple[bool | None, list[tuple[Any, bool, bool]]]) -> bool:
+        constant, patterns = rules
+        if constant is not None:
+            return constant
+        matched = False
+        for pattern, ask, by_parent in patterns:
+            if by_parent or (ask and pattern.match(rel)):
                 matched = not pattern.exclusion
         return matched
 
