@@ -254,25 +254,33 @@ class Engine:
 
     @property
     def cli(self) -> DockerClient:
-        """python-on-whales, bound to this endpoint: buildx and imagetools, which only the CLI does."""
+        """python-on-whales, bound to this endpoint: buildx inspection and imagetools, which only
+        the CLI does; it calls the CLI as ``docker_command`` says."""
         if self._unusable is not None:
             raise self._unusable
         with self._lock:
             if self._cli is None:
                 from python_on_whales import DockerClient
 
-                if self.endpoint.context:
-                    self._cli = DockerClient(context=self.endpoint.context)
-                elif self.endpoint.bound:
-                    self._cli = DockerClient(
-                        host=self.endpoint.url,
-                        tls=self.endpoint.tls_verify or None,
-                        tlsverify=self.endpoint.tls_verify or None,
-                        **self._cli_cert_paths(),
-                    )
-                else:  # the default context: what the CLI picks without being told
-                    self._cli = DockerClient()
+                self._cli = DockerClient(client_call=self.docker_command())
             return self._cli
+
+    def docker_command(self) -> list[str]:
+        """The docker CLI's command line bound to this endpoint: ``--context`` for a docker
+        context, ``--host`` (and the TLS flags) for an explicit one, nothing more for the
+        default context, which the CLI picks without being told. Builds run it directly: loading
+        python-on-whales for them would cost 0.16 s of CPU before the first build."""
+        command = ["docker"]
+        if self.endpoint.context:
+            return [*command, "--context", self.endpoint.context]
+        if not self.endpoint.bound:
+            return command
+        command += ["--host", self.endpoint.url]
+        if self.endpoint.tls_verify:
+            command += ["--tls", "--tlsverify"]
+        for flag, path in self._cli_cert_paths().items():
+            command += [f"--{flag}", str(path)]
+        return command
 
     def _environment(self) -> dict[str, str]:
         """The variables docker-py reads, for this endpoint only (os.environ is never changed)."""

@@ -73,3 +73,19 @@ def test_a_session_makes_one_engine_per_endpoint(tmp_path):
     assert routed[ARM64] is routed[Platform.parse("linux/arm/v7")]
     assert routed[AMD64] is default  # "default" names the docker CLI's own local engine
     assert routed[ARM64].endpoint.url == "tcp://127.0.0.2:2375"
+
+
+def test_the_cli_is_told_the_endpoint_as_the_user_named_it():
+    """Builds run ``docker buildx`` with exactly these flags (buildx.py); the default context is
+    left to the CLI, a context goes by name, a URL with its TLS files."""
+    from pytest_multiarch.engine import Endpoint
+
+    assert Engine(Endpoint(DEFAULT_SOCKET)).docker_command() == ["docker"]
+    assert Engine(Endpoint("tcp://box:2376", context="arm-box")).docker_command() == ["docker", "--context", "arm-box"]
+    assert Engine.named("ssh://me@arm-host:2222").docker_command() == ["docker", "--host", "ssh://me@arm-host:2222"]
+    tls = Endpoint("tcp://box:2376", from_env=True, tls_verify=True, cert_path="/certs")
+    assert Engine(tls).docker_command() == [
+        *("docker", "--host", "tcp://box:2376", "--tls", "--tlsverify"),
+        *("--tlscacert", "/certs/ca.pem", "--tlscert", "/certs/cert.pem", "--tlskey", "/certs/key.pem"),
+    ]
+    assert Engine(tls).cli.client_config.docker_cmd[1:] == Engine(tls).docker_command()[1:]  # one source
