@@ -5,7 +5,8 @@ Run after the README's set-up, from the repository root:
     .venv/bin/python bench/run.py            # --pairs 3 by default; --quick for a smoke run
     .venv/bin/python bench/run.py --only warm,cold   # some scenarios only
 
-Scenarios (medians over --pairs runs; in a/b the two sides alternate within each pair):
+Scenarios (medians over --pairs rounds; in a/b the plugin, the script and both floors run once
+per round, their order rotated from round to round):
   a. cold: no image of the example, empty build cache; the example's tests on amd64 + arm64
      vs. the script doing the same checks;
   b. warm (nothing changed), the same pair; and the plugin with --multiarch-reuse;
@@ -137,17 +138,22 @@ def median(values: list[float]) -> float:
     return round(statistics.median(values), 2)
 
 
-def pairs(n: int, first: Callable[[], float], second: Callable[[], float]) -> tuple[list[float], list[float]]:
-    """Alternate the sides: ABAB... so that drift on the machine hits both alike."""
-    a, b = [], []
+def rounds(n: int, sides: dict[str, Callable[[], float]]) -> dict[str, list[float]]:
+    """Each side once per round, the order rotated from round to round (ABC, BCA, CAB, ...), so
+    that drift on the machine, and what one side leaves the engine doing, hits all sides alike."""
+    names = list(sides)
+    measured: dict[str, list[float]] = {name: [] for name in names}
     for i in range(n):
-        if i % 2 == 0:
-            a.append(first())
-            b.append(second())
-        else:
-            b.append(second())
-            a.append(first())
-    return a, b
+        shift = i % len(names)
+        for name in names[shift:] + names[:shift]:
+            measured[name].append(sides[name]())
+    return measured
+
+
+def pairs(n: int, first: Callable[[], float], second: Callable[[], float]) -> tuple[list[float], list[float]]:
+    """Alternate the sides: AB BA AB ... so that drift on the machine hits both alike."""
+    measured = rounds(n, {"first": first, "second": second})
+    return measured["first"], measured["second"]
 
 
 def cold(run: Callable[[], None]) -> float:
@@ -342,24 +348,37 @@ def main() -> None:
         results["pytest_startup"] = bare
     if "cold" in only:
         print("a. cold", flush=True)
-        a_plugin, a_script = pairs(n, lambda: cold(lambda: plugin(TWO)), lambda: cold(lambda: script(TWO)))
-        results["cold"] = ratio_of(a_plugin, a_script)
-        # pytest, plus the slowest platform done by hand with nothing else going on
-        results["cold"]["floor"] = round(bare + median([cold(lambda: script(slowest)) for _ in range(n)]), 2)
-        # pytest, plus every platform done by hand at the same time
-        results["cold"]["at_once"] = round(bare + median([cold(lambda: script_at_once(TWO)) for _ in range(n)]), 2)
+        # The plugin, the script, and the two floors without pytest: the slowest platform done by
+        # hand with nothing else going on, and every platform by hand at the same time.
+        cold_runs = rounds(
+            n,
+            {
+                "plugin": lambda: cold(lambda: plugin(TWO)),
+                "script": lambda: cold(lambda: script(TWO)),
+                "floor": lambda: cold(lambda: script(slowest)),
+                "at_once": lambda: cold(lambda: script_at_once(TWO)),
+            },
+        )
+        results["cold"] = ratio_of(cold_runs["plugin"], cold_runs["script"])
+        results["cold"]["floor"] = round(bare + median(cold_runs["floor"]), 2)
+        results["cold"]["at_once"] = round(bare + median(cold_runs["at_once"]), 2)
     if "warm" in only:
         print("b. warm", flush=True)
         plugin(TWO)  # make sure both sides are warm
         script(TWO)
-        results["warm"] = ratio_of(*pairs(n, lambda: timed(lambda: plugin(TWO)), lambda: timed(lambda: script(TWO))))
-        # ... without its buildx call, which an unchanged image does not need
-        results["warm"]["floor"] = round(
-            bare + median([timed(lambda: script(slowest, skip_build=True)) for _ in range(n)]), 2
+        # The floors without their buildx calls, which an unchanged image does not need.
+        warm_runs = rounds(
+            n,
+            {
+                "plugin": lambda: timed(lambda: plugin(TWO)),
+                "script": lambda: timed(lambda: script(TWO)),
+                "floor": lambda: timed(lambda: script(slowest, skip_build=True)),
+                "at_once": lambda: timed(lambda: script_at_once(TWO, skip_build=True)),
+            },
         )
-        results["warm"]["at_once"] = round(
-            bare + median([timed(lambda: script_at_once(TWO, skip_build=True)) for _ in range(n)]), 2
-        )
+        results["warm"] = ratio_of(warm_runs["plugin"], warm_runs["script"])
+        results["warm"]["floor"] = round(bare + median(warm_runs["floor"]), 2)
+        results["warm"]["at_once"] = round(bare + median(warm_runs["at_once"]), 2)
         plugin(TWO, "--multiarch-reuse")  # leaves the containers running
         results["warm_reuse"] = ratio_of(
             *pairs(n, lambda: timed(lambda: plugin(TWO, "--multiarch-reuse")), lambda: timed(lambda: script(TWO)))
@@ -442,7 +461,7 @@ def markdown(r: dict) -> str:
         at_once = f"{e['at_once']} ({e['at_once_ratio']})" if "at_once" in e else "-"
         return f"| {name} | {e['plugin']} | {e['script']} | {e['ratio']} | {target} | {floor} | {at_once} |"
 
-    rows = [f"Measured on {r['machine']}; medians of {r['pairs']} alternating pairs, seconds.", ""]
+    rows = [f"Measured on {r['machine']}; medians of {r['pairs']} rounds, each side's turn rotated, seconds.", ""]
     compared = [
         ("a. cold, amd64 + arm64", "cold", "≤ 0.75"),
         ("b. warm, nothing changed", "warm", "≤ 0.6"),
