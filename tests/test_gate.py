@@ -14,7 +14,7 @@ from pytest_multiarch import Platform
 from pytest_multiarch.build import image_repository
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.gate import GateError, parse_index, repository_of
-from tests.integration.helpers import docker_cli_wrapper, shim_calls
+from tests.integration.helpers import docker_cli_wrapper, mode, shim_calls
 
 GATE_TESTS = """
 def test_root(multiarch_http, multiarch_platform):
@@ -133,7 +133,7 @@ def test_complete_index_passes_on_every_platform(gate_project, published, which)
             "*test_root?linux/arm64? PASSED*",
             "*test_built_on?linux/amd64? PASSED*",
             "multiarch: linux/arm64: testing manifest sha256:* of *gate-app*",
-            "linux/arm64*emulated*sha256:*",
+            f"linux/arm64*{mode('linux/arm64')}*sha256:*",
         ]
     )
     spec = ImageSpec(name="", context=gate_project.path, dockerfile=gate_project.path / "Dockerfile")
@@ -169,7 +169,8 @@ def test_images_declared_in_a_conftest_are_still_built_by_a_release_gate(gate_pr
     )
     result = gate_project.runpytest_inprocess("-v", f"--multiarch-image={published['complete']}")
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines_random(["*pulling linux/arm64 (emulated*", "*building linux/arm64 (api) (emulated*"])
+    arm = mode("linux/arm64")
+    result.stdout.fnmatch_lines_random([f"*pulling linux/arm64 ({arm}*", f"*building linux/arm64 (api) ({arm}*"])
 
 
 def test_incomplete_index_fails_the_missing_platform_and_passes_the_other(gate_project, published):
@@ -296,7 +297,7 @@ def test_engine(multiarch_container, multiarch_platform):
         "--multiarch-image", published["complete"], "--multiarch-engine", "linux/arm64=tcp://127.0.0.2:2375"
     )
     result.assert_outcomes(passed=6)
-    result.stdout.fnmatch_lines(["*pulling linux/arm64 (emulated on tcp://127.0.0.2:2375)*"])
+    result.stdout.fnmatch_lines([f"*pulling linux/arm64 ({mode('linux/arm64')} on tcp://127.0.0.2:2375)*"])
 
 
 def test_the_gate_reads_the_published_images_config(published, busybox_project):

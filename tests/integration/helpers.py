@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import platform as host
 import shutil
 import socket
 import subprocess
@@ -11,6 +12,27 @@ import subprocess
 import pytest
 
 OWNER_LABEL = "io.github.pytest-multiarch.owner"
+
+
+def _engine_native() -> str:
+    """The engine's own platform, of linux/amd64 and linux/arm64 (its host's when it does not
+    answer): it runs that one natively and the other under QEMU. linux/amd64 on an x86_64
+    machine, linux/arm64 on an arm64 one (GitHub's ubuntu-24.04-arm, Apple Silicon)."""
+    try:
+        asked = ["docker", "version", "--format", "{{.Server.Arch}}"]
+        arch = subprocess.run(asked, capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        arch = ""
+    return "linux/arm64" if (arch or host.machine()).lower() in ("aarch64", "arm64") else "linux/amd64"
+
+
+NATIVE = _engine_native()
+FOREIGN = "linux/amd64" if NATIVE == "linux/arm64" else "linux/arm64"
+
+
+def mode(platform: str) -> str:
+    """What the summary and the header say of ``platform`` on this machine."""
+    return "native" if platform == NATIVE else "emulated"
 
 
 # What the engine says a loaded image is (its config's os/architecture/variant), for test sources:

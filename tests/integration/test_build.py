@@ -12,7 +12,7 @@ import pytest
 from conftest import BUSYBOX
 from pytest_multiarch.build import image_repository
 from pytest_multiarch.config import ImageSpec
-from tests.integration.helpers import run
+from tests.integration.helpers import mode, run
 
 
 @pytest.mark.usefixtures("docker_engine")
@@ -24,8 +24,8 @@ class TestBothPlatforms:
             """Per platform, the summary's build column (a time or `reused`) and image id."""
             result.assert_outcomes(passed=2)
             rows = {}
-            for platform, mode in (("linux/amd64", "native"), ("linux/arm64", "emulated")):
-                row = rf"^{platform} +1 +0 +0 +0 +{mode} +(reused|\d+\.\d s) +([0-9a-f]{{12}}) +-$"
+            for platform in ("linux/amd64", "linux/arm64"):
+                row = rf"^{platform} +1 +0 +0 +0 +{mode(platform)} +(reused|\d+\.\d s) +([0-9a-f]{{12}}) +-$"
                 found = re.search(row, result.stdout.str(), re.M)
                 assert found, result.stdout.str()
                 rows[platform] = (found.group(1), found.group(2))
@@ -34,7 +34,8 @@ class TestBothPlatforms:
         first = build_and_image(run(busybox_project))
         assert "reused" not in {build for build, _ in first.values()}  # a new project: built
         again = run(busybox_project)
-        again.stdout.fnmatch_lines(["linux/amd64*native*reused*", "linux/arm64*emulated*reused*"])
+        amd, arm = mode("linux/amd64"), mode("linux/arm64")
+        again.stdout.fnmatch_lines([f"linux/amd64*{amd}*reused*", f"linux/arm64*{arm}*reused*"])
         assert build_and_image(again) == {platform: ("reused", image) for platform, (_, image) in first.items()}
         busybox_project.makefile(".txt", extra="a new file in the context")
         changed_run = run(busybox_project)
@@ -109,7 +110,7 @@ class TestOnePlatformFailing:
         ended = [line for line in result.stdout.lines if line.startswith("multiarch: build linux/arm64")]
         assert [line.split(":")[1] for line in ended] == [" build linux/arm64", " build linux/arm64 (slow)"], ended
         assert "failed after" in ended[0] and "done in" in ended[1], ended
-        result.stdout.re_match_lines([r"^linux/arm64 +1 +0 +0 +1 +emulated +failed "])
+        result.stdout.re_match_lines([rf"^linux/arm64 +1 +0 +0 +1 +{mode('linux/arm64')} +failed "])
 
     def test_a_secret_build_arg_never_reaches_the_output(self, busybox_project):
         busybox_project.makefile(

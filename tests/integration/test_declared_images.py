@@ -12,7 +12,7 @@ import pytest
 
 from pytest_multiarch.build import image_repository
 from pytest_multiarch.config import ImageSpec
-from tests.integration.helpers import LOADED_PLATFORM_SOURCE, declare_app_twice, reuse_containers, run
+from tests.integration.helpers import LOADED_PLATFORM_SOURCE, declare_app_twice, mode, reuse_containers, run
 
 
 @pytest.mark.usefixtures("docker_engine")
@@ -328,8 +328,8 @@ def test_the_summary_is_appended_as_markdown_for_a_ci_job_page(busybox_project, 
     rows = [line for line in text.splitlines() if line.startswith("| linux/")]
     cells = {row.split("|")[1].strip(): [c.strip() for c in row.split("|")[2:7]] for row in rows}
     assert cells == {
-        "linux/amd64": ["2", "0", "1", "0", "native"],
-        "linux/arm64": ["1", "1", "1", "0", "emulated"],
+        "linux/amd64": ["2", "0", "1", "0", mode("linux/amd64")],
+        "linux/arm64": ["1", "1", "1", "0", mode("linux/arm64")],
     }
     assert "| platform | passed | failed | skipped | errors | mode | build | image | ready |" in text
     assert all(len(row.split("|")) == 11 and " - |" not in row.split("|", 8)[-1] for row in rows)  # built and ready

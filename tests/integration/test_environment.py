@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.helpers import docker_cli_wrapper, run, shim_calls
+from tests.integration.helpers import NATIVE, docker_cli_wrapper, run, shim_calls
 
 
 @pytest.mark.usefixtures("docker_engine")
@@ -27,15 +27,15 @@ class TestEnvironmentErrors:
         monkeypatch.setenv("PATH", docker_cli_wrapper(tmp_path, hide_platform="linux/s390x"))
         monkeypatch.delenv("CI", raising=False)
         busybox_project.makepyfile(test_app="def test_x(multiarch_platform): pass")
-        result = busybox_project.runpytest_subprocess("-rs", "--multiarch-platforms=linux/amd64,linux/s390x")
+        result = busybox_project.runpytest_subprocess("-rs", f"--multiarch-platforms={NATIVE},linux/s390x")
         result.assert_outcomes(passed=1, skipped=1)
         result.stdout.fnmatch_lines(
             [
-                "*linux/s390x cannot run on this engine (linux/amd64 native): no QEMU emulator*"
+                f"*linux/s390x cannot run on this engine ({NATIVE} native): no QEMU emulator*"
                 "tonistiigi/binfmt --install s390x*"
             ]
         )
-        result.stdout.fnmatch_lines(["multiarch: platforms: linux/amd64 (native), linux/s390x (unavailable*"])
+        result.stdout.fnmatch_lines([f"multiarch: platforms: {NATIVE} (native), linux/s390x (unavailable*"])
         assert any(call.startswith("buildx inspect") for call in shim_calls(tmp_path))  # met the shim
         strict = busybox_project.runpytest_subprocess(
             "--multiarch-platforms=linux/amd64,linux/s390x", "--multiarch-strict"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REMOTE_ENGINE_SCRIPT
-from tests.integration.helpers import OWNER_LABEL
+from tests.integration.helpers import NATIVE, OWNER_LABEL
 
 WAIT = 120  # seconds a state may take to be reached on a loaded machine before the test fails
 
@@ -216,7 +216,7 @@ def test_a_request_and_a_command_that_would_hang_end_with_a_timeout_naming_them(
         from pytest_multiarch import MultiarchError
 
         def test_hang(multiarch_http, multiarch_container, multiarch_platform):
-            seconds = 1 if multiarch_platform.arch == "amd64" else 5  # emulated: 5x the timeout
+            seconds = 1 if str(multiarch_platform) == NATIVE else 5  # emulated: 5x the timeout
             subprocess.run(["docker", "pause", multiarch_container.id], check=True)
             try:
                 started = time.monotonic()
@@ -232,7 +232,7 @@ def test_a_request_and_a_command_that_would_hang_end_with_a_timeout_naming_them(
             expected = f"'sleep 60' in the {multiarch_platform} container did not finish within 0.5 s"
             with pytest.raises(MultiarchError, match=expected):
                 multiarch_container.exec(["sleep", "60"], timeout=0.5)
-        """
+        """.replace("NATIVE", repr(NATIVE))
     )
     result = busybox_project.runpytest_subprocess("--multiarch-request-timeout=1")
     result.assert_outcomes(passed=2)

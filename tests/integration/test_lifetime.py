@@ -7,38 +7,39 @@ import time
 
 import pytest
 
-from tests.integration.helpers import RUNNING_SOURCE, run
+from tests.integration.helpers import FOREIGN, NATIVE, RUNNING_SOURCE, run
 
 
 @pytest.mark.usefixtures("docker_engine")
 class TestEarlyRemoval:
     def test_a_platforms_container_goes_once_its_last_test_is_done(self, busybox_project):
-        # amd64 (native) runs first; while arm64's tests run, amd64's container is being removed.
+        # The native platform runs first; while the other's tests run, its container is being removed.
         busybox_project.makepyfile(
             running=RUNNING_SOURCE,
-            test_app="""
+            test_app=f"""
             import time
             from running import running
 
-            ids = {}
+            ids = {{}}
+            FIRST = {NATIVE!r}
 
             def test_a(multiarch_container, multiarch_platform):
                 ids[str(multiarch_platform)] = multiarch_container.id
 
             def test_b(multiarch_container, multiarch_platform):
-                if str(multiarch_platform) == "linux/amd64":
-                    assert running(ids["linux/amd64"])  # still needed here
+                if str(multiarch_platform) == FIRST:
+                    assert running(ids[FIRST])  # still needed here
                     return
                 deadline = time.monotonic() + 30
-                while running(ids["linux/amd64"]) and time.monotonic() < deadline:
+                while running(ids[FIRST]) and time.monotonic() < deadline:
                     time.sleep(0.1)
-                assert not running(ids["linux/amd64"])
+                assert not running(ids[FIRST])
                 assert running(multiarch_container.id)
             """,
         )
         result = run(busybox_project, "-v", "-p", "no:randomly")
         result.assert_outcomes(passed=4)
-        result.stdout.fnmatch_lines(["*test_a?linux/amd64?*", "*test_b?linux/amd64?*", "*test_a?linux/arm64?*"])
+        result.stdout.fnmatch_lines([f"*test_a?{NATIVE}?*", f"*test_b?{NATIVE}?*", f"*test_a?{FOREIGN}?*"])
 
     def test_a_container_a_module_fixture_uses_stays_until_that_fixture_is_torn_down(self, busybox_project):
         # pytest tears the amd64 instance of a module-scoped fixture down at arm64's first setup,

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import platform as host
-
 import pytest
 
-from tests.integration.helpers import APP_TESTS, LOADED_PLATFORM_SOURCE, run
+from tests.integration.helpers import APP_TESTS, FOREIGN, LOADED_PLATFORM_SOURCE, NATIVE, mode, run
 
 
 @pytest.mark.usefixtures("docker_engine")
@@ -21,9 +19,9 @@ class TestBothPlatforms:
                 "*test_root?linux/arm64? PASSED*",
                 "*test_exec?linux/arm64? PASSED*",
                 "*test_not_parametrized PASSED*",
-                "multiarch: platforms: linux/amd64 (native), linux/arm64 (emulated*",
-                "linux/amd64*3*0*0*0*native*",
-                "linux/arm64*3*0*0*0*emulated*",
+                f"multiarch: platforms: linux/amd64 ({mode('linux/amd64')}*), linux/arm64 ({mode('linux/arm64')}*",
+                f"linux/amd64*3*0*0*0*{mode('linux/amd64')}*",
+                f"linux/arm64*3*0*0*0*{mode('linux/arm64')}*",
             ]
         )
 
@@ -40,9 +38,7 @@ class TestBothPlatforms:
                 pass
             """
         )
-        native, foreign = (
-            ("linux/amd64", "linux/arm64") if host.machine() == "x86_64" else ("linux/arm64", "linux/amd64")
-        )
+        native, foreign = NATIVE, FOREIGN
         result = run(busybox_project, "-v", f"--multiarch-platforms={foreign},{native}")
         result.assert_outcomes(passed=5)
         ran = [line.split(" ")[0] for line in result.stdout.lines if line.startswith("test_app.py::")]

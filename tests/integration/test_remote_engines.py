@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from tests.integration.helpers import OWNER_LABEL
+from tests.integration.helpers import OWNER_LABEL, mode
 
 REMOTE = "tcp://127.0.0.2:2375"
 LOCAL = "unix:///var/run/docker.sock"
@@ -87,11 +87,12 @@ def test_arm64_routed_to_a_second_engine_while_amd64_stays_local(busybox_project
     result = busybox_project.runpytest_subprocess("-v", f"--multiarch-engine=linux/arm64={endpoint}")
     result.assert_outcomes(passed=2)
     name = endpoint if how != "ssh" else clean_engines["REMOTE_SSH_HOST"]
+    amd, arm = mode("linux/amd64"), mode("linux/arm64")
     result.stdout.fnmatch_lines(
         [
             f"multiarch: engine {name} *",
-            f"multiarch: platforms: linux/amd64 (native), linux/arm64 (emulated*, on {name})",
-            f"linux/arm64 *1 *0 *0 *0 *emulated *{name}",
+            f"multiarch: platforms: linux/amd64 ({amd}*), linux/arm64 ({arm}*, on {name})",
+            f"linux/arm64 *1 *0 *0 *0 *{arm} *{name}",
         ]
     )
 
