@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from pytest_multiarch.engine import Engine
 
 DEFAULT_ALIAS = "app"
+# What the engine says when connecting a container that is gone or going (released after its
+# last test while another test asks for the network): it needs no network any more.
+_GONE = ("no such container", "not running", "in progress", "marked for removal", "is dead")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,14 +128,14 @@ class Networks:
     @staticmethod
     def _connect(network: ServiceNetwork, seat: Seat) -> None:
         """Connect a running (or just created) container to ``network`` under its alias. One
-        removed meanwhile is no error: it needs no network any more."""
+        removed (or being removed) meanwhile is no error: it needs no network any more."""
         assert seat.container_id is not None
         try:
             seat.engine.sdk.api.connect_container_to_network(
                 seat.container_id, network.id, aliases=[seat.alias] if seat.alias else None
             )
         except Exception as exc:
-            if "No such container" not in str(exc) and "is not running" not in str(exc):
+            if not any(gone in str(exc).lower() for gone in _GONE):
                 raise ContainerError(
                     f"could not connect the {seat.platform} container {seat.container_id[:12]} to "
                     f"network {network.name}: {exc}"

@@ -108,8 +108,16 @@ def test_of_two_containers_seated_at_once_the_second_always_sees_the_first():
     assert engine.created == ["pytest-multiarch-0123456789ab-linux-amd64"]
 
 
-def test_a_container_removed_meanwhile_is_no_error_but_another_failure_says_which_container():
-    gone: Any = FakeEngine(connect_error="404 Client Error: No such container: c1")
+@pytest.mark.parametrize(
+    "said",
+    [
+        "404 Client Error: No such container: c1",
+        "409 Client Error: removal of container c1 is already in progress",
+        "409 Client Error: container c1 is marked for removal and cannot be started",
+    ],
+)
+def test_a_container_removed_meanwhile_is_no_error_but_another_failure_says_which_container(said):
+    gone: Any = FakeEngine(connect_error=said)
     networks = Networks("0123456789abcdef")
     networks.seated(networks.seat(gone, AMD64, "app"), "c1")
     networks.of(gone, AMD64)
