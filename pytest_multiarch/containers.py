@@ -143,13 +143,17 @@ class Containers:
         from pytest_multiarch.start import start_container  # only when starting one
 
         alias = spec.name or DEFAULT_ALIAS
-        # Reused containers outlive the session: they join no network of its own.
-        seat = self.networks.seat(engine, platform, alias) if self.networks and not self.settings.reuse else None
+        # Reused containers outlive the session: they join no network of its own. A declared
+        # image's container is on the network from its start: its app may resolve the others'
+        # names once, at startup.
+        seat = None
+        if self.networks is not None and not self.settings.reuse:
+            seat = self.networks.seat(engine, platform, alias, wanted=bool(spec.name))
 
         def created(container: MultiarchContainer) -> None:
+            self._track(container)  # first: cleanup knows it even if joining the network fails
             if seat is not None and self.networks is not None:
                 self.networks.seated(seat, container.id)
-            self._track(container)
 
         try:
             return start_container(
@@ -221,6 +225,8 @@ class Containers:
         try:
             announce(container)
         except (Exception, pytest.fail.Exception, pytest.skip.Exception) as exc:
+            if self.networks is not None:
+                self.networks.leave_container(container.id)
             cleanup.stop_quietly(container)
             if isinstance(exc, pytest.skip.Exception):
                 return HookSkipped(exc.msg or f"skipped by pytest_multiarch_container_started on {container.platform}")
@@ -281,10 +287,11 @@ class Containers:
         unannounced) until removed, so an interrupt meanwhile, or a failed removal, is handled
         by close() again (removal is idempotent)."""
 
+        if self.networks is not None:
+            self.networks.leave_container(container.id)  # going: a later start needs no network for it
+
         def remove() -> None:
             if self.tracker.remove(container):
-                if self.networks is not None:
-                    self.networks.leave_container(container.id)
                 with self._lock:
                     if container in self._unannounced:
                         self._unannounced.remove(container)

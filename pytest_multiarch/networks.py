@@ -2,12 +2,14 @@
 platform's containers need one, and removed at the end of the session.
 
 A platform's network is made as soon as two of the session's containers of that platform exist
-at once (a second image, a one-shot run beside the app), or when a test asks for
+at once (a one-shot run beside the app), when a declared image's container starts (images
+declared with ``multiarch_fixtures`` are there to talk to each other), or when a test asks for
 ``multiarch_network`` to attach services of its own. Containers then on the default bridge are
-connected to it at that moment, and later ones are created on it; each is there as its declared
-name (``app`` for the default image), so images reach each other by name. A lone container
-stays on the default bridge: making, joining and removing a network costs about half a second
-per run that nothing would use. One network per platform, not per engine: the amd64 and arm64
+connected to it at that moment (Docker then points their resolver at its embedded DNS), and
+later ones are created on it; each is there as its declared name (``app`` for the default
+image), so images reach each other by name. The default image's container alone stays on the
+default bridge: making, joining and removing a network costs about half a second per run that
+nothing would use. One network per platform, not per engine: the amd64 and arm64
 containers of one image may run at the same time on one engine, and one alias must name one
 container.
 """
@@ -56,73 +58,103 @@ class Seat:
 
 
 class Networks:
-    """Makes, joins and removes the session's networks."""
+    """Makes, joins and removes the session's networks. Each (engine, platform) has a lock of
+    its own, held across that platform's engine calls: an engine that hangs stalls its own
+    platform only."""
 
     def __init__(self, session_id: str) -> None:
         self._session_id = session_id[:12]
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the dicts below and _closed, never held over a call
+        self._locks: dict[tuple[int, Platform], threading.Lock] = {}
         self._made: dict[tuple[int, Platform], tuple[Engine, ServiceNetwork]] = {}
         self._seats: dict[tuple[int, Platform], list[Seat]] = {}
+        self._closed = False
+
+    def _key_lock(self, engine: Engine, platform: Platform) -> threading.Lock:
+        with self._lock:
+            return self._locks.setdefault((id(engine), platform), threading.Lock())
 
     def of(self, engine: Engine, platform: Platform) -> ServiceNetwork:
         """The network of ``platform`` on ``engine``, made on first use; the platform's
         containers on the default bridge are connected to it before this returns."""
-        with self._lock:
+        with self._key_lock(engine, platform):
             return self._network_locked(engine, platform)
 
-    def seat(self, engine: Engine, platform: Platform, alias: str | None) -> Seat:
-        """Place a container about to be created: on the platform's network when it exists or
-        another container of the platform does (then the network is made now), else on the
-        default bridge. Deciding and taking the seat happen under one lock, so of two containers
-        starting at once the second always sees the first."""
+    def seat(self, engine: Engine, platform: Platform, alias: str | None, *, wanted: bool = False) -> Seat:
+        """Place a container about to be created: on the platform's network when ``wanted``,
+        when the network exists or when another container of the platform does (then the
+        network is made now), else on the default bridge. Deciding and taking the seat happen
+        under the platform's lock, so of two containers starting at once the second always
+        sees the first."""
         key = (id(engine), platform)
-        with self._lock:
-            seats = self._seats.setdefault(key, [])
+        with self._key_lock(engine, platform):
+            with self._lock:
+                others = bool(self._seats.get(key)) or key in self._made
             seat = Seat(engine, platform, alias)
-            if key in self._made or seats:
+            if (wanted or others) and not self._closed:
                 seat.network = self._network_locked(engine, platform).name
-            seats.append(seat)
+            with self._lock:
+                self._seats.setdefault(key, []).append(seat)
             return seat
 
     def seated(self, seat: Seat, container_id: str) -> None:
         """The container of ``seat`` exists; if the network was made while it was being
         created on the default bridge, it joins it now."""
-        with self._lock:
+        with self._key_lock(seat.engine, seat.platform):
             seat.container_id = container_id
-            made = self._made.get((id(seat.engine), seat.platform))
+            with self._lock:
+                made = self._made.get((id(seat.engine), seat.platform))
             if made is not None and seat.network is None:
                 self._connect(made[1], seat)
 
     def leave(self, seat: Seat) -> None:
-        """The container of ``seat`` is gone (or was never made)."""
+        """The container of ``seat`` is gone, going, or was never made."""
         with self._lock:
             seats = self._seats.get((id(seat.engine), seat.platform), [])
             if seat in seats:
                 seats.remove(seat)
 
     def leave_container(self, container_id: str) -> None:
-        """The container ``container_id`` is gone: its seat is free."""
+        """The container ``container_id`` is gone or going: its seat is free."""
         with self._lock:
             for seats in self._seats.values():
                 seats[:] = [seat for seat in seats if seat.container_id != container_id]
 
     def _network_locked(self, engine: Engine, platform: Platform) -> ServiceNetwork:
+        """With the platform's lock held: the network, made if needed, with every seated
+        container that is not on it yet connected (again, if an earlier try failed)."""
         key = (id(engine), platform)
-        found = self._made.get(key)
-        if found is not None:
-            return found[1]
-        name = f"pytest-multiarch-{self._session_id}-{platform.slug}"
-        try:
-            made = engine.sdk.networks.create(name, driver="bridge", labels=cleanup.owner_labels())
-        except Exception as exc:
-            raise ContainerError(
-                f"the engine at {engine.endpoint.describe()} could not create network {name}: {exc}"
-            ) from None
-        network = ServiceNetwork(name, str(made.id), platform, engine.endpoint.url)
-        self._made[key] = (engine, network)
-        for seat in self._seats.get(key, []):
-            if seat.container_id is not None and seat.network is None:
+        with self._lock:
+            if self._closed:
+                raise ContainerError(f"the session ended: no network for {platform} any more")
+            found = self._made.get(key)
+        if found is None:
+            name = f"pytest-multiarch-{self._session_id}-{platform.slug}"
+            try:
+                made = engine.sdk.networks.create(name, driver="bridge", labels=cleanup.owner_labels())
+            except Exception as exc:
+                raise ContainerError(
+                    f"the engine at {engine.endpoint.describe()} could not create network {name}: {exc}"
+                ) from None
+            found = (engine, ServiceNetwork(name, str(made.id), platform, engine.endpoint.url))
+            with self._lock:
+                closed = self._closed
+                if not closed:
+                    self._made[key] = found  # made: removed at close, whatever happens next
+            if closed:  # the session ended while it was being made: close() has not seen it
+                _remove_quietly(found)
+                raise ContainerError(f"the session ended: no network for {platform} any more")
+        network = found[1]
+        with self._lock:
+            waiting = [seat for seat in self._seats.get(key, []) if seat.container_id and seat.network is None]
+        failures: list[ContainerError] = []
+        for seat in waiting:
+            try:
                 self._connect(network, seat)
+            except ContainerError as exc:
+                failures.append(exc)  # the others still join; this one is tried again next time
+        if failures:
+            raise failures[0]
         return network
 
     @staticmethod
@@ -145,8 +177,10 @@ class Networks:
 
     def close(self) -> None:
         """Remove every network made, at once (after the containers on them are gone); one still
-        in use (a container of yours on it) is left, with the owner label the next session sweeps."""
+        in use (a container of yours on it) is left, with the owner label the next session sweeps.
+        No network is made after this."""
         with self._lock:
+            self._closed = True
             made, self._made = list(self._made.values()), {}
             self._seats.clear()
         if not made:

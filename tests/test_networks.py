@@ -135,3 +135,35 @@ def test_close_removes_every_network_made():
     networks.of(engine, ARM64)
     networks.close()
     assert sorted(engine.removed) == sorted(f"net-{name}" for name in engine.created) and len(engine.removed) == 2
+
+
+def test_a_declared_images_container_is_on_the_network_from_its_start_even_alone():
+    engine: Any = FakeEngine()
+    networks = Networks("0123456789abcdef")
+    seat = networks.seat(engine, AMD64, "api", wanted=True)
+    assert seat.network == "pytest-multiarch-0123456789ab-linux-amd64" and engine.created == [seat.network]
+
+
+def test_a_container_that_could_not_join_is_tried_again_when_the_network_is_next_asked_for():
+    engine: Any = FakeEngine()
+    networks = Networks("0123456789abcdef")
+    lone = networks.seat(engine, AMD64, "app")
+    networks.seated(lone, "c1")
+    engine.connect_error = "500 Server Error: timeout"
+    with pytest.raises(ContainerError, match="container c1 to network"):
+        networks.of(engine, AMD64)
+    assert lone.network is None and len(engine.created) == 1  # made, to be removed at close
+    engine.connect_error = None  # the engine answers again
+    made = networks.of(engine, AMD64)
+    assert engine.connected == [("c1", made.id, ["app"])] and lone.network == made.name
+    assert len(engine.created) == 1
+
+
+def test_no_network_is_made_after_close():
+    engine: Any = FakeEngine()
+    networks = Networks("0123456789abcdef")
+    networks.close()
+    assert networks.seat(engine, AMD64, "app", wanted=True).network is None
+    with pytest.raises(ContainerError, match="session ended"):
+        networks.of(engine, AMD64)
+    assert engine.created == []
