@@ -85,9 +85,9 @@ class _Matcher:
     """docker-py's PatternMatcher.matches, with its semantics (the last matching pattern wins; a
     pattern matches a path or one of its parent folders) but decided once per folder where it
     can be: a parent folder's match is the same for every entry of the folder, and a pattern
-    without ``**`` is not asked of a path with another number of components (its ``*`` and ``?``
-    never match a ``/``). In a folder where no pattern is left to ask, every entry gets the
-    folder's answer without a pattern being run."""
+    without ``**`` or a bracket expression is not asked of a path with another number of
+    components (its ``*`` and ``?`` never match a ``/``). In a folder where no pattern is left
+    to ask, every entry gets the folder's answer without a pattern being run."""
 
     def __init__(self, matcher: PatternMatcher) -> None:
         self.patterns = matcher.patterns
@@ -109,7 +109,9 @@ class _Matcher:
                 if known is None:
                     known = self._prefixes[(number, prefix)] = bool(pattern.match(prefix))
                 by_parent = known
-            ask = not by_parent and ("**" in pattern.cleaned_pattern or size == depth)
+            # A bracket expression may match a "/" (or hold one): such a pattern is always asked.
+            anywhere = "**" in pattern.cleaned_pattern or "[" in pattern.cleaned_pattern
+            ask = not by_parent and (anywhere or size == depth)
             if ask:
                 constant = None
             elif by_parent and constant is not None:

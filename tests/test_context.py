@@ -133,6 +133,9 @@ DOCKER_DOCS_EXAMPLES = [  # the .dockerignore examples of Docker's documentation
     "docs\n!docs/keep/a.md",
     "/docs/",
     "**\n!Dockerfile\n!src",
+    "a[!x]b",  # bracket expressions may match a "/" or hold one: asked of every path
+    "x[.-0]y",
+    "a[b/c]d",
 ]
 
 
@@ -146,7 +149,7 @@ def test_the_files_sent_are_those_docker_py_sends(tmp_path, patterns):
     for rel in [
         "Dockerfile", "README.md", "README-secret.md", "README-other.md", "CHANGES.md", "temp1", "tempdir/x",
         "a/temporary.txt", "a/b/temp.txt", "a/b/c/temp.txt", "src/main.go", "src/deep/x.go", "docs/a.md",
-        "docs/keep/a.md", "docs/keep/b.md",
+        "docs/keep/a.md", "docs/keep/b.md", "abd/f", "x/y",
     ]:  # fmt: skip
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(rel)
