@@ -10,9 +10,12 @@ masked line by line.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
+import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -25,6 +28,8 @@ if TYPE_CHECKING:
     from pytest_multiarch.engine import Engine
 
 LOG_TAIL_LINES = 30
+_running: set[subprocess.Popen[str]] = set()  # the builds under way, for end_running_builds
+_running_lock = threading.Lock()
 # Names the child's environment must keep for the docker CLI itself: such a build arg goes on
 # the command line with its value (they are never secrets).
 _RESERVED = re.compile(r"^(PATH|HOME|USER|TMPDIR|SSH_AUTH_SOCK|DOCKER_.*|BUILDX_.*|BUILDKIT_.*)$")
@@ -54,21 +59,46 @@ def run_buildx(
             stderr=subprocess.STDOUT,  # buildx writes its log to stderr: one stream, in order
             stdin=subprocess.DEVNULL,
             env={**os.environ, **environment},
-            text=True,
+            encoding="utf-8",  # what buildx writes, whatever the locale: masking needs the exact text
             errors="replace",
         )
     except OSError as exc:  # no docker CLI: the preflight says so first, unless it was removed since
         raise BuildError(f"could not run the docker CLI ({command[0]}): {exc}. {DOCTOR_HINT}") from None
     assert process.stdout is not None
-    with process:
-        for line in process.stdout:
-            line = mask(line.rstrip("\n"))
-            log.append(line)
-            if on_line is not None:
-                on_line(line)
+    with _running_lock:
+        _running.add(process)
+    try:
+        with process:
+            for line in process.stdout:
+                line = mask(line.rstrip("\n"))
+                log.append(line)
+                if on_line is not None:
+                    on_line(line)
+    finally:
+        with _running_lock:
+            _running.discard(process)
     # The command line is never shown: it may hold build args' values (reserved names).
     if process.returncode != 0:
         raise BuildError(describe_build_failure(spec, platform, log))
+
+
+def end_running_builds(grace: float = 5.0) -> int:
+    """Terminate every build this process started that still runs (the session stopped by a
+    signal, say), then kill those still there after ``grace`` seconds; on any system. Returns how
+    many were running."""
+    with _running_lock:
+        running = list(_running)
+    for process in running:
+        with contextlib.suppress(OSError):
+            process.terminate()
+    deadline = time.monotonic() + grace
+    for process in running:
+        try:
+            process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(OSError):
+                process.kill()
+    return len(running)
 
 
 def buildx_command(

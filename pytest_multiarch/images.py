@@ -143,8 +143,11 @@ class Images:
         if all(future.done() for _, future in self.jobs.items()):
             return []
         from pytest_multiarch import cleanup
+        from pytest_multiarch.buildx import end_running_builds
 
-        return cleanup.end_descendants("buildx")
+        ended = cleanup.end_descendants("buildx")  # Linux: each build's whole process tree
+        end_running_builds()  # anywhere: the docker CLI processes this session started
+        return ended
 
     def _context_digest(self, spec: ImageSpec) -> str:
         """The context's digest, computed once a session for all platforms (context.py)."""
