@@ -300,3 +300,27 @@ def test_close_retries_a_removal_once_the_engine_answers_again_and_names_what_is
     (line,) = other.close(grace=0.5)
     assert line.startswith("1 container(s) could not be removed: the fake engine does not answer (0123456789ab)")
     assert "docker rm -f 0123456789ab" in line
+
+
+def test_only_slots_where_a_build_ran_are_pruned_with_every_id_the_session_used_kept(tmp_path):
+    from pytest_multiarch.build import image_slot
+    from pytest_multiarch.images import Images
+
+    spec = ImageSpec(name="", context=tmp_path, dockerfile=tmp_path / "Dockerfile")
+    amd64 = Platform.parse("linux/amd64")
+    images = Images(
+        Settings(platforms=None, image=spec),
+        lambda p: FakeEngine(),
+        FakeEngine(),
+        Notes(),
+        run_id="r",
+        verbose=False,
+    )
+    done = {
+        (spec, ARM64): BuiltImage("t:arm", "sha256:new-arm", ARM64, "k1", reused=False, seconds=1.0),
+        (spec, amd64): BuiltImage("t:amd", "sha256:same-amd", amd64, "k2", reused=True, seconds=0.0),
+    }
+    for key, image in done.items():
+        images.jobs.submit(key, lambda image=image: image).result(WAIT)
+    assert images.built_slots() == {image_slot(spec, ARM64): {"sha256:new-arm"}}  # amd64: found, nothing to prune
+    images.jobs.close()
