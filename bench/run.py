@@ -6,7 +6,7 @@ Run after the README's set-up, from the repository root:
     .venv/bin/python bench/run.py --only warm,cold   # some scenarios only
 
 Scenarios (medians over --pairs rounds; in a/b the plugin, the script and both floors run once
-per round, their order rotated from round to round):
+per round, in the orders of a balanced Latin square, see rounds()):
   a. cold: no image of the example, empty build cache; the example's tests on amd64 + arm64
      vs. the script doing the same checks;
   b. warm (nothing changed), the same pair; and the plugin with --multiarch-reuse;
@@ -139,14 +139,23 @@ def median(values: list[float]) -> float:
 
 
 def rounds(n: int, sides: dict[str, Callable[[], float]]) -> dict[str, list[float]]:
-    """Each side once per round, the order rotated from round to round (ABC, BCA, CAB, ...), so
-    that drift on the machine, and what one side leaves the engine doing, hits all sides alike."""
+    """Each side once per round, in the orders of a balanced Latin square (Williams design: for
+    four sides ABDC, BCAD, CDBA, DACB): over the rounds each side comes first as often as the
+    others and follows every other side as often. A side can leave the engine busy for the
+    next one (a build's exports, a removal's network teardown): with a plain rotation (ABCD,
+    BCDA, ...) each side would always follow the same other side and carry its leftovers."""
     names = list(sides)
+    count = len(names)
+    first = [0]
+    for step in range(1, count):
+        first.append((step + 1) // 2 if step % 2 else count - step // 2)
     measured: dict[str, list[float]] = {name: [] for name in names}
     for i in range(n):
-        shift = i % len(names)
-        for name in names[shift:] + names[:shift]:
-            measured[name].append(sides[name]())
+        order = [(index + i) % count for index in first]
+        if count % 2 and (i // count) % 2:
+            order.reverse()  # an odd count needs the mirrored square too for balance
+        for index in order:
+            measured[names[index]].append(sides[names[index]]())
     return measured
 
 
@@ -470,7 +479,7 @@ def markdown(r: dict) -> str:
         at_once = f"{e['at_once']} ({e['at_once_ratio']})" if "at_once" in e else "-"
         return f"| {name} | {e['plugin']} | {e['script']} | {e['ratio']} | {target} | {floor} | {at_once} |"
 
-    rows = [f"Measured on {r['machine']}; medians of {r['pairs']} rounds, each side's turn rotated, seconds.", ""]
+    rows = [f"Measured on {r['machine']}; medians of {r['pairs']} rounds, sides in balanced order, seconds.", ""]
     compared = [
         ("a. cold, amd64 + arm64", "cold", "≤ 0.75"),
         ("b. warm, nothing changed", "warm", "≤ 0.6"),
