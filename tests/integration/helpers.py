@@ -11,19 +11,21 @@ import subprocess
 
 import pytest
 
+from pytest_multiarch import Platform
+
 OWNER_LABEL = "io.github.pytest-multiarch.owner"
 
 
 def _engine_native() -> str:
-    """The engine's own platform, of linux/amd64 and linux/arm64 (its host's when it does not
-    answer): it runs that one natively and the other under QEMU. linux/amd64 on an x86_64
-    machine, linux/arm64 on an arm64 one (GitHub's ubuntu-24.04-arm, Apple Silicon)."""
+    """The engine's own platform (its host's when it does not answer): it runs that one natively
+    and the other of linux/amd64 and linux/arm64 under QEMU. linux/amd64 on an x86_64 machine,
+    linux/arm64 on an arm64 one (GitHub's ubuntu-24.04-arm, Apple Silicon)."""
     try:
         asked = ["docker", "version", "--format", "{{.Server.Arch}}"]
         arch = subprocess.run(asked, capture_output=True, text=True, timeout=30).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         arch = ""
-    return "linux/arm64" if (arch or host.machine()).lower() in ("aarch64", "arm64") else "linux/amd64"
+    return str(Platform.parse(f"linux/{arch or host.machine().lower()}"))  # x86_64 → linux/amd64
 
 
 NATIVE = _engine_native()
