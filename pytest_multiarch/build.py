@@ -41,7 +41,10 @@ from pytest_multiarch.secrets import secret_masker as secret_masker
 if TYPE_CHECKING:
     import docker
 
+    from pytest_multiarch.archcheck import ArchReport
+    from pytest_multiarch.elf import ElfInfo
     from pytest_multiarch.engine import Engine
+    from pytest_multiarch.rootfs import RootFS
 
 KEY_LABEL = "io.github.pytest-multiarch.key"
 SLOT_LABEL = "io.github.pytest-multiarch.slot"
@@ -90,6 +93,20 @@ class BuiltImage:
     seconds: float
     exposed_ports: tuple[int, ...] = ()
     config: ImageConfig = dataclasses.field(default_factory=ImageConfig, repr=False)
+    arch: ArchReport | None = dataclasses.field(default=None, compare=False, repr=False)  # the check's findings
+    files: Callable[[], RootFS] | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    def elf(self, path: str) -> ElfInfo | None:
+        """The ELF headers of ``path`` in this image, symlinks followed: ``.bits``, ``.machine``,
+        ``.byte_order``, ``.interpreter``, ``.needed``, ``.matches(platform)``; None for a file
+        that is not ELF. Read from the image's files: nothing in the image runs.
+        FileNotFoundError when the image has no such file."""
+        if self.files is None:
+            raise RuntimeError("this image's files cannot be read (it was not made by the session)")
+        found = self.files().get(path)
+        if found is None or found[1].kind == "dir":
+            raise FileNotFoundError(f"{path}: no such file in the {self.platform} image {self.tag}")
+        return found[1].elf
 
 
 def build_key(spec: ImageSpec, platform: Platform, builder: str, context: str | None = None) -> str:

@@ -142,6 +142,8 @@ class Settings:
     builder: str | None = None  # --multiarch-builder; None: the CLI's current builder
     container_host: str | None = None  # --multiarch-container-host, for the default engine
     summary_file: str | None = None  # where the Markdown summary is appended (None: nowhere)
+    arch_check: str = "commands"  # --multiarch-arch-check: commands, all or off (archcheck.py)
+    arch_ignore: tuple[str, ...] = ()  # --multiarch-arch-ignore globs
 
     @classmethod
     def from_pytest(cls, config: pytest.Config) -> Settings:
@@ -217,6 +219,13 @@ class Settings:
             },
             builder=(get("multiarch_builder") or "").strip() or None,
             summary_file=_summary_file(config),
+            arch_check=parse_arch_check(get("multiarch_arch_check")),
+            arch_ignore=tuple(
+                [
+                    *split_lines(config.getini("multiarch_arch_ignore")),
+                    *(config.getoption("multiarch_arch_ignore") or []),
+                ]
+            ),
             container_host=(
                 get("multiarch_container_host") or os.environ.get("TESTCONTAINERS_HOST_OVERRIDE") or ""
             ).strip()
@@ -269,6 +278,17 @@ def parse_build_args(raw: str | list[str], source: str = "build args") -> dict[s
             )
         result[key] = value
     return result
+
+
+def parse_arch_check(raw: Any) -> str:
+    """--multiarch-arch-check: commands (the default), all or off."""
+    value = str(raw or "commands").strip().lower()
+    if value not in ("commands", "all", "off"):
+        raise UsageError(
+            f"multiarch_arch_check must be commands, all or off, not {str(raw)!r}: 'commands' fails a platform "
+            "whose programs are built for another CPU, 'all' also any other such file, 'off' checks nothing."
+        )
+    return value
 
 
 def split_lines(raw: Any) -> list[str]:

@@ -8,6 +8,7 @@ build through the build key's file lock (build.py).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -21,11 +22,12 @@ from pytest_multiarch.context import context_digest
 from pytest_multiarch.errors import BuildError, MultiarchError, docker_said
 from pytest_multiarch.jobs import Closed, Jobs, Once
 from pytest_multiarch.platforms import Platform
-from pytest_multiarch.report import Notes
+from pytest_multiarch.report import Notes, merged_cells
 
 if TYPE_CHECKING:
     from pytest_multiarch import gate
     from pytest_multiarch.engine import Engine
+    from pytest_multiarch.rootfs import RootFS
 
 Key = tuple[ImageSpec, Platform]
 
@@ -57,6 +59,7 @@ class Images:
         self._contexts: dict[tuple[Path, Path], Once[str]] = {}
         self._contexts_lock = threading.Lock()
         self._index_dir = cache_dir / "contexts" if cache_dir is not None else None
+        self._cache_dir = cache_dir
 
     def future(self, full: ImageSpec, platform: Platform) -> Future[BuiltImage]:
         """The build of ``full`` (a spec with its build args complete) for ``platform``."""
@@ -133,7 +136,35 @@ class Images:
         if stats.build != "failed":  # with several images per platform, a failed build stays shown
             stats.build = "reused" if image.reused else f"{image.seconds:.1f} s"
         stats.image = image.key if self.pulled(spec) else image.id.removeprefix("sha256:")[:12]
-        return image
+        try:
+            return self._check_arch(image, engine)
+        except MultiarchError as exc:
+            self._notes.say(f"{label}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+            raise
+
+    def _check_arch(self, image: BuiltImage, engine: Engine) -> BuiltImage:
+        """``image`` with its architecture check's findings and its files; ArchMismatch when a
+        file its platform runs is built for another CPU (archcheck.py). Warnings go to the
+        summary."""
+        from pytest_multiarch import imagefiles
+
+        files: Once[RootFS] = Once(lambda: imagefiles.read_rootfs(engine, image.id))
+        image = dataclasses.replace(image, files=files.get)
+        mode, ignore = self.settings.arch_check, self.settings.arch_ignore
+        if mode == "off":
+            return image
+        report = imagefiles.arch_report(image, files.get, self._cache_dir)
+        stats = self._notes.of(image.platform)
+        stats.elf = merged_cells(stats.elf, report.cell(ignore))
+        warnings = [f.line() for f in report.warnings(mode, ignore)]
+        if warnings:
+            stats.elf_warnings = "\n".join([*filter(None, stats.elf_warnings.split("\n")), *warnings])
+        try:
+            native: Platform | None = engine.native
+        except MultiarchError:
+            native = None
+        imagefiles.verdict(report, image, mode, ignore, native)
+        return dataclasses.replace(image, arch=report)
 
     def close(self) -> list[int]:
         """No build starts after this and queued ones are cancelled; a buildx process still

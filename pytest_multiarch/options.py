@@ -185,6 +185,28 @@ _OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
         {"help": "buildx builder to build with (default: the docker CLI's current builder)"},
     ),
     (
+        "--multiarch-arch-check",
+        "multiarch_arch_check",
+        "string",
+        {
+            "metavar": "commands|all|off",
+            "help": "read every platform's image for binaries built for another CPU: 'commands' (default) fails a "
+            "platform whose entrypoint, PATH programs, their loader or libraries are foreign and warns of other "
+            "foreign ELF files; 'all' fails those too; 'off' reads nothing",
+        },
+    ),
+    (
+        "--multiarch-arch-ignore",
+        "multiarch_arch_ignore",
+        "string",
+        {
+            "action": "append",
+            "metavar": "GLOB",
+            "help": "a file the architecture check leaves alone, as a glob of its path in the image "
+            "(e.g. /opt/sdk/*/lib/*.so; * also crosses /), repeatable (ini: one per line)",
+        },
+    ),
+    (
         "--multiarch-summary-file",
         "multiarch_summary_file",
         "string",

@@ -34,6 +34,7 @@ from pytest_multiarch.platforms import Platform, parse_platforms
 from pytest_multiarch.progress import Terminal
 
 if TYPE_CHECKING:
+    from pytest_multiarch.build import BuiltImage
     from pytest_multiarch.config import ImageSpec
     from pytest_multiarch.session import MultiarchSession
 
@@ -246,8 +247,11 @@ class MultiarchPlugin:
                 headline = str(error).splitlines()[0]
                 report.longrepr = f"{prefix}{type(error).__name__}: {headline} (in full above, at {first})"
         if call.when == "setup" and platform:
-            for tag in _image_tags(getattr(item, "funcargs", {}).values()):
-                item.user_properties.append(("image", tag))
+            for image in _images(getattr(item, "funcargs", {}).values()):
+                item.user_properties.append(("image", image.tag))
+                if image.arch is not None:
+                    checked, foreign = image.arch.cell(self.settings.arch_ignore).split("/")
+                    item.user_properties.append(("arch_check", f"{checked} ELF files, {foreign} foreign"))
         return report
 
     def pytest_report_header(self) -> list[str]:
@@ -269,6 +273,8 @@ class MultiarchPlugin:
             terminalreporter.write_sep("=", "multiarch summary")
             for line in lines:
                 terminalreporter.write_line(line)
+            for line in report.arch_warning_lines(self._session):
+                terminalreporter.write_line(line, yellow=True)
         target = self.settings.summary_file
         if table and target:
             try:
@@ -337,18 +343,18 @@ def _marked(metafunc: pytest.Metafunc, marker: pytest.Mark, platforms: list[Plat
     return kept
 
 
-def _image_tags(values: Iterable[object]) -> list[str]:
-    """Tags of the images a test's fixture values stand for, for JUnit's properties."""
+def _images(values: Iterable[object]) -> list[BuiltImage]:
+    """The images a test's fixture values stand for, each once, for JUnit's properties."""
     from pytest_multiarch.build import BuiltImage
     from pytest_multiarch.http import ContainerHTTP
     from pytest_multiarch.run import MultiarchContainer
 
-    tags: list[str] = []
+    images: dict[str, BuiltImage] = {}
     for value in values:
         if isinstance(value, ContainerHTTP):
             value = value.container
         if isinstance(value, MultiarchContainer):
             value = value.image
-        if isinstance(value, BuiltImage) and value.tag not in tags:
-            tags.append(value.tag)
-    return tags
+        if isinstance(value, BuiltImage):
+            images.setdefault(value.tag, value)
+    return list(images.values())

@@ -23,6 +23,16 @@ class PlatformStats:
     build: str = ""  # "12.3 s", "reused", "failed"
     image: str = ""
     ready: str = ""
+    elf: str = ""  # the architecture check: "ELF files checked/foreign"
+    elf_warnings: str = ""  # foreign files that do not fail the platform, one per line
+
+
+def merged_cells(current: str, more: str) -> str:
+    """Two "checked/foreign" cells of one platform (its images) added up."""
+    if not current:
+        return more
+    (a, b), (c, d) = (cell.split("/") for cell in (current, more))
+    return f"{int(a) + int(c)}/{int(b) + int(d)}"
 
 
 class Notes:
@@ -169,7 +179,18 @@ def summary_table(
             setattr(row, field, getattr(row, field) + 1)
     if not rows:
         return []
-    header: tuple[str, ...] = ("platform", "passed", "failed", "skipped", "errors", "mode", "build", "image", "ready")
+    header: tuple[str, ...] = (
+        "platform",
+        "passed",
+        "failed",
+        "skipped",
+        "errors",
+        "mode",
+        "build",
+        "image",
+        "ready",
+        "elf checked/foreign",
+    )
     engines = {p: engine_of(session, p) for p in rows} if session is not None else {}
     with_engine = any(engines.values())
     if with_engine:
@@ -190,10 +211,29 @@ def summary_table(
                 (known.build if known else "") or "-",
                 (known.image if known else "") or "-",
                 (known.ready if known else "") or "-",
+                (known.elf if known else "") or "-",
                 *engine_cell,
             )
         )
     return table
+
+
+def arch_warning_lines(session: MultiarchSession | None) -> list[str]:
+    """The architecture check's warnings: foreign files that do not fail their platform."""
+    if session is None:
+        return []
+    lines = []
+    for platform, stats in sorted(session.notes.stats.items()):
+        found = [line for line in stats.elf_warnings.split("\n") if line]
+        if found:
+            lines.append(
+                f"multiarch: {platform}: {len(found)} file(s) built for another CPU, not on a command path "
+                "(warning; --multiarch-arch-check all fails them, multiarch_arch_ignore silences them):"
+            )
+            lines += [f"  {line}" for line in found[:10]]
+            if len(found) > 10:
+                lines.append(f"  ... and {len(found) - 10} more")
+    return lines
 
 
 def emulation_of(session: MultiarchSession, platform_text: str) -> str:
