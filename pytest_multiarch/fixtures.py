@@ -86,6 +86,9 @@ def make_run_fixture(prefix: str, spec_of: SpecFactory) -> Any:
     def run_fixture(request: pytest.FixtureRequest, multiarch_platform: Platform) -> Callable[..., RunResult]:
         plugin = state(request.config)
         spec = spec_of(request.config)
+        # The image now, in the test's setup: a failed build or architecture check errors the
+        # test with its message, as the other image fixtures do, instead of failing it.
+        plugin.session.image(spec, multiarch_platform, plugin.say)
 
         def run(
             *args: str,
