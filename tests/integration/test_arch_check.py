@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -67,7 +66,8 @@ ARG BASE_IMAGE
 FROM --platform=$BUILDPLATFORM ${BASE_IMAGE} AS build
 FROM ${BASE_IMAGE}
 COPY --from=build /bin/busybox /opt/build-sh/sh
-RUN mkdir -p /usr/local/bin && printf '#!/opt/build-sh/sh\\necho hi\\n' > /usr/local/bin/entry && chmod +x /usr/local/bin/entry
+RUN mkdir -p /usr/local/bin && printf '#!/opt/build-sh/sh\\necho hi\\n' > /usr/local/bin/entry \\
+    && chmod +x /usr/local/bin/entry
 ENTRYPOINT ["entry"]
 """
 
