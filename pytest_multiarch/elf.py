@@ -313,7 +313,7 @@ class _Reader:
         _, _, _, _, names_offset, names_size = sections[names_index]
         names = self.read(names_offset, min(names_size, 1 << 20))
         for name, _, _, _, offset, size in sections:
-            if names[name : name + 16] == b".ARM.attributes":
+            if names[name : name + 16] == b".ARM.attributes\0":
                 return _cpu_arch(self.read(offset, min(size, 1 << 16)), self.order)
         return None
 

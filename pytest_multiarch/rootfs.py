@@ -41,6 +41,11 @@ class RootFS:
 
     def __init__(self, entries: dict[str, Entry], texts: dict[str, str] | None = None) -> None:
         entries.setdefault("/", Entry("dir"))
+        for path in list(entries):  # an archive may name a file without its folders
+            parent = posixpath.dirname(path)
+            while parent not in entries:
+                entries[parent] = Entry("dir")
+                parent = posixpath.dirname(parent)
         self.entries = entries
         self._texts = texts or {}  # whole content of the loader's configuration files
         self._children: dict[str, list[str]] | None = None
