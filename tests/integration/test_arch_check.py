@@ -9,9 +9,11 @@ scenario was also run with ``--multiarch-arch-check off``, where it passes.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -292,3 +294,28 @@ def test_both_readers_give_the_same_files(busybox_project, tmp_path):
     assert mine == theirs
     assert "/usr/local/bin/x64-tool" not in theirs and "/usr/local/sbin/a64-tool" not in theirs
     assert "/app/node_modules/addon/prebuilds/linux-x64/addon.node" in theirs
+
+
+def test_a_dynamic_binary_whose_loader_is_missing_fails_naming_the_loader(busybox_project):
+    """Each platform's own dynamically linked busybox (Debian's, headers kept: tests/fixtures/elf)
+    in an image without a C library: right CPU, but the loader the kernel would start is not
+    there ("no such file or directory" at start)."""
+    fixtures = Path(__file__).parent.parent / "fixtures" / "elf"
+    truth = json.loads((fixtures / "manifest.json").read_text())
+    for arch in ("amd64", "arm64"):
+        (busybox_project.path / f"tool-{arch}").write_bytes(
+            gzip.decompress((fixtures / f"busybox-{arch}.gz").read_bytes())
+        )
+    busybox_project.makefile(
+        "",
+        Dockerfile="ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG TARGETARCH\nCOPY tool-${TARGETARCH} /usr/local/bin/tool\n"
+        'ENTRYPOINT ["tool"]\n',
+    )
+    busybox_project.makepyfile(test_images="def test_tool(multiarch_image): pass\n")
+    result = busybox_project.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(errors=2)
+    for platform in PLATFORMS.split(","):
+        loader = truth[f"busybox-{Platform.parse(platform).arch}.gz"]["interp"]
+        result.stdout.fnmatch_lines(
+            [f"  {loader}: not in the image: /usr/local/bin/tool asks the kernel for this loader*"]
+        )
