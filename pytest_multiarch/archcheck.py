@@ -236,7 +236,7 @@ class _Analysis:
 
     def in_directory(self, path: str, role: str, *, multilib: bool) -> None:
         found = self.fs.get(path)
-        if found is None or found[1].elf is None or found[0] in self.findings:
+        if found is None or found[1].elf is None or not found[1].elf.runs_on_cpu or found[0] in self.findings:
             return
         self.covered.add(found[0])
         self.note(found[0], found[1].elf, role, severe=True, multilib=multilib)

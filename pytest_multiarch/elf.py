@@ -20,7 +20,9 @@ from pytest_multiarch.platforms import Platform
 Read = Callable[[int, int], bytes]  # (offset, size) -> at most size bytes at offset
 
 MAGIC = b"\x7fELF"
-ET_DYN = 3
+ET_EXEC, ET_DYN = 2, 3
+# Code for processors other than the CPU (BPF programs, GPU kernels): never a CPU mismatch.
+_NOT_CPU_CODE = frozenset({190, 224, 247})  # EM_CUDA, EM_AMDGPU, EM_BPF
 EF_ARM_ABI_FLOAT_SOFT = 0x200
 EF_ARM_ABI_FLOAT_HARD = 0x400
 _PT_LOAD, _PT_DYNAMIC, _PT_INTERP = 1, 2, 3
@@ -101,6 +103,12 @@ class ElfInfo:
     @property
     def machine(self) -> str:
         return machine_name(self.e_machine, self.bits, self.byte_order)
+
+    @property
+    def runs_on_cpu(self) -> bool:
+        """An executable or shared object for a CPU: not an object file, a kernel module or a
+        core dump (e_type 1, 4), nor a BPF program or GPU kernel, which nothing here runs."""
+        return self.type in (ET_EXEC, ET_DYN) and self.e_machine not in _NOT_CPU_CODE
 
     @property
     def dynamic(self) -> bool:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from pytest_multiarch.build import BuiltImage
     from pytest_multiarch.engine import Engine
 
-CACHE_SCHEME = "1"  # bump when the analysis changes what it finds
+CACHE_SCHEME = "2"  # bump when the analysis changes what it finds
 _EXPORT_CHUNK = 1 << 20
 
 

@@ -54,8 +54,9 @@ class RootFS:
         return len(self.entries)
 
     def elf_files(self) -> Iterator[tuple[str, ElfInfo]]:
+        """Executables and shared objects for a CPU (ElfInfo.runs_on_cpu): what the check reads."""
         for path, entry in self.entries.items():
-            if entry.elf is not None:
+            if entry.elf is not None and entry.elf.runs_on_cpu:
                 yield path, entry.elf
 
     def children(self, directory: str) -> list[str]:

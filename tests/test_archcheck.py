@@ -250,3 +250,10 @@ def test_the_layer_reader_honours_whiteouts_and_opaque_directories(tmp_path):
     assert "/usr/bin/gone" not in root.entries and "/usr/bin/kept" in root.entries
     assert "/opt/old/file" not in root.entries and "/opt/old/new" in root.entries
     assert root.entries["/etc/replaced"].kind == "file" and "/etc/replaced/file" not in root.entries
+
+
+def test_object_files_modules_and_bpf_programs_are_not_cpu_programs():
+    module = ElfInfo(bits=64, byte_order="little", e_machine=62, type=1)  # ET_REL: a .o or .ko
+    bpf = ElfInfo(bits=64, byte_order="little", e_machine=247, type=3)
+    root = fs({"/usr/lib/modules/x.ko": Entry("file", elf=module), "/usr/lib/bpf.so": Entry("file", elf=bpf)})
+    assert check(root).findings == () and check(root).checked == 0
