@@ -92,8 +92,19 @@ def _exported(engine: Engine, image_id: str) -> RootFS:
     except Exception as exc:
         raise ImageUnreadable(f"the engine could not export the files of {image_id}: {exc}") from None
     finally:
-        with contextlib.suppress(Exception):
+        _remove(api, container_id)
+
+
+def _remove(api: Any, container_id: str) -> None:
+    """Remove the never started container; once more if the first call fails (a dropped ssh
+    connection, say). Left anyway, it carries the session's owner label: the next sweep takes it."""
+    for _ in range(2):
+        try:
             api.remove_container(container_id, force=True)
+            return
+        except Exception as exc:
+            if "No such container" in str(exc):
+                return
 
 
 def arch_report(image: BuiltImage, files: Callable[[], RootFS], cache_dir: Path | None) -> ArchReport:
@@ -122,13 +133,13 @@ def verdict(report: ArchReport, image: BuiltImage, mode: str, ignore: tuple[str,
     built_here = ""
     foreign = [f for f in failures if f.foreign]
     if native is not None and native != platform and foreign and all(_built_for(f.problem, native) for f in foreign):
-        built_here = f"They are built for {native}, this engine's own CPU: the mark of a build-platform stage. "
+        built_here = f"They are built for {native}, this engine's own CPU. "
     raise ArchMismatch(
         f"the {platform} image {image.tag} holds binaries that a {platform} CPU cannot run "
         f"(read from its files, {report.checked} ELF files, none run):\n"
         + "\n".join(lines)
-        + f"\n{built_here}Likely cause: a build stage on $BUILDPLATFORM "
-        "(`FROM --platform=$BUILDPLATFORM`) whose output is copied into every platform's image without "
+        + f"\n{built_here}Likely cause: a build stage on $BUILDPLATFORM (`FROM --platform=$BUILDPLATFORM`, "
+        "or a FROM pinned to one platform) whose output is copied into every platform's image without "
         "cross-compiling. Build it for the target: `GOARCH=$TARGETARCH` (Go), the target's compiler or "
         "`--target` (C, Rust), or `FROM --platform=$TARGETPLATFORM` for the stage that installs native "
         "packages or wheels. A file that is meant to be there: ini multiarch_arch_ignore (globs); the "

@@ -25,7 +25,7 @@ class TestBothPlatforms:
             result.assert_outcomes(passed=2)
             rows = {}
             for platform in ("linux/amd64", "linux/arm64"):
-                row = rf"^{platform} +1 +0 +0 +0 +{mode(platform)} +(reused|\d+\.\d s) +([0-9a-f]{{12}}) +-$"
+                row = rf"^{platform} +1 +0 +0 +0 +{mode(platform)} +(reused|\d+\.\d s) +([0-9a-f]{{12}}) +- +1/0$"
                 found = re.search(row, result.stdout.str(), re.M)
                 assert found, result.stdout.str()
                 rows[platform] = (found.group(1), found.group(2))

@@ -331,5 +331,9 @@ def test_the_summary_is_appended_as_markdown_for_a_ci_job_page(busybox_project, 
         "linux/amd64": ["2", "0", "1", "0", mode("linux/amd64")],
         "linux/arm64": ["1", "1", "1", "0", mode("linux/arm64")],
     }
-    assert "| platform | passed | failed | skipped | errors | mode | build | image | ready |" in text
-    assert all(len(row.split("|")) == 11 and " - |" not in row.split("|", 8)[-1] for row in rows)  # built and ready
+    assert (
+        "| platform | passed | failed | skipped | errors | mode | build | image | ready | elf checked/foreign |" in text
+    )
+    # Built, ready, and the architecture check read one ELF file (busybox) of the right CPU.
+    assert all(len(row.split("|")) == 12 and " - |" not in row.split("|", 8)[-1] for row in rows), rows
+    assert all(row.split("|")[10].strip() == "1/0" for row in rows), rows

@@ -22,7 +22,16 @@ class TestOnePlatformFailing:
         busybox_project.makepyfile(test_app="def test_x(multiarch_container): pass")
         result = run(busybox_project)
         result.assert_outcomes(passed=1, errors=1)
-        # BuildKit labels the image arm64 but its binaries are amd64: `uname -m` inside tells.
+        # BuildKit labels the image arm64 but its binaries are amd64: the architecture check reads it.
+        result.stdout.fnmatch_lines(
+            [
+                "*ArchMismatch: the linux/arm64 image * holds binaries that a linux/arm64 CPU cannot run*",
+                "  /bin/busybox: ELF 64-bit x86-64, but linux/arm64 needs aarch64 (the entrypoint)",
+            ]
+        )
+        # Without it, `uname -m` inside still tells (the second line of defence).
+        result = run(busybox_project, "--multiarch-arch-check=off")
+        result.assert_outcomes(passed=1, errors=1)
         result.stdout.fnmatch_lines(
             ["*ImageMismatch: the linux/arm64 container reports `uname -m` = 'x86_64', expected 'aarch64'*"]
         )
