@@ -13,6 +13,7 @@ import gzip
 import json
 import os
 import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -131,7 +132,7 @@ def _outcomes(result: pytest.RunResult) -> dict[str, str]:
 
 
 def test_a_build_platform_binary_fails_the_other_platform_and_names_the_file(slip_project):
-    result = slip_project.runpytest_subprocess("-v", "-p", "no:randomly")
+    result = slip_project.runpytest_subprocess("-v", "-p", "no:randomly", "--junitxml=report.xml")
     outcomes = _outcomes(result)
     for test in ("test_serves", "test_uname", "test_scratch", "test_right", "test_script"):
         assert outcomes[f"{test}[{NATIVE}]"] == "PASSED", result.stdout.str()
@@ -158,6 +159,11 @@ def test_a_build_platform_binary_fails_the_other_platform_and_names_the_file(sli
     # The summary's column: ELF files read / foreign, per platform (four images: 8 ELF files; the
     # foreign ones: the add-on, and on the other platform the entrypoints).
     result.stdout.fnmatch_lines([f"{NATIVE} *8/1*", f"{FOREIGN} *8/4*"])
+    # JUnit: per test, what the check read of the image it used.
+    cases = ET.parse(slip_project.path / "report.xml").getroot().iter("testcase")
+    properties = {c.get("name"): {p.get("name"): p.get("value") for p in c.iter("property")} for c in cases}
+    assert properties[f"test_right[{NATIVE}]"]["arch_check"] == "3 ELF files, 1 foreign"
+    assert properties[f"test_serves[{NATIVE}]"]["arch_check"] == "2 ELF files, 0 foreign"
 
 
 def test_all_fails_the_add_ons_and_ignore_silences_them(slip_project):
