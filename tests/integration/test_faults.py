@@ -4,30 +4,15 @@ mid-test, and a request and a command that would hang."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import REMOTE_ENGINE_SCRIPT
-from tests.integration.helpers import NATIVE, OWNER_LABEL
-
-WAIT = 120  # seconds a state may take to be reached on a loaded machine before the test fails
-
-
-def wait_for(condition, what: str, timeout: float = WAIT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+from tests.integration.helpers import NATIVE, WAIT, owned_by, wait_for
 
 
 def descendants_running(pid: int, matching: str) -> list[int]:
@@ -58,21 +43,6 @@ def descendants_running(pid: int, matching: str) -> list[int]:
         if matching in cmdline and below(candidate):
             found.append(candidate)
     return found
-
-
-def owned_by(pid: int, host: str = "unix:///var/run/docker.sock") -> list[str]:
-    listed = ["docker", "-H", host, "ps", "-aq", "--filter", f"label={OWNER_LABEL}"]
-    ids = subprocess.run(listed, capture_output=True, text=True, check=True).stdout.split()
-    owners = []
-    for container in ids:
-        label = subprocess.run(
-            ["docker", "-H", host, "inspect", "-f", f'{{{{index .Config.Labels "{OWNER_LABEL}"}}}}', container],
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        if label.endswith(f":{pid}"):
-            owners.append(container)
-    return owners
 
 
 @pytest.mark.usefixtures("docker_engine")
@@ -128,36 +98,6 @@ def _running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
-
-
-@pytest.fixture
-def private_engine(docker_engine: None):
-    """A dockerd of the test's own (state, bridge, cgroup and address of its own, never the
-    shared engines), started and stopped by scripts/remote-engine.sh. Its state is in a short
-    path: containerd's sockets live there, and a unix socket path has at most 104 bytes."""
-    state = tempfile.mkdtemp(prefix="pm-", dir="/tmp")
-    env = {
-        **os.environ,
-        "MULTIARCH_STATE_DIR": state,
-        "MULTIARCH_REMOTE_ADDR": "127.0.0.3",
-        "MULTIARCH_REMOTE_NAME": "pytest-multiarch-private",
-        "MULTIARCH_REMOTE_BRIDGE": "pmprivate0",
-        "MULTIARCH_REMOTE_BRIDGE_CIDR": "10.214.0.1/24",
-        "MULTIARCH_REMOTE_ADDRESS_POOL": "10.214.128.0/17",
-        "MULTIARCH_REMOTE_SSH": "no",  # sshd's StrictModes refuse a state dir under /tmp
-    }
-
-    def script(*args: str) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(["bash", str(REMOTE_ENGINE_SCRIPT), *args], env=env, capture_output=True, text=True)
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done
-
-    try:
-        script("start")
-        yield script
-    finally:
-        script("stop", "--purge")  # also after a failed start: what it started, and its mounts
-        shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.mark.usefixtures("docker_engine")
