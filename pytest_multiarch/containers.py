@@ -112,6 +112,9 @@ class Containers:
         except MultiarchError:
             raise
         except Exception as exc:
+            mapped = self._engine_for(platform).failure(f"starting the {platform} container", exc)
+            if isinstance(mapped, MultiarchError):  # the engine gone, or its refusal
+                raise mapped from None
             raise ContainerError(f"starting the {platform} container failed: {type(exc).__name__}: {exc}") from None
 
     def _start_or_reuse(

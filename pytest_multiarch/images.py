@@ -125,6 +125,9 @@ class Images:
                 # Only docker's own words: the exception's text holds the command line, build args too.
                 raise BuildError(f"the engine failed while preparing {label}: {docker_said(exc)}") from None
             if isinstance(exc, Exception) and not isinstance(exc, MultiarchError):
+                mapped = engine.failure(f"preparing {label}", exc)  # the engine gone, or its refusal
+                if isinstance(mapped, MultiarchError):
+                    raise mapped from None
                 raise BuildError(f"preparing {label} failed: {type(exc).__name__}: {exc}") from None
             raise
         done = "reused (unchanged)" if image.reused else f"done in {image.seconds:.1f} s"
