@@ -147,7 +147,12 @@ class Settings:
     def from_pytest(cls, config: pytest.Config) -> Settings:
         def get(ini: str) -> Any:
             cli = config.getoption(ini, default=None)
-            return cli if cli not in (None, []) else config.getini(ini)
+            if cli not in (None, []):
+                return cli
+            try:
+                return config.getini(ini)
+            except (ValueError, pytest.UsageError) as exc:  # a bool key's "maybe": pytest's message names no key
+                raise UsageError(f"ini {ini}: {exc}; use true or false.") from None
 
         raw_platforms = get("multiarch_platforms")
         platforms = None

@@ -142,3 +142,23 @@ def _context_endpoint(name: str, env: Mapping[str, str]) -> Endpoint | None:
 def docker_config_dir(environ: Mapping[str, str] | None = None) -> Path:
     env = os.environ if environ is None else environ
     return Path(env.get("DOCKER_CONFIG") or Path.home() / ".docker")
+
+
+def url_problem(url: str) -> str | None:
+    """What is wrong with an endpoint URL (None: nothing): a unix:// or npipe:// path, a tcp:// or
+    ssh:// host with an optional port of 1-65535."""
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme in ("unix", "npipe"):
+        return None if (parsed.netloc + parsed.path).strip("/") else f"{parsed.scheme}:// needs a path"
+    if parsed.scheme not in ("tcp", "ssh"):
+        return "use unix://, tcp:// or ssh:// (or a docker context name)"
+    try:
+        port = parsed.port
+    except ValueError:
+        shown = parsed.netloc.rpartition(":")[2]
+        return f"port {shown!r} is not a number from 1 to 65535"
+    if not parsed.hostname:
+        return "it names no host"
+    if port == 0:
+        return "port 0 is not a number from 1 to 65535"
+    return None

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 import pytest
 
 from pytest_multiarch import xdist
+from pytest_multiarch.checks import check_configuration
 from pytest_multiarch.config import Settings, add_options, runs_tests
 from pytest_multiarch.errors import EngineError, MultiarchError, UsageError
 from pytest_multiarch.fixtures import (  # noqa: F401  (pytest registers the fixtures found here)
@@ -59,6 +60,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     try:
         settings = Settings.from_pytest(config)
+        check_configuration(config, settings)
     except UsageError as exc:
         raise pytest.UsageError(f"pytest-multiarch: {exc}") from None
     from pytest_multiarch.secrets import secret_build_arg_warnings
