@@ -254,29 +254,38 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum} (SIGTERM)")
 
 
-def sweep_orphans(sdk: docker.DockerClient) -> int:
+def sweep_orphans(sdk: docker.DockerClient) -> tuple[int, int]:
     """Remove containers left by pytest processes on this host that no longer exist, then their
-    networks (a network goes once no container is on it). Returns the containers removed."""
+    networks (a network goes once no container is on it). Returns how many containers and
+    networks were removed."""
     from docker.errors import DockerException
 
     try:
         containers = sdk.containers.list(all=True, filters={"label": OWNER_LABEL})
         networks = sdk.networks.list(filters={"label": OWNER_LABEL})
     except DockerException:
-        return 0
-    removed = 0
+        return 0, 0
+    removed = [0, 0]
     for container in containers:
         if _orphaned(container.labels):
-            try:
+            with contextlib.suppress(DockerException):
                 container.remove(force=True, v=True)
-                removed += 1
-            except DockerException:
-                pass
+                removed[0] += 1
     for network in networks:
         if _orphaned(network.attrs.get("Labels")):
             with contextlib.suppress(DockerException):
                 network.remove()
-    return removed
+                removed[1] += 1
+    return removed[0], removed[1]
+
+
+def swept_message(containers: int, networks: int) -> str:
+    """What the session says after a sweep: both counts, and not "killed": a run whose engine
+    went away ended without removing its containers too."""
+    what = " and ".join(
+        f"{count} {kind}(s)" for count, kind in ((containers, "container"), (networks, "network")) if count
+    )
+    return f"removed {what} left by earlier pytest runs that could not remove them (killed, or their engine went away)"
 
 
 def _orphaned(labels: dict[str, str] | None) -> bool:
