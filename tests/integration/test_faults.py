@@ -176,3 +176,68 @@ def test_a_request_and_a_command_that_would_hang_end_with_a_timeout_naming_them(
     )
     result = busybox_project.runpytest_subprocess("--multiarch-request-timeout=1")
     result.assert_outcomes(passed=2)
+
+
+# A conftest whose pytest_keyboard_interrupt and pytest_unconfigure (another plugin's, run before
+# the multiarch plugin's own) say when they run and wait for the test to let them go on: a second
+# Ctrl-C is sent exactly there, whatever the machine's speed.
+HOLDING_CONFTEST = """
+import time
+from pathlib import Path
+
+def _hold(name):
+    Path(name).write_text("")
+    deadline = time.monotonic() + 60
+    while not Path(name + ".go").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+def pytest_keyboard_interrupt(excinfo):
+    _hold("in-keyboard-interrupt")
+
+def pytest_unconfigure(config):
+    _hold("in-unconfigure")
+"""
+
+
+@pytest.mark.usefixtures("docker_engine")
+@pytest.mark.parametrize("second", ["at-once", "0.1s-later", "in-keyboard-interrupt", "in-unconfigure"])
+def test_a_second_and_third_ctrl_c_after_the_first_are_absorbed(busybox_project, second):
+    """Ctrl-C (SIGINT to pytest's process group, as a terminal sends it) while a test runs, then
+    again at once, a little later, or while pytest or another plugin handles the first: exit 2,
+    no traceback, every container removed. Timing-dependent, hence several moments."""
+    busybox_project.makeconftest(HOLDING_CONFTEST)
+    busybox_project.makepyfile(
+        test_app="""
+        import time
+        from pathlib import Path
+
+        def test_x(multiarch_container):
+            Path("running").write_text("")
+            time.sleep(120)
+        """
+    )
+    log = busybox_project.path / "out.log"
+    args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--multiarch-platforms={NATIVE}"]
+    with log.open("w") as out:
+        process = subprocess.Popen(args, cwd=busybox_project.path, stdout=out, stderr=out, start_new_session=True)
+    path = busybox_project.path
+    try:
+        wait_for(lambda: (path / "running").exists() or process.poll() is not None, "the test")
+        os.killpg(process.pid, signal.SIGINT)
+        if second in ("in-keyboard-interrupt", "in-unconfigure"):
+            wait_for(lambda: (path / second).exists() or process.poll() is not None, second)
+        elif second == "0.1s-later":
+            time.sleep(0.1)  # the moment itself is what is tested, not a wait for a state
+        for _ in range(2):  # a second and a third
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGINT)
+        for name in ("in-keyboard-interrupt", "in-unconfigure"):
+            (path / f"{name}.go").write_text("")
+        code = process.wait(timeout=WAIT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    output = log.read_text()
+    assert code == pytest.ExitCode.INTERRUPTED, output
+    assert "Traceback" not in output and "Exception ignored" not in output, output
+    assert owned_by(process.pid) == [], output
