@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pytest_multiarch import prunes
 from pytest_multiarch.build import BuiltImage, build_image, image_slot, prune_stale
 from pytest_multiarch.config import ImageSpec, Settings
 from pytest_multiarch.context import context_digest
@@ -57,6 +58,7 @@ class Images:
         self._contexts: dict[tuple[Path, Path], Once[str]] = {}
         self._contexts_lock = threading.Lock()
         self._index_dir = cache_dir / "contexts" if cache_dir is not None else None
+        self._prune_dir = cache_dir / "prune" if cache_dir is not None else None
 
     def future(self, full: ImageSpec, platform: Platform) -> Future[BuiltImage]:
         """The build of ``full`` (a spec with its build args complete) for ``platform``."""
@@ -93,6 +95,7 @@ class Images:
                     self._notes.say(f"[{platform}] {line}")
 
         def building() -> None:
+            prunes.mark(self._prune_dir, image_slot(spec, platform))  # cleared by the prune after it
             self._notes.say(f"building {label} ({mode})…")
             if self.on_build is not None:
                 self.on_build()
@@ -173,7 +176,7 @@ class Images:
             if not image.key.startswith("sha256:"):
                 slot = image_slot(spec, platform)
                 used.setdefault(slot, set()).add(image.id)
-                if not image.reused:
+                if not image.reused or prunes.marked(self._prune_dir, slot):  # a killed session's build
                     built.add(slot)
         return {slot: ids for slot, ids in used.items() if slot in built}
 
@@ -191,3 +194,4 @@ class Images:
             except Exception:
                 continue  # no engine to tidy up on; a later session prunes
             prune_stale(sdk, slot, keep, made_before=made_before)
+            prunes.clear(self._prune_dir, slot)

@@ -129,6 +129,47 @@ def test_a_killed_run_only_session_leaves_a_container_the_next_run_only_session_
 
 
 @pytest.mark.usefixtures("docker_engine")
+def test_the_older_build_a_killed_session_left_goes_with_the_next_warm_run(busybox_project):
+    """A session killed after its build, before its prune, leaves the older image; the next run
+    finds its build unchanged (warm runs skip pruning) and must prune that slot all the same."""
+    busybox_project.makepyfile(
+        test_image="""
+        import os, time
+        from pathlib import Path
+
+        def test_image(multiarch_image):
+            # images-*: in .dockerignore, so not in the build context
+            Path("images-" + os.environ["ROUND"]).write_text(multiarch_image.id)
+            if os.environ["ROUND"] == "killed":
+                time.sleep(300)
+        """
+    )
+    base = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--multiarch-platforms=linux/amd64"]
+    path = busybox_project.path
+
+    def session(round_name: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(base, cwd=path, env={**os.environ, "ROUND": round_name}, stdout=subprocess.DEVNULL)
+
+    assert session("first").wait(timeout=120) == 0
+    (path / "changed.txt").write_text("a new build")
+    killed = session("killed")
+    try:
+        wait_for(lambda: (path / "images-killed").exists() or killed.poll() is not None, "the second build")
+    finally:
+        killed.kill()
+        killed.wait(timeout=60)
+    older, newer = (path / "images-first").read_text(), (path / "images-killed").read_text()
+
+    def loaded(image: str) -> bool:
+        return subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0
+
+    assert older != newer and loaded(older)  # the killed session never pruned
+    assert session("warm").wait(timeout=120) == 0
+    assert (path / "images-warm").read_text() == newer  # found unchanged: no build
+    assert not loaded(older) and loaded(newer)
+
+
+@pytest.mark.usefixtures("docker_engine")
 def test_a_session_leaves_the_process_as_it_found_it(busybox_project):
     """os.environ, SIGTERM's handler and the user's own testcontainers and containers are as
     before a session that built and ran containers; and what one in-process session declared
