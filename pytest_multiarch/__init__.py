@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         ContainerError,
         EngineError,
         EngineGone,
+        EngineRefused,
         ExecError,
         ImageMismatch,
         MultiarchError,
@@ -60,6 +61,7 @@ _EXPORTS = {
     "ImageConfig": "build",
     "CommandTimeout": "errors",
     "EngineGone": "errors",
+    "EngineRefused": "errors",
     "RequestTimeout": "http",
 }
 __all__ = [
@@ -70,6 +72,7 @@ __all__ = [
     "ContainerHTTP",
     "EngineError",
     "EngineGone",
+    "EngineRefused",
     "ExecError",
     "FileInfo",
     "GateError",

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pytest_multiarch.elf import ElfInfo, mismatch
+from pytest_multiarch.errors import UsageError
 from pytest_multiarch.platforms import Platform
 from pytest_multiarch.rootfs import Entry, RootFS
 
@@ -92,6 +93,17 @@ class ArchReport:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ArchReport:
         return cls(str(data["platform"]), int(data["checked"]), tuple(Finding(**f) for f in data["findings"]))
+
+
+def parse_mode(raw: Any) -> str:
+    """--multiarch-arch-check: commands (the default), all or off."""
+    value = str(raw or "commands").strip().lower()
+    if value not in MODES:
+        raise UsageError(
+            f"multiarch_arch_check must be commands, all or off, not {str(raw)!r}: 'commands' fails a platform "
+            "whose programs are built for another CPU, 'all' also any other such file, 'off' checks nothing."
+        )
+    return value
 
 
 def ignored(path: str, patterns: Sequence[str]) -> bool:

@@ -79,7 +79,29 @@ def run_buildx(
             _running.discard(process)
     # The command line is never shown: it may hold build args' values (reserved names).
     if process.returncode != 0:
+        lost = _engine_lost(engine, log)
+        if lost is not None:
+            raise engine.gone(f"building {spec.dockerfile} for {platform}", lost)
         raise BuildError(describe_build_failure(spec, platform, log))
+
+
+# What buildx prints when it loses the engine (BuildKit's gRPC stream, the docker CLI's dial),
+# not when a step fails: a step's own network trouble is a "#N ERROR" line of that step.
+_LOST_SIGNS = (
+    "error reading from server",
+    "code = Unavailable",
+    "Cannot connect to the Docker daemon",
+    "error during connect",
+)
+
+
+def _engine_lost(engine: Engine, log: list[str]) -> str | None:
+    """Why a failed build is the engine's loss, not the Dockerfile's (None when it is not): the
+    engine does not answer now, or buildx's final error says the connection to it broke."""
+    said = next((line.removeprefix("ERROR: ") for line in reversed(log) if line.startswith("ERROR")), "")
+    if engine.answers() and not any(sign in said for sign in _LOST_SIGNS):
+        return None
+    return f"buildx said {said or 'nothing'!r}; the build did not fail on its own"
 
 
 def end_running_builds(grace: float = 5.0) -> int:

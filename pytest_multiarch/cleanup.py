@@ -3,7 +3,9 @@
 - normal end, failed tests, Ctrl-C: the session's ``close()`` (pytest_unconfigure) removes what
   its ``Tracker`` holds, and only that: another session in the same process keeps its own;
 - SIGTERM (CI cancelling a job): turned into KeyboardInterrupt so the same path runs, while a
-  session is open (the handler found before is put back when the last one closes);
+  session is open (the handler found before is put back when the last one closes); after the
+  first SIGINT or SIGTERM every later one is absorbed, wherever it lands, until the process
+  ends (or, in a process that goes on, for a few seconds after the session closed);
 - interpreter exit without pytest_unconfigure: ``atexit`` empties the trackers still open;
 - SIGKILL: nothing runs, so the next session removes containers whose owner process is gone
   (``sweep_orphans``), matched by the owner label on this host.
@@ -37,7 +39,12 @@ PID_NAMESPACE_LABEL = "io.github.pytest-multiarch.pid-namespace"
 _open_trackers: weakref.WeakSet[Tracker] = weakref.WeakSet()
 _handlers_lock = threading.Lock()
 _atexit_registered = False
-_previous_sigterm: Any = None  # the handler found before ours, put back when the last session closes
+# The default handlers, which the plugin replaces (a handler someone else installed is left alone).
+_DEFAULTS: dict[signal.Signals, Any] = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+_previous: dict[signal.Signals, Any] = {}  # the handlers found before ours, put back at the last close
+_interrupted = False  # a signal stopped a session: later ones are absorbed
+_closed_at = 0.0
+LATE_SIGNAL_SECONDS = 5.0
 
 
 def owner_id() -> str:
@@ -118,32 +125,47 @@ def stop_quietly(container: MultiarchContainer) -> None:
 
 
 def open_session(tracker: Tracker) -> None:
-    """Cover ``tracker`` by the atexit and SIGTERM handlers until ``close_session``. SIGTERM is
-    taken only from its default handler, in the main thread, and given back at the last close."""
-    global _atexit_registered, _previous_sigterm
+    """Cover ``tracker`` by the atexit and signal handlers until ``close_session``. SIGINT and
+    SIGTERM are taken only from their default handlers, in the main thread, and given back at
+    the last close (see _on_signal for a session that a signal stopped)."""
+    global _atexit_registered
     with _handlers_lock:
         _open_trackers.add(tracker)
         if not _atexit_registered:
             _atexit_registered = True
             atexit.register(_skip_final_collections)  # atexit runs last-in first-out: after the removal
             atexit.register(_remove_open)
-        in_main_thread = threading.current_thread() is threading.main_thread()
-        if in_main_thread and _previous_sigterm is None and signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-            _previous_sigterm = signal.getsignal(signal.SIGTERM) or signal.SIG_DFL
-            signal.signal(signal.SIGTERM, _on_sigterm)
+        if threading.current_thread() is not threading.main_thread():
+            return
+        _open_handlers()
+
+
+def _open_handlers() -> None:
+    """Put _on_signal in place of the default handlers (of a stopped session's _after_interrupt
+    too: a new session in the same process gets a first signal of its own)."""
+    global _interrupted
+    for sig, default in _DEFAULTS.items():
+        found = signal.getsignal(sig)
+        if found is _after_interrupt:
+            _interrupted = False
+            signal.signal(sig, _on_signal)
+        elif sig not in _previous and found in (default, None):
+            _previous[sig] = found if found is not None else signal.SIG_DFL
+            signal.signal(sig, _on_signal)
 
 
 def close_session(tracker: Tracker) -> None:
-    """``tracker``'s session is over: the last one to close puts SIGTERM's handler back."""
-    global _previous_sigterm
+    """``tracker``'s session is over: the last one to close puts the signal handlers back, or,
+    when a signal stopped the run, lets _after_interrupt absorb late ones for a few seconds."""
+    global _closed_at
     with _handlers_lock:
         _open_trackers.discard(tracker)
-        if _open_trackers or _previous_sigterm is None:
+        if _open_trackers or threading.current_thread() is not threading.main_thread():
             return
-        in_main_thread = threading.current_thread() is threading.main_thread()
-        if in_main_thread and signal.getsignal(signal.SIGTERM) in (_on_sigterm, _absorb):
-            signal.signal(signal.SIGTERM, _previous_sigterm)
-        _previous_sigterm = None
+        _closed_at = time.monotonic()
+        for sig in list(_previous):
+            if signal.getsignal(sig) in (_on_signal, _absorb):
+                signal.signal(sig, _after_interrupt if _interrupted else _previous.pop(sig))
 
 
 def _remove_open() -> None:
@@ -154,23 +176,58 @@ def _remove_open() -> None:
 
 @contextlib.contextmanager
 def signals_absorbed() -> Iterator[None]:
-    """While the session cleans up, a second Ctrl-C or SIGTERM is absorbed: cleanup goes on
-    instead of ending in a traceback halfway (the first signal already stops the run)."""
+    """While the session cleans up, Ctrl-C and SIGTERM are absorbed: cleanup goes on instead of
+    ending in a traceback halfway. What close_session puts in place meanwhile stays."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.getsignal(sig) for sig in _DEFAULTS}
     for sig in previous:
         signal.signal(sig, _absorb)
     try:
         yield
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+            if signal.getsignal(sig) is _absorb and not _interrupted:  # nobody changed it meanwhile
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 def _absorb(signum: int, frame: FrameType | None) -> None:
     pass
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    """The first Ctrl-C or SIGTERM of a session stops it: KeyboardInterrupt, on which pytest runs
+    every teardown (a SystemExit in a test would only fail that test). Every later one, wherever
+    it lands (pytest's own pytest_keyboard_interrupt, another plugin's unconfigure, this
+    plugin's cleanup, the interpreter's exit), is absorbed: the run is already stopping."""
+    global _interrupted
+    _interrupted = True
+    for sig in _DEFAULTS:
+        signal.signal(sig, _absorb)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise KeyboardInterrupt(f"signal {signum} (SIGTERM)")
+
+
+def _after_interrupt(signum: int, frame: FrameType | None) -> None:
+    """In place once a stopped session closed: pytest and the interpreter are still winding
+    down, and a late signal must not end that in a traceback. One that comes LATE_SIGNAL_SECONDS
+    after the close (pytest.main() in a longer-lived process) gets the handlers found before."""
+    global _interrupted
+    if time.monotonic() - _closed_at < LATE_SIGNAL_SECONDS:
+        return
+    with _handlers_lock:
+        for sig, handler in list(_previous.items()):
+            if signal.getsignal(sig) is _after_interrupt:
+                signal.signal(sig, handler)
+        _previous.clear()
+        _interrupted = False
+    previous = signal.getsignal(signum)
+    if callable(previous):
+        previous(signum, frame)
+    elif previous == signal.SIG_DFL:
+        os.kill(os.getpid(), signum)  # its default action, now that the handler is back
 
 
 def end_descendants(matching: str, grace: float = 5.0) -> list[int]:
@@ -245,38 +302,38 @@ def _skip_final_collections() -> None:
     gc.freeze()
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    # pytest treats KeyboardInterrupt as "stop the session" and runs every teardown; a
-    # SystemExit raised inside a test would only fail that test. A second SIGTERM (a runner
-    # that sends it again) is absorbed: the session is already stopping.
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _absorb)
-    raise KeyboardInterrupt(f"signal {signum} (SIGTERM)")
-
-
-def sweep_orphans(sdk: docker.DockerClient) -> int:
+def sweep_orphans(sdk: docker.DockerClient) -> tuple[int, int]:
     """Remove containers left by pytest processes on this host that no longer exist, then their
-    networks (a network goes once no container is on it). Returns the containers removed."""
+    networks (a network goes once no container is on it). Returns how many containers and
+    networks were removed."""
     from docker.errors import DockerException
 
     try:
         containers = sdk.containers.list(all=True, filters={"label": OWNER_LABEL})
         networks = sdk.networks.list(filters={"label": OWNER_LABEL})
     except DockerException:
-        return 0
-    removed = 0
+        return 0, 0
+    removed = [0, 0]
     for container in containers:
         if _orphaned(container.labels):
-            try:
+            with contextlib.suppress(DockerException):
                 container.remove(force=True, v=True)
-                removed += 1
-            except DockerException:
-                pass
+                removed[0] += 1
     for network in networks:
         if _orphaned(network.attrs.get("Labels")):
             with contextlib.suppress(DockerException):
                 network.remove()
-    return removed
+                removed[1] += 1
+    return removed[0], removed[1]
+
+
+def swept_message(containers: int, networks: int) -> str:
+    """What the session says after a sweep: both counts, and not "killed": a run whose engine
+    went away ended without removing its containers too."""
+    what = " and ".join(
+        f"{count} {kind}(s)" for count, kind in ((containers, "container"), (networks, "network")) if count
+    )
+    return f"removed {what} left by earlier pytest runs that could not remove them (killed, or their engine went away)"
 
 
 def _orphaned(labels: dict[str, str] | None) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from pytest_multiarch.archcheck import parse_mode
 from pytest_multiarch.errors import UsageError
 from pytest_multiarch.options import (
     DEFAULT_BUILD_JOBS,
@@ -149,7 +150,12 @@ class Settings:
     def from_pytest(cls, config: pytest.Config) -> Settings:
         def get(ini: str) -> Any:
             cli = config.getoption(ini, default=None)
-            return cli if cli not in (None, []) else config.getini(ini)
+            if cli not in (None, []):
+                return cli
+            try:
+                return config.getini(ini)
+            except (ValueError, pytest.UsageError) as exc:  # a bool key's "maybe": pytest's message names no key
+                raise UsageError(f"ini {ini}: {exc}; use true or false.") from None
 
         raw_platforms = get("multiarch_platforms")
         platforms = None
@@ -219,7 +225,7 @@ class Settings:
             },
             builder=(get("multiarch_builder") or "").strip() or None,
             summary_file=_summary_file(config),
-            arch_check=parse_arch_check(get("multiarch_arch_check")),
+            arch_check=parse_mode(get("multiarch_arch_check")),
             arch_ignore=tuple(
                 [
                     *split_lines(config.getini("multiarch_arch_ignore")),
@@ -278,17 +284,6 @@ def parse_build_args(raw: str | list[str], source: str = "build args") -> dict[s
             )
         result[key] = value
     return result
-
-
-def parse_arch_check(raw: Any) -> str:
-    """--multiarch-arch-check: commands (the default), all or off."""
-    value = str(raw or "commands").strip().lower()
-    if value not in ("commands", "all", "off"):
-        raise UsageError(
-            f"multiarch_arch_check must be commands, all or off, not {str(raw)!r}: 'commands' fails a platform "
-            "whose programs are built for another CPU, 'all' also any other such file, 'off' checks nothing."
-        )
-    return value
 
 
 def split_lines(raw: Any) -> list[str]:

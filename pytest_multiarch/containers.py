@@ -112,6 +112,9 @@ class Containers:
         except MultiarchError:
             raise
         except Exception as exc:
+            mapped = self._engine_for(platform).failure(f"starting the {platform} container", exc)
+            if isinstance(mapped, MultiarchError):  # the engine gone, or its refusal
+                raise mapped from None
             raise ContainerError(f"starting the {platform} container failed: {type(exc).__name__}: {exc}") from None
 
     def _start_or_reuse(
@@ -137,7 +140,7 @@ class Containers:
             if found is not None:
                 self._notes.say(f"reusing the running {platform} container at {found.base_url}")
                 return found
-        self._sweep_once(engine)
+        self.sweep_once(engine)
         on = f" on {engine.label}" if engine.label else ""
         self._notes.say(f"starting the {platform} container of {image.tag}{on}…")
         from pytest_multiarch.start import start_container  # only when starting one
@@ -174,15 +177,16 @@ class Containers:
                 self.networks.leave(seat)  # its container was removed before the error
             raise
 
-    def _sweep_once(self, engine: Engine) -> None:
-        """Remove what killed pytest runs left on ``engine``, once per session and engine."""
+    def sweep_once(self, engine: Engine) -> None:
+        """Remove what ended pytest runs left on ``engine`` (cleanup.sweep_orphans), once per
+        session and engine: before the session starts anything there, a one-shot run included."""
         with self._lock:
             if id(engine) in self._swept:
                 return
             self._swept.add(id(engine))
         removed = cleanup.sweep_orphans(engine.sdk)
-        if removed:
-            self._notes.say(f"removed {removed} container(s) left by killed pytest runs")
+        if any(removed):
+            self._notes.say(cleanup.swept_message(*removed))
 
     def _track(self, container: MultiarchContainer) -> None:
         """Cleanup must know a container from the moment it exists. A --multiarch-reuse one is

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import json
 import os
 import stat
@@ -28,9 +29,10 @@ from typing import Any
 from docker.utils.build import PatternMatcher, normalize_slashes
 
 from pytest_multiarch.config import ImageSpec
+from pytest_multiarch.secrets import keyed_hasher
 
 _NOT_IN_KEY = ("__pycache__", ".pytest_cache", ".git")
-_SCHEME = 1
+_SCHEME = 2  # 2: content digests keyed
 RACY_NS = 50_000_000  # 50 ms: more than the kernel's coarse clock tick on any common setup
 
 
@@ -133,7 +135,10 @@ class _Matcher:
 
 def context_digest(spec: ImageSpec, index_dir: Path | None) -> str:
     """SHA-256 over the context's entries, sorted: each name, its kind and exec bit, a symlink's
-    target, a file's content digest (from the index when its stat is unchanged)."""
+    target, a file's content digest (from the index when its stat is unchanged). Content digests
+    are keyed (secrets.keyed_hasher, the user's key): a context may hold a secret (a .env file),
+    and neither the index on disk nor the build key in an image's label may confirm a guess."""
+    keyed = keyed_hasher()
     entries = context_entries(spec)
     index_path = _index_path(spec, index_dir)
     known = _read_index(index_path, spec) if index_path else {}
@@ -149,7 +154,7 @@ def context_digest(spec: ImageSpec, index_dir: Path | None) -> str:
             signature = [info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_mode]
             entry = known.get(rel)
             unchanged = entry is not None and entry[:5] == signature
-            content = str(entry[5]) if unchanged and entry is not None else _hash_file(spec.context / rel)
+            content = str(entry[5]) if unchanged and entry is not None else _hash_file(spec.context / rel, keyed.copy())
             fresh[rel] = [*signature, content]
             digest.update((b"X" if info.st_mode & 0o111 else b"F") + content.encode())
         else:
@@ -159,8 +164,7 @@ def context_digest(spec: ImageSpec, index_dir: Path | None) -> str:
     return digest.hexdigest()
 
 
-def _hash_file(path: Path) -> str:
-    digest = hashlib.sha256()
+def _hash_file(path: Path, digest: hmac.HMAC) -> str:
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)

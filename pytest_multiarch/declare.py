@@ -6,11 +6,13 @@ error naming the declaration, before any build.
 
 from __future__ import annotations
 
+import difflib
+import functools
 import inspect
 import shlex
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import pytest
 
@@ -19,7 +21,31 @@ from pytest_multiarch.errors import UsageError
 from pytest_multiarch.fixtures import ImageFixtures, make_fixtures, make_run_fixture, state
 from pytest_multiarch.secrets import parse_secret, parse_ssh, warn_secret_build_args
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
+
+def _keywords_checked(function: Callable[P, R]) -> Callable[P, R]:
+    """A call with a keyword ``function`` does not take (``buildargs=``, say) is a UsageError
+    naming it and the nearest one it takes, not Python's bare TypeError."""
+    signature = inspect.signature(function)
+
+    @functools.wraps(function)
+    def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+        known = [name for name, p in signature.parameters.items() if p.kind is p.KEYWORD_ONLY]
+        unknown = [key for key in kwargs if key not in signature.parameters]
+        if unknown:
+            near = difflib.get_close_matches(unknown[0], known, n=1)
+            hint = f" (did you mean {near[0]}=?)" if near else ""
+            raise UsageError(
+                f"{function.__name__}() takes no keyword {unknown[0]}={hint}; it takes {', '.join(known)}."
+            )
+        return function(*args, **kwargs)
+
+    return checked
+
+
+@_keywords_checked
 def multiarch_fixtures(
     name: str,
     *,
@@ -95,9 +121,10 @@ def multiarch_fixtures(
     made = make_fixtures(name, spec_of)
     # <name>_run does not fit the three-name assignment: it is defined where the declaration is.
     caller = inspect.currentframe()
-    module_globals = caller.f_back.f_globals if caller is not None and caller.f_back is not None else None
-    if module_globals is not None:
-        module_globals.setdefault(f"{name}_run", make_run_fixture(name, spec_of))
+    while caller is not None and caller.f_globals is globals():  # past _keywords_checked's frame
+        caller = caller.f_back
+    if caller is not None:
+        caller.f_globals.setdefault(f"{name}_run", make_run_fixture(name, spec_of))
     return made
 
 

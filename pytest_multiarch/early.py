@@ -81,7 +81,8 @@ def spec_digest(spec: ImageSpec, platform: Platform) -> str:
 
 def record_path(config: pytest.Config, cache_dir: Path) -> Path:
     """One record per project directory, working directory, command line (PYTEST_ADDOPTS
-    included) and ini file content: what decides which tests run and what they need."""
+    included) and ini file content: what decides which tests run and what they need. Its name is
+    a keyed digest of them, per user."""
     ini = b""
     if config.inipath is not None:
         with contextlib.suppress(OSError):
@@ -96,7 +97,9 @@ def record_path(config: pytest.Config, cache_dir: Path) -> Path:
             os.environ.get("PYTEST_ADDOPTS", ""),
         ]
     )
-    return cache_dir / "early" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+    # Keyed (secrets.keyed_digest, the user's own key): the command line and PYTEST_ADDOPTS may
+    # hold build args' values, and an unkeyed name would confirm a guessed one by existing.
+    return cache_dir / "early" / f"{keyed_digest(key.encode(), cache_dir)[:24]}.json"
 
 
 def read(path: Path) -> list[Needed]:

@@ -1,26 +1,32 @@
 """The one place that talks to Docker: which engine, and the clients bound to it.
 
-An ``Engine`` is one Docker engine as the docker CLI would pick it: ``DOCKER_HOST`` (with
-``DOCKER_TLS_VERIFY``/``DOCKER_CERT_PATH``), else the context named by ``DOCKER_CONTEXT`` or
-``currentContext`` in the CLI's config.json, else the local default socket. It hands out a
-docker-py client and a python-on-whales client bound to that endpoint (never by changing
-``os.environ``), what its builder can build and run (preflight.py, asked once), and the host at
-which its published ports are reached. Nothing else in the package creates a Docker client.
+An ``Engine`` is one Docker engine as the docker CLI would pick it (endpoints.py: ``DOCKER_HOST``,
+else the CLI's current context, else the local default socket). It hands out a docker-py client
+and a python-on-whales client bound to that endpoint (never by changing ``os.environ``), what its
+builder can build and run (preflight.py, asked once), and the host at which its published ports
+are reached. Nothing else in the package creates a Docker client.
+
+Every engine call a test can trigger runs inside ``Engine.call``: whatever the libraries raise
+when the engine goes away (requests, urllib3, http.client, socket errors, docker-py wrapping
+them) becomes one ``EngineGone`` naming the engine, and an error the engine answered with one
+``EngineRefused`` in its own words.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
-import os
+import contextlib
+import http.client
 import threading
-import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_multiarch.errors import DOCTOR_HINT, EngineError
+from pytest_multiarch.endpoints import DEFAULT_SOCKET as DEFAULT_SOCKET
+from pytest_multiarch.endpoints import Endpoint as Endpoint
+from pytest_multiarch.endpoints import cli_context_name as cli_context_name
+from pytest_multiarch.endpoints import docker_config_dir as docker_config_dir
+from pytest_multiarch.endpoints import named_endpoint, resolve_endpoint
+from pytest_multiarch.errors import EngineError, EngineGone, EngineRefused, MultiarchError
 from pytest_multiarch.jobs import Once
 from pytest_multiarch.platforms import Platform
 
@@ -31,132 +37,8 @@ if TYPE_CHECKING:
     from pytest_multiarch.dialbridge import DialBridge
     from pytest_multiarch.preflight import Capabilities
 
-DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 # docker-py's default is 60 s; a call to a local engine takes milliseconds.
 API_TIMEOUT_SECONDS = 60
-
-
-@dataclasses.dataclass(frozen=True)
-class Endpoint:
-    """Where an engine listens, and how the user named it (for messages)."""
-
-    url: str  # unix:///var/run/docker.sock, tcp://host:2376, ssh://user@host
-    context: str | None = None  # the docker context it came from; None: a URL or the default
-    from_env: bool = False  # DOCKER_HOST set it
-    tls_verify: bool = False
-    cert_path: str | None = None
-    given: bool = False  # named by --multiarch-engine as a URL
-
-    @property
-    def bound(self) -> bool:
-        """Named by the user (variable, context or option): the CLI must be told which one."""
-        return self.from_env or self.given or self.context is not None
-
-    @property
-    def is_local(self) -> bool:
-        """The engine listens on this machine's socket (or named pipe)."""
-        return self.url.startswith(("unix://", "npipe://"))
-
-    @property
-    def host_name(self) -> str | None:
-        """The host of a ``tcp://`` or ``ssh://`` endpoint; None for a local socket."""
-        if self.is_local:
-            return None
-        return urllib.parse.urlparse(self.url).hostname
-
-    @property
-    def key(self) -> tuple[str, str | None]:
-        """Equal for two endpoints that reach the same engine the same way."""
-        return (self.url, self.context)
-
-    def describe(self) -> str:
-        """``DOCKER_HOST=tcp://…``, ``context 'x' (ssh://…)`` or the URL, for messages."""
-        if self.from_env:
-            return f"DOCKER_HOST={self.url}"
-        if self.context:
-            return f"context {self.context!r} ({self.url})"
-        return self.url
-
-
-def resolve_endpoint(environ: Mapping[str, str] | None = None) -> Endpoint:
-    """The endpoint the docker CLI would use, read from ``environ`` (default: the process's)."""
-    env = os.environ if environ is None else environ
-    if env.get("DOCKER_HOST"):
-        verify = env.get("DOCKER_TLS_VERIFY", "") not in ("", "0")
-        return Endpoint(env["DOCKER_HOST"], from_env=True, tls_verify=verify, cert_path=env.get("DOCKER_CERT_PATH"))
-    name = cli_context_name(env)
-    if name in ("", "default"):
-        return Endpoint(DEFAULT_SOCKET)
-    endpoint = _context_endpoint(name, env)
-    if endpoint is None:
-        source = "DOCKER_CONTEXT" if env.get("DOCKER_CONTEXT") else "config.json"
-        raise EngineError(
-            f"the docker CLI uses context {name!r} (from {source}), "
-            f"which does not exist or has no Docker endpoint. Pick one with `docker context use NAME` "
-            f"(`docker context ls` lists them). {DOCTOR_HINT}"
-        )
-    return endpoint
-
-
-def named_endpoint(text: str, environ: Mapping[str, str] | None = None) -> Endpoint:
-    """The endpoint ``--multiarch-engine`` names: a unix://, tcp://, ssh:// URL as it is, else a
-    docker context (EngineError naming it when there is no such context)."""
-    env = os.environ if environ is None else environ
-    if "://" in text:
-        return Endpoint(text, given=True)
-    if text == "default":
-        return Endpoint(DEFAULT_SOCKET, given=True)
-    endpoint = _context_endpoint(text, env)
-    if endpoint is None:
-        raise EngineError(
-            f"--multiarch-engine names context {text!r}, which does not exist or has no Docker endpoint "
-            f"(`docker context ls` lists them; `docker context create {text} --docker host=ssh://user@host` "
-            f"makes one). {DOCTOR_HINT}"
-        )
-    return endpoint
-
-
-def cli_context_name(environ: Mapping[str, str] | None = None) -> str:
-    """The context the docker CLI uses, as it picks it: DOCKER_CONTEXT, else ``currentContext``
-    in its config.json; "" when neither is set (the default context)."""
-    env = os.environ if environ is None else environ
-    if env.get("DOCKER_CONTEXT"):
-        return env["DOCKER_CONTEXT"]
-    try:
-        config = json.loads((docker_config_dir(env) / "config.json").read_text())
-    except (OSError, ValueError):
-        return ""
-    name = config.get("currentContext") if isinstance(config, dict) else None
-    return name if isinstance(name, str) else ""
-
-
-def _context_endpoint(name: str, env: Mapping[str, str]) -> Endpoint | None:
-    """The Docker endpoint of context ``name``, read from the CLI's context store
-    (``contexts/meta/<sha256 of the name>/meta.json``); None when there is none. Read here, not
-    with docker-py's ContextAPI, which looks in ~/.docker whenever DOCKER_CONFIG holds no
-    config.json yet."""
-    digest = hashlib.sha256(name.encode()).hexdigest()
-    try:
-        meta = json.loads((docker_config_dir(env) / "contexts" / "meta" / digest / "meta.json").read_text())
-        docker_endpoint = meta["Endpoints"]["docker"]
-        host = docker_endpoint["Host"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if not isinstance(host, str) or not host:
-        return None
-    tls_dir = docker_config_dir(env) / "contexts" / "tls" / digest / "docker"
-    has_tls = (tls_dir / "ca.pem").is_file()
-    return Endpoint(
-        host,
-        context=name,
-        tls_verify=has_tls and not docker_endpoint.get("SkipTLSVerify", False),
-        cert_path=str(tls_dir) if has_tls else None,
-    )
-
-
-def docker_config_dir(environ: Mapping[str, str] | None = None) -> Path:
-    env = os.environ if environ is None else environ
-    return Path(env.get("DOCKER_CONFIG") or Path.home() / ".docker")
 
 
 class Engine:
@@ -346,6 +228,42 @@ class Engine:
     def is_native(self, platform: Platform) -> bool:
         return self.capabilities().is_native(platform)
 
+    # -- calls -----------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def call(self, doing: str) -> Iterator[None]:
+        """Run engine calls inside: an engine that goes away is one EngineGone naming it, an
+        error it answers with one EngineRefused, whatever the library raised; the plugin's own
+        errors pass. ``doing`` says what for the message: "reading /x (linux/arm64 container)"."""
+        try:
+            yield
+        except MultiarchError:
+            raise
+        except Exception as exc:
+            mapped = self.failure(doing, exc)
+            if mapped is exc:
+                raise
+            raise mapped from None
+
+    def failure(self, doing: str, exc: BaseException) -> BaseException:
+        """What ``exc``, raised by a call to this engine while ``doing``, means: EngineGone,
+        EngineRefused, or ``exc`` itself when it says nothing about the engine."""
+        lost = lost_connection(exc)
+        if lost is not None:
+            return self.gone(doing, lost)
+        refused = refusal(exc)
+        if refused is not None:
+            return EngineRefused(f"the Docker engine at {self.endpoint.describe()} refused {doing}: {refused}")
+        return exc
+
+    def gone(self, doing: str, why: str) -> EngineGone:
+        """The one message for this engine going away while ``doing``."""
+        check = " ".join([*self.docker_command(), "info"])
+        return EngineGone(
+            f"the Docker engine at {self.endpoint.describe()} stopped answering while {doing}: {why}. "
+            f"Check it with `{check}`, then run the tests again."
+        )
+
     def answers(self) -> bool:
         """Whether the engine answers now (a ping, within a few seconds)."""
         try:
@@ -365,6 +283,72 @@ class Engine:
                 pass
         if bridge is not None:
             bridge.close()
+
+
+def lost_connection(exc: BaseException) -> str | None:
+    """Why ``exc`` means the engine went away, in a few words; None when it does not. Libraries
+    wrap each other (docker-py, requests, urllib3, http.client, the socket), so the whole chain
+    counts: causes, contexts, and errors carried as arguments or as a ``reason``."""
+    import requests
+    import urllib3.exceptions
+
+    if timed_out(exc):
+        return f"no answer within {API_TIMEOUT_SECONDS} s"
+    chain = list(_chain(exc))
+    broke = (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError)
+    if not any(isinstance(found, (*broke, http.client.IncompleteRead, ConnectionError)) for found in chain):
+        return None
+    # The innermost error says it best (the chain is outermost first); the last match of a kind
+    # below is its most specific name.
+    reasons = [why for found in chain for kind, why in _LOST_REASONS if isinstance(found, kind)]
+    return reasons[-1] if reasons else "the connection broke"
+
+
+def timed_out(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or carries, a timeout (requests wraps a read timeout after retries
+    in a ConnectionError): no answer in time, not a connection that broke."""
+    import requests
+    import urllib3.exceptions
+
+    kinds = (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)
+    return any(isinstance(found, kinds) for found in _chain(exc))
+
+
+_LOST_REASONS: list[tuple[type[BaseException], str]] = [
+    (ConnectionError, "the connection broke"),
+    (ConnectionRefusedError, "connection refused"),
+    (ConnectionResetError, "connection reset"),
+    (ConnectionAbortedError, "connection aborted"),
+    (BrokenPipeError, "connection closed"),
+    (http.client.RemoteDisconnected, "connection closed without an answer"),
+    (http.client.IncompleteRead, "the connection broke in the middle of an answer"),
+    (FileNotFoundError, "its socket is gone"),
+]
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it carries (cause, context, arguments, ``reason``), outermost first."""
+    seen: set[int] = set()
+    queue = [exc]
+    while queue:
+        found = queue.pop(0)
+        if id(found) in seen:
+            continue
+        seen.add(id(found))
+        yield found
+        carried = [found.__cause__, found.__context__, getattr(found, "reason", None), *found.args]
+        queue.extend(item for item in carried if isinstance(item, BaseException))
+
+
+def refusal(exc: BaseException) -> str | None:
+    """What the engine answered, for an error docker-py raised from its answer; None otherwise."""
+    from docker.errors import APIError, DockerException
+
+    if isinstance(exc, APIError):
+        return str(exc.explanation or exc).strip()
+    if isinstance(exc, DockerException):
+        return str(exc).strip() or type(exc).__name__
+    return None
 
 
 def route(

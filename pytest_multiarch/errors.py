@@ -42,7 +42,11 @@ class HookSkipped(MultiarchError):
 
 
 class EngineGone(EngineError):
-    """The engine stopped answering while a test used one of its containers."""
+    """The engine stopped answering while a test used it (engine.Engine.call)."""
+
+
+class EngineRefused(MultiarchError):
+    """The engine answered a call with an error (engine.Engine.call), e.g. no such container."""
 
 
 class CommandTimeout(MultiarchError):

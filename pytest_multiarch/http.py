@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from pytest_multiarch.errors import DOCTOR_HINT, EngineGone, MultiarchError
+from pytest_multiarch.errors import MultiarchError
 
 if TYPE_CHECKING:
     from pytest_multiarch.run import MultiarchContainer
@@ -48,6 +48,7 @@ class ContainerHTTP(requests.Session):
         self.request_timeout = request_timeout if request_timeout is not None else container.command_timeout
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        __tracebackhide__ = True  # a test's failure shows its own line, not this one
         if isinstance(url, bytes):
             url = url.decode()
         if isinstance(method, bytes):
@@ -62,10 +63,10 @@ class ContainerHTTP(requests.Session):
                 f"{method} {url} to the {self.container.platform} container got no answer within "
                 f"{kwargs['timeout']} s. Give timeout=SECONDS to the call, or raise --multiarch-request-timeout."
             ) from None
-        except requests.exceptions.ConnectionError:
-            if not self.container.engine_answers():
-                raise EngineGone(
-                    f"{self.container.engine_name} stopped answering while {method} {url} went to the "
-                    f"{self.container.platform} container. Check the engine with `docker info`; {DOCTOR_HINT}"
-                ) from None
+        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError):
+            # The app's connection broke: the engine's fault when it no longer answers.
+            engine = self.container.engine
+            if engine is not None and not self.container.engine_answers():
+                doing = f"{method} {url} went to the {self.container.platform} container"
+                raise engine.gone(doing, "it does not answer a ping") from None
             raise

@@ -16,6 +16,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pytest_multiarch import prunes
 from pytest_multiarch.build import BuiltImage, build_image, image_slot, prune_stale
 from pytest_multiarch.config import ImageSpec, Settings
 from pytest_multiarch.context import context_digest
@@ -60,6 +61,7 @@ class Images:
         self._contexts_lock = threading.Lock()
         self._index_dir = cache_dir / "contexts" if cache_dir is not None else None
         self._cache_dir = cache_dir
+        self._prune_dir = cache_dir / "prune" if cache_dir is not None else None
 
     def future(self, full: ImageSpec, platform: Platform) -> Future[BuiltImage]:
         """The build of ``full`` (a spec with its build args complete) for ``platform``."""
@@ -96,6 +98,7 @@ class Images:
                     self._notes.say(f"[{platform}] {line}")
 
         def building() -> None:
+            prunes.mark(self._prune_dir, image_slot(spec, platform))  # cleared by the prune after it
             self._notes.say(f"building {label} ({mode})…")
             if self.on_build is not None:
                 self.on_build()
@@ -128,6 +131,9 @@ class Images:
                 # Only docker's own words: the exception's text holds the command line, build args too.
                 raise BuildError(f"the engine failed while preparing {label}: {docker_said(exc)}") from None
             if isinstance(exc, Exception) and not isinstance(exc, MultiarchError):
+                mapped = engine.failure(f"preparing {label}", exc)  # the engine gone, or its refusal
+                if isinstance(mapped, MultiarchError):
+                    raise mapped from None
                 raise BuildError(f"preparing {label} failed: {type(exc).__name__}: {exc}") from None
             raise
         done = "reused (unchanged)" if image.reused else f"done in {image.seconds:.1f} s"
@@ -201,7 +207,7 @@ class Images:
             if not image.key.startswith("sha256:"):
                 slot = image_slot(spec, platform)
                 used.setdefault(slot, set()).add(image.id)
-                if not image.reused:
+                if not image.reused or prunes.marked(self._prune_dir, slot):  # a killed session's build
                     built.add(slot)
         return {slot: ids for slot, ids in used.items() if slot in built}
 
@@ -219,3 +225,4 @@ class Images:
             except Exception:
                 continue  # no engine to tidy up on; a later session prunes
             prune_stale(sdk, slot, keep, made_before=made_before)
+            prunes.clear(self._prune_dir, slot)

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from pytest_multiarch import cleanup
-from pytest_multiarch.errors import ContainerError
+from pytest_multiarch.errors import ContainerError, EngineGone
 from pytest_multiarch.platforms import Platform
 
 if TYPE_CHECKING:
@@ -133,6 +133,9 @@ class Networks:
             try:
                 made = engine.sdk.networks.create(name, driver="bridge", labels=cleanup.owner_labels())
             except Exception as exc:
+                mapped = engine.failure(f"creating network {name}", exc)
+                if isinstance(mapped, EngineGone):
+                    raise mapped from None
                 raise ContainerError(
                     f"the engine at {engine.endpoint.describe()} could not create network {name}: {exc}"
                 ) from None
@@ -167,6 +170,9 @@ class Networks:
                 seat.container_id, network.id, aliases=[seat.alias] if seat.alias else None
             )
         except Exception as exc:
+            mapped = seat.engine.failure(f"connecting the {seat.platform} container to network {network.name}", exc)
+            if isinstance(mapped, EngineGone):
+                raise mapped from None
             if not any(gone in str(exc).lower() for gone in _GONE):
                 raise ContainerError(
                     f"could not connect the {seat.platform} container {seat.container_id[:12]} to "

@@ -14,11 +14,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import requests
-from docker.errors import DockerException as DockerSDKError
 
 from pytest_multiarch import cleanup
 from pytest_multiarch.build import BuiltImage
-from pytest_multiarch.errors import ContainerError, MultiarchError
+from pytest_multiarch.engine import timed_out
+from pytest_multiarch.errors import MultiarchError
 from pytest_multiarch.run import MultiarchContainer, attach
 
 if TYPE_CHECKING:
@@ -67,36 +67,40 @@ def run_once(
         options["stdin_open"] = True  # with detach=False docker-py also sets StdinOnce: EOF closes it
     if network is not None:
         options["network"] = network
-    sdk = engine.sdk
-    try:
-        inner = sdk.containers.create(image.id, platform=str(image.platform), detach=stdin is None, **options)
-    except DockerSDKError as exc:
-        raise ContainerError(
-            f"the engine could not create a {image.platform} container of {image.tag}: {exc}"
-        ) from None
+    about = f"`{' '.join(shown)}` on {image.platform}"
+    with engine.call(f"creating the {image.platform} container of {image.tag}"):
+        inner = engine.sdk.containers.create(image.id, platform=str(image.platform), detach=stdin is None, **options)
     handle = attach(MultiarchContainer(inner, image, None, None, "command"), engine, timeout)
     tracker.track(handle)
     try:
-        if on_created is not None:
-            on_created(inner.id)
-        if stdin is not None:
-            _start_with_input(sdk, inner, stdin.encode() if isinstance(stdin, str) else stdin)
-        else:
-            inner.start()
-        try:
-            exit_code = int(inner.wait(timeout=timeout)["StatusCode"])
-        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-            if engine.answers():
-                raise RunTimeout(
-                    f"`{' '.join(shown)}` on {image.platform} did not exit within {timeout:g} s. "
-                    f"Give multiarch_run(..., timeout=SECONDS), or raise --multiarch-timeout (5x when emulated)."
-                ) from None
-            raise
-        stdout = inner.logs(stdout=True, stderr=False).decode(errors="replace")
-        stderr = inner.logs(stdout=False, stderr=True).decode(errors="replace")
+        with engine.call(f"running {about}"):
+            if on_created is not None:
+                on_created(inner.id)
+            if stdin is not None:
+                _start_with_input(engine.sdk, inner, stdin.encode() if isinstance(stdin, str) else stdin)
+            else:
+                inner.start()
+            exit_code = _exit_code(engine, inner, timeout, about)
+        with engine.call(f"reading the output of {about}"):
+            stdout = inner.logs(stdout=True, stderr=False).decode(errors="replace")
+            stderr = inner.logs(stdout=False, stderr=True).decode(errors="replace")
     finally:
         tracker.remove(handle)
     return RunResult(exit_code, stdout, stderr, shown)
+
+
+def _exit_code(engine: Engine, inner: Any, timeout: float, about: str) -> int:
+    """The run's exit code, waiting at most ``timeout`` seconds: RunTimeout when it runs longer
+    (the engine still answers); what the engine raised otherwise, for Engine.call to name."""
+    try:
+        return int(inner.wait(timeout=timeout)["StatusCode"])
+    except requests.RequestException as exc:
+        if timed_out(exc) and engine.answers():
+            raise RunTimeout(
+                f"{about} did not exit within {timeout:g} s. "
+                f"Give multiarch_run(..., timeout=SECONDS), or raise --multiarch-timeout (5x when emulated)."
+            ) from None
+        raise
 
 
 def _start_with_input(sdk: Any, inner: Any, data: bytes) -> None:

@@ -11,11 +11,13 @@ import functools
 import os
 from collections.abc import Generator, Iterable
 from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
 from pytest_multiarch import xdist
+from pytest_multiarch.checks import check_configuration
 from pytest_multiarch.config import Settings, add_options, runs_tests
 from pytest_multiarch.errors import EngineError, MultiarchError, UsageError
 from pytest_multiarch.fixtures import (  # noqa: F401  (pytest registers the fixtures found here)
@@ -59,6 +61,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     try:
         settings = Settings.from_pytest(config)
+        check_configuration(config, settings)
     except UsageError as exc:
         raise pytest.UsageError(f"pytest-multiarch: {exc}") from None
     from pytest_multiarch.secrets import secret_build_arg_warnings
@@ -233,6 +236,9 @@ class MultiarchPlugin:
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        failed = call.excinfo if call.when == "call" else None
+        if failed is not None and isinstance(failed.value, MultiarchError) and not self.config.option.fulltrace:
+            _cut_plugin_frames(failed)
         report = yield
         platform = self.platform_of.get(item.nodeid)
         # In a test body an ExecError, say, keeps its traceback; an engine gone is the environment's.
@@ -341,6 +347,27 @@ def _marked(metafunc: pytest.Metafunc, marker: pytest.Mark, platforms: list[Plat
             scope="session",
         )
     return kept
+
+
+def _cut_plugin_frames(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    """A test's failure ends at its own line that called into the plugin (``container.exec``,
+    say): the plugin's frames below it say nothing to the test's author (--fulltrace shows them).
+    The traceback itself is cut (pytest rebuilds its view of one from the raw frames)."""
+    here = os.path.dirname(__file__)
+    package = (here + os.sep, os.path.realpath(here) + os.sep)
+    chain: list[TracebackType] = []
+    node: TracebackType | None = excinfo.tb
+    while node is not None:
+        chain.append(node)
+        node = node.tb_next
+    for index, node in enumerate(chain):
+        if node.tb_frame.f_code.co_filename.startswith(package):
+            while index > 0 and os.path.basename(chain[index - 1].tb_frame.f_code.co_filename) == "contextlib.py":
+                index -= 1  # the `with` statement of one of ours
+            if index > 0:
+                chain[index - 1].tb_next = None
+                excinfo.traceback = type(excinfo.traceback)(excinfo.tb)
+            return
 
 
 def _images(values: Iterable[object]) -> list[BuiltImage]:

@@ -9,20 +9,18 @@ import dataclasses
 import io
 import tarfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-import requests
 from docker.errors import DockerException as DockerSDKError
 from docker.models.containers import Container
 
 from pytest_multiarch.build import BuiltImage
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.errors import (
-    DOCTOR_HINT,
     CommandTimeout,
     ContainerError,
-    EngineGone,
+    EngineRefused,
     ExecError,
     ImageMismatch,
 )
@@ -56,6 +54,7 @@ class MultiarchContainer:
         self.engine_name = "the Docker engine"
         self.command_timeout: float | None = None
         self.engine_answers: Callable[[], bool] = lambda: True
+        self.engine: Engine | None = None
 
     @property
     def platform(self) -> Platform:
@@ -139,16 +138,12 @@ class MultiarchContainer:
             raw: bytes = self._container.logs(stdout=True, stderr=True)
         return raw.decode(errors="replace")
 
-    @contextlib.contextmanager
-    def _engine_call(self, doing: str) -> Iterator[None]:
-        """An engine that stopped answering is one EngineGone naming it, not a library traceback."""
-        try:
-            yield
-        except requests.exceptions.ConnectionError as exc:
-            raise EngineGone(
-                f"{self.engine_name} stopped answering while {doing} ({self.platform} container): "
-                f"{_reason(exc)}. Check the engine with `docker info`; {DOCTOR_HINT}"
-            ) from None
+    def _engine_call(self, doing: str) -> contextlib.AbstractContextManager[None]:
+        """Engine calls about this container, through its engine's one place for them
+        (Engine.call): an engine gone is one EngineGone naming it, never a library traceback."""
+        if self.engine is None:  # not attached to an engine (a test's fake)
+            return contextlib.nullcontext()
+        return self.engine.call(f"{doing} ({self.platform} container)")
 
     def stop(self) -> None:
         """Remove the container (and its anonymous volumes); safe to call twice."""
@@ -226,21 +221,13 @@ def _within(seconds: float | None, call: Callable[[], T]) -> T | None:
     return outcome[0] if outcome else None
 
 
-def _reason(exc: BaseException) -> str:
-    """The innermost cause of a connection error, in a few words."""
-    text = str(exc)
-    for marker in ("FileNotFoundError", "ConnectionRefusedError", "Connection aborted", "Connection refused"):
-        if marker in text:
-            return marker
-    return text.split("(Caused by")[0].strip()[:200] or type(exc).__name__
-
-
 def attach(container: MultiarchContainer, engine: Engine, command_timeout: float) -> MultiarchContainer:
     """Tell ``container`` its engine (for messages and to ask whether it still answers) and its
     default command timeout."""
     container.engine_name = f"the Docker engine at {engine.endpoint.describe()}"
     container.command_timeout = command_timeout
     container.engine_answers = engine.answers
+    container.engine = engine
     return container
 
 
@@ -255,7 +242,7 @@ def check_machine(container: MultiarchContainer) -> None:
         machine = container.exec(["uname", "-m"]).strip()
     except ExecError:
         return
-    except DockerSDKError as exc:  # no uname binary: "executable file not found"
+    except (EngineRefused, DockerSDKError) as exc:  # no uname binary: "executable file not found"
         if "not found" in str(exc) or "no such file" in str(exc).lower():
             return
         raise

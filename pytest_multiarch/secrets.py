@@ -154,6 +154,11 @@ def keyed_digest(data: bytes, cache_dir: Path | None = None) -> str:
     return hmac.new(_key(cache_dir or _default_cache_dir()), data, hashlib.sha256).hexdigest()
 
 
+def keyed_hasher(cache_dir: Path | None = None) -> hmac.HMAC:
+    """keyed_digest for data that comes in pieces (a file's content): ``update``, then ``hexdigest``."""
+    return hmac.new(_key(cache_dir or _default_cache_dir()), digestmod=hashlib.sha256)
+
+
 def _default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pytest-multiarch"
 

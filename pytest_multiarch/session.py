@@ -192,6 +192,9 @@ class MultiarchSession:
         """``multiarch_run``: the image of (spec, platform) run once; see oneshot.run_once."""
         image = self.image(spec, platform, say)
         engine = self.engine_for(platform)
+        with engine.call(f"looking for containers earlier pytest runs left (before running on {platform})"):
+            self.containers.sweep_once(engine)  # a session that only runs one-shots sweeps too
+        self.notes.flush(say)
         timeout = options.pop("timeout", None) or self.settings.timeout_for(platform)
         seat = self.networks.seat(engine, platform, None)  # beside other containers: on their network
         try:

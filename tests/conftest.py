@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 # docker, python_on_whales and testcontainers are loaded here, before any in-process pytester
 # run: the plugin loads them in background threads (preflight, builds), which can outlive such a
@@ -16,6 +17,9 @@ import docker  # noqa: F401
 import pytest
 import python_on_whales  # noqa: F401
 import testcontainers.core.container  # noqa: F401
+
+if TYPE_CHECKING:
+    from tests.integration.helpers import PrivateEngine
 
 REGISTRY = os.environ.get("MULTIARCH_REGISTRY", "127.0.0.1:5000")
 BUSYBOX = f"{REGISTRY}/multiarch/busybox:1"
@@ -89,6 +93,22 @@ def remote_engine(docker_engine: None) -> dict[str, str]:
     env = subprocess.run(["bash", str(REMOTE_ENGINE_SCRIPT), "env"], capture_output=True, text=True, check=True)
     found = dict(line.removeprefix("export ").split("=", 1) for line in env.stdout.splitlines() if "=" in line)
     return found
+
+
+@pytest.fixture
+def private_engine(docker_engine: None) -> Iterator[PrivateEngine]:
+    """A dockerd of the test's own (tests/integration/helpers.py), started; stopped and its state
+    deleted at the end (also after a failed start or a kill: the script ends what is left of it
+    by its state dir and cgroup)."""
+    from tests.integration.helpers import PrivateEngine
+
+    engine = PrivateEngine(REMOTE_ENGINE_SCRIPT)
+    try:
+        engine("start")
+        yield engine
+    finally:
+        engine("stop", "--purge")
+        shutil.rmtree(engine.state, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -14,7 +14,8 @@ import pytest
 
 from pytest_multiarch.buildx import end_running_builds, run_buildx
 from pytest_multiarch.config import ImageSpec
-from pytest_multiarch.errors import BuildError
+from pytest_multiarch.engine import Endpoint, Engine
+from pytest_multiarch.errors import BuildError, EngineGone
 from pytest_multiarch.platforms import Platform
 
 ARM64 = Platform.parse("linux/arm64")
@@ -31,17 +32,26 @@ if os.environ.get("FAKE_FAIL"):
     print("#2 [2/2] RUN make", flush=True)
     print("#2 ERROR: process did not complete successfully", flush=True)
     sys.exit(1)
+if os.environ.get("FAKE_LOST"):  # what buildx printed when its engine was SIGKILLed mid-build
+    print("#2 [2/2] RUN make", flush=True)
+    print("ERROR: failed to solve: Unavailable: error reading from server: EOF", flush=True)
+    sys.exit(1)
 """
 
 
-class FakeEngine:
-    builder = None
+class FakeEngine(Engine):
+    """An engine whose CLI is the fake above, answering a ping as ``answering`` says."""
 
     def __init__(self, script: Path) -> None:
+        super().__init__(Endpoint("tcp://127.0.0.1:9", given=True))
         self.script = script
+        self.answering = True
 
     def docker_command(self) -> list[str]:
         return [sys.executable, str(self.script)]
+
+    def answers(self) -> bool:
+        return self.answering
 
 
 @pytest.fixture
@@ -71,6 +81,28 @@ def test_a_failed_build_names_its_step_and_never_shows_the_value(engine, spec, m
     with pytest.raises(BuildError) as failed:
         run_buildx(engine, spec, ARM64, "t:1", {}, None, (None, None))
     assert "failed at step: [2/2] RUN make" in str(failed.value) and "s3cr3t" not in str(failed.value)
+
+
+@pytest.mark.parametrize("answering", [True, False], ids=["engine-back-already", "engine-down"])
+def test_an_engine_lost_mid_build_is_named_and_the_dockerfile_not_blamed(engine, spec, monkeypatch, answering):
+    monkeypatch.setenv("FAKE_LOST", "1")
+    engine.answering = answering
+    with pytest.raises(EngineGone) as lost:
+        run_buildx(engine, spec, ARM64, "t:1", {}, None, (None, None))
+    message = str(lost.value)
+    assert message.startswith(
+        f"the Docker engine at tcp://127.0.0.1:9 stopped answering while building {spec.dockerfile}"
+    )
+    assert (
+        "'failed to solve: Unavailable: error reading from server: EOF'; the build did not fail on its own" in message
+    )
+
+
+def test_a_failed_build_whose_engine_is_down_is_not_blamed_on_the_dockerfile(engine, spec, monkeypatch):
+    monkeypatch.setenv("FAKE_FAIL", "1")
+    engine.answering = False
+    with pytest.raises(EngineGone, match="the build did not fail on its own"):
+        run_buildx(engine, spec, ARM64, "t:1", {}, None, (None, None))
 
 
 def test_a_build_still_running_when_the_session_stops_is_ended(engine, spec, monkeypatch):

@@ -7,6 +7,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,9 +33,9 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     seen: list[Path] = []
     original = context_module._hash_file
 
-    def counting(path: Path) -> str:
+    def counting(path: Path, digest: Any) -> str:
         seen.append(path)
-        return original(path)
+        return original(path, digest)
 
     monkeypatch.setattr(context_module, "_hash_file", counting)
     return seen
@@ -157,3 +158,20 @@ def test_the_files_sent_are_those_docker_py_sends(tmp_path, patterns):
     spec = ImageSpec(name="", context=root, dockerfile=root / "Dockerfile")
     expected = exclude_paths(str(root), patterns.splitlines(), dockerfile="Dockerfile")
     assert set(context_entries(spec)) == expected
+
+
+def test_the_index_holds_no_unkeyed_digest_of_a_file_that_may_be_secret(project, tmp_path, monkeypatch):
+    """A context may hold a secret (a .env file): its digest in the index, and in the build key,
+    is keyed with the user's key, so hashing a guessed content confirms nothing."""
+    import hashlib
+
+    secret = b"API_TOKEN=t0ken-guessable\n"
+    (project.context / ".env").write_bytes(secret)
+    digests = []
+    for user in ("alice", "bob"):
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / user))
+        index = tmp_path / user / "pytest-multiarch" / "contexts"
+        digests.append(context_digest(project, index))
+        (written,) = index.iterdir()
+        assert hashlib.sha256(secret).hexdigest() not in written.read_text()
+    assert digests[0] != digests[1]

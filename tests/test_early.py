@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import time
@@ -71,6 +73,29 @@ def test_the_record_is_per_command_line(pytester):
     cache = pytester.path / "cache"
     assert early.record_path(config_a, cache) == early.record_path(pytester.parseconfig("-k", "a"), cache)
     assert early.record_path(config_a, cache) != early.record_path(config_b, cache)
+
+
+def test_the_record_name_is_keyed_per_user_and_confirms_no_guessed_token(pytester):
+    """The name covers the command line, which may hold a build arg's value: it is keyed with the
+    user's digest key, so two users' records of one command line differ, and hashing a guess
+    (as the name was made before, an unkeyed SHA-256) does not find the file."""
+    pytester.makeini("[pytest]\nmultiarch_platforms = linux/amd64\n")
+    alice, bob = pytester.path / "alice", pytester.path / "bob"
+
+    def name(token: str, cache: Path) -> str:
+        config = pytester.parseconfig(f"--multiarch-build-arg=API_TOKEN={token}")
+        return early.record_path(config, cache).name
+
+    assert name("t0ken-1", alice) == name("t0ken-1", alice)
+    assert name("t0ken-1", alice) != name("t0ken-2", alice)  # still one record per command line
+    assert name("t0ken-1", alice) != name("t0ken-1", bob)
+    config = pytester.parseconfig("--multiarch-build-arg=API_TOKEN=t0ken-1")
+    ini = hashlib.sha256(config.inipath.read_bytes()).hexdigest()  # type: ignore[union-attr]
+    guessed = [str(config.rootpath), str(config.inipath), ini, str(config.invocation_params.dir)]
+    guessed += [list(config.invocation_params.args), os.environ.get("PYTEST_ADDOPTS", "")]
+    unkeyed = hashlib.sha256(json.dumps(guessed).encode()).hexdigest()
+    assert unkeyed[:24] not in name("t0ken-1", alice)
+    assert "t0ken" not in name("t0ken-1", alice)
 
 
 def test_a_record_with_fields_of_the_wrong_type_is_ignored(tmp_path):

@@ -32,6 +32,9 @@ class FakeEngine:
             api=SimpleNamespace(connect_container_to_network=self._connect, remove_network=self.removed.append),
         )
 
+    def failure(self, doing: str, exc: BaseException) -> BaseException:
+        return exc  # not the engine's loss: the network's own messages
+
     def _create(self, name: str, **_: Any) -> Any:
         self.created.append(name)
         return SimpleNamespace(id=f"net-{name}")

@@ -6,8 +6,12 @@ import datetime
 import os
 import platform as host
 import shutil
+import signal
 import socket
 import subprocess
+import tempfile
+import time
+from pathlib import Path
 
 import pytest
 
@@ -196,3 +200,83 @@ def shim_calls(folder) -> list[str]:
     """The command lines the docker_cli_wrapper in ``folder`` was called with."""
     calls = folder / "fake-bin" / "calls"
     return calls.read_text().splitlines() if calls.exists() else []
+
+
+WAIT = 120  # seconds a state may take to be reached on a loaded machine before a test fails
+
+
+def wait_for(condition, what: str, timeout: float = WAIT):
+    """``condition()``'s first true value, polled every 0.1 s; AssertionError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def owned_by(pid: int, host: str = "unix:///var/run/docker.sock") -> list[str]:
+    """Containers on the engine at ``host`` whose owner label names process ``pid``."""
+    listed = ["docker", "-H", host, "ps", "-aq", "--filter", f"label={OWNER_LABEL}"]
+    ids = subprocess.run(listed, capture_output=True, text=True, check=True).stdout.split()
+    owners = []
+    for container in ids:
+        label = subprocess.run(
+            ["docker", "-H", host, "inspect", "-f", f'{{{{index .Config.Labels "{OWNER_LABEL}"}}}}', container],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        if label.endswith(f":{pid}"):
+            owners.append(container)
+    return owners
+
+
+class PrivateEngine:
+    """A dockerd of a test's own, run by scripts/remote-engine.sh with a state dir, bridge,
+    cgroup, containerd namespaces and loopback address of its own (never the shared engines).
+    Calling it runs the script (``engine("stop")``); ``kill()`` SIGKILLs its dockerd."""
+
+    endpoint = "tcp://127.0.0.3:2375"
+
+    def __init__(self, script: Path) -> None:
+        # A short path: containerd's sockets live there, and a unix socket path has at most 104 bytes.
+        self.state = tempfile.mkdtemp(prefix="pm-", dir="/tmp")
+        self._script = script
+        self._env = {
+            **os.environ,
+            "MULTIARCH_STATE_DIR": self.state,
+            "MULTIARCH_REMOTE_ADDR": "127.0.0.3",
+            "MULTIARCH_REMOTE_NAME": "pytest-multiarch-private",
+            "MULTIARCH_REMOTE_BRIDGE": "pmprivate0",
+            "MULTIARCH_REMOTE_BRIDGE_CIDR": "10.214.0.1/24",
+            "MULTIARCH_REMOTE_ADDRESS_POOL": "10.214.128.0/17",
+            "MULTIARCH_REMOTE_SSH": "no",  # sshd's StrictModes refuse a state dir under /tmp
+        }
+
+    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(["bash", str(self._script), *args], env=self._env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        if args[:1] == ("start",):  # the first engine's bridge must have survived the start
+            assert subprocess.run(["ip", "link", "show", "docker0"], capture_output=True).returncode == 0
+        return done
+
+    def kill(self) -> None:
+        """SIGKILL this engine's dockerd (and only it: the pid is checked against its exec root),
+        as an out-of-memory kill or a crash would end it; wait until it is gone."""
+        pid = int(Path(self.state, "remote-engine", "dockerd.pid").read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        assert "dockerd" in cmdline and f"{self.state}/remote-engine/exec" in cmdline, cmdline
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not _alive(pid), "the killed dockerd to be gone")
+
+    def answers(self) -> bool:
+        asked = ["docker", "-H", self.endpoint, "info", "--format", "{{.Name}}"]
+        return subprocess.run(asked, capture_output=True, timeout=30).returncode == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

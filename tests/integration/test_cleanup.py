@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from conftest import BUSYBOX
-from tests.integration.helpers import OWNER_LABEL, containers_of, run
+from tests.integration.helpers import OWNER_LABEL, containers_of, run, wait_for
 
 
 @pytest.mark.usefixtures("docker_engine")
@@ -79,10 +79,94 @@ class TestCleanup:
             else:
                 result = run(busybox_project, "--multiarch-platforms=linux/amd64")
             result.assert_outcomes(passed=1)
-            result.stdout.fnmatch_lines(["*removed 1 container(s) left by killed pytest runs*"])
+            result.stdout.fnmatch_lines(
+                ["*removed 1 container(s) left by earlier pytest runs that could not remove them*"]
+            )
             assert containers_of(owner) == [elsewhere[:12]]
         finally:
             subprocess.run(["docker", "rm", "-f", orphan, elsewhere], capture_output=True)
+
+
+@pytest.mark.usefixtures("docker_engine")
+@pytest.mark.leaves_containers("the first session is killed with SIGKILL; the second removes what it left")
+def test_a_killed_run_only_session_leaves_a_container_the_next_run_only_session_removes(busybox_project):
+    """A session that only uses multiarch_run starts containers too: the next one, run-only as
+    well, must sweep what a SIGKILLed one left (it swept only when it started a container). Both
+    run under a host name of their own (a UTS namespace, as root) so that no other session on
+    this machine sweeps first."""
+    host = f"pm-runonly-{os.getpid()}"
+    if subprocess.run(["unshare", "--uts", "true"], capture_output=True).returncode != 0:
+        pytest.skip("needs a UTS namespace of its own (root): another session could sweep first")
+    busybox_project.makepyfile(
+        test_run="""
+        def test_run(multiarch_run):
+            multiarch_run("sleep", "300")
+        """,
+        test_quick="def test_quick(multiarch_run):\n    assert multiarch_run('true').exit_code == 0\n",
+    )
+    renamed = ["unshare", "--uts", "sh", "-c", f'hostname {host} && exec "$0" "$@"']
+    pytest_run = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--multiarch-platforms=linux/amd64"]
+    log = busybox_project.path / "first.log"
+    with log.open("w") as out:
+        first = subprocess.Popen(
+            [*renamed, *pytest_run, "test_run.py"], cwd=busybox_project.path, stdout=out, stderr=out
+        )
+    owner = f"{host}:{first.pid}"  # unshare and sh exec: the pid is pytest's
+    try:
+        left = wait_for(lambda: containers_of(owner) or first.poll() is not None, "the one-shot container")
+        assert first.poll() is None, log.read_text()
+        first.kill()
+        first.wait(timeout=60)
+        assert containers_of(owner) == left  # SIGKILL: nothing removed it
+        result = busybox_project.run(*renamed, *pytest_run, "test_quick.py")
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines(["*removed 1 container(s) left by earlier pytest runs that could not remove*"])
+        assert containers_of(owner) == []
+    finally:
+        if first.poll() is None:
+            first.kill()
+        subprocess.run(["docker", "rm", "-f", *containers_of(owner)], capture_output=True)
+
+
+@pytest.mark.usefixtures("docker_engine")
+def test_the_older_build_a_killed_session_left_goes_with_the_next_warm_run(busybox_project):
+    """A session killed after its build, before its prune, leaves the older image; the next run
+    finds its build unchanged (warm runs skip pruning) and must prune that slot all the same."""
+    busybox_project.makepyfile(
+        test_image="""
+        import os, time
+        from pathlib import Path
+
+        def test_image(multiarch_image):
+            # images-*: in .dockerignore, so not in the build context
+            Path("images-" + os.environ["ROUND"]).write_text(multiarch_image.id)
+            if os.environ["ROUND"] == "killed":
+                time.sleep(300)
+        """
+    )
+    base = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--multiarch-platforms=linux/amd64"]
+    path = busybox_project.path
+
+    def session(round_name: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(base, cwd=path, env={**os.environ, "ROUND": round_name}, stdout=subprocess.DEVNULL)
+
+    assert session("first").wait(timeout=120) == 0
+    (path / "changed.txt").write_text("a new build")
+    killed = session("killed")
+    try:
+        wait_for(lambda: (path / "images-killed").exists() or killed.poll() is not None, "the second build")
+    finally:
+        killed.kill()
+        killed.wait(timeout=60)
+    older, newer = (path / "images-first").read_text(), (path / "images-killed").read_text()
+
+    def loaded(image: str) -> bool:
+        return subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0
+
+    assert older != newer and loaded(older)  # the killed session never pruned
+    assert session("warm").wait(timeout=120) == 0
+    assert (path / "images-warm").read_text() == newer  # found unchanged: no build
+    assert not loaded(older) and loaded(newer)
 
 
 @pytest.mark.usefixtures("docker_engine")

@@ -4,30 +4,15 @@ mid-test, and a request and a command that would hang."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import REMOTE_ENGINE_SCRIPT
-from tests.integration.helpers import NATIVE, OWNER_LABEL
-
-WAIT = 120  # seconds a state may take to be reached on a loaded machine before the test fails
-
-
-def wait_for(condition, what: str, timeout: float = WAIT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+from tests.integration.helpers import NATIVE, WAIT, owned_by, wait_for
 
 
 def descendants_running(pid: int, matching: str) -> list[int]:
@@ -58,21 +43,6 @@ def descendants_running(pid: int, matching: str) -> list[int]:
         if matching in cmdline and below(candidate):
             found.append(candidate)
     return found
-
-
-def owned_by(pid: int, host: str = "unix:///var/run/docker.sock") -> list[str]:
-    listed = ["docker", "-H", host, "ps", "-aq", "--filter", f"label={OWNER_LABEL}"]
-    ids = subprocess.run(listed, capture_output=True, text=True, check=True).stdout.split()
-    owners = []
-    for container in ids:
-        label = subprocess.run(
-            ["docker", "-H", host, "inspect", "-f", f'{{{{index .Config.Labels "{OWNER_LABEL}"}}}}', container],
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        if label.endswith(f":{pid}"):
-            owners.append(container)
-    return owners
 
 
 @pytest.mark.usefixtures("docker_engine")
@@ -130,36 +100,6 @@ def _running(pid: int) -> bool:
         return False
 
 
-@pytest.fixture
-def private_engine(docker_engine: None):
-    """A dockerd of the test's own (state, bridge, cgroup and address of its own, never the
-    shared engines), started and stopped by scripts/remote-engine.sh. Its state is in a short
-    path: containerd's sockets live there, and a unix socket path has at most 104 bytes."""
-    state = tempfile.mkdtemp(prefix="pm-", dir="/tmp")
-    env = {
-        **os.environ,
-        "MULTIARCH_STATE_DIR": state,
-        "MULTIARCH_REMOTE_ADDR": "127.0.0.3",
-        "MULTIARCH_REMOTE_NAME": "pytest-multiarch-private",
-        "MULTIARCH_REMOTE_BRIDGE": "pmprivate0",
-        "MULTIARCH_REMOTE_BRIDGE_CIDR": "10.214.0.1/24",
-        "MULTIARCH_REMOTE_ADDRESS_POOL": "10.214.128.0/17",
-        "MULTIARCH_REMOTE_SSH": "no",  # sshd's StrictModes refuse a state dir under /tmp
-    }
-
-    def script(*args: str) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(["bash", str(REMOTE_ENGINE_SCRIPT), *args], env=env, capture_output=True, text=True)
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done
-
-    try:
-        script("start")
-        yield script
-    finally:
-        script("stop", "--purge")  # also after a failed start: what it started, and its mounts
-        shutil.rmtree(state, ignore_errors=True)
-
-
 @pytest.mark.usefixtures("docker_engine")
 def test_an_engine_going_away_mid_test_is_one_error_naming_it_and_nothing_is_left(busybox_project, private_engine):
     endpoint = "tcp://127.0.0.3:2375"
@@ -202,7 +142,7 @@ def test_an_engine_going_away_mid_test_is_one_error_naming_it_and_nothing_is_lef
     busybox_project.makepyfile(test_later="def test_y(multiarch_container):\n    pass\n")
     again = busybox_project.run(*args, "test_later.py")
     again.assert_outcomes(passed=1)
-    again.stdout.fnmatch_lines(["*removed 1 container(s) left by killed pytest runs*"])
+    again.stdout.fnmatch_lines(["*removed 1 container(s) left by earlier pytest runs that could not remove them*"])
     assert owned_by(first.pid, endpoint) == []
 
 
@@ -236,3 +176,68 @@ def test_a_request_and_a_command_that_would_hang_end_with_a_timeout_naming_them(
     )
     result = busybox_project.runpytest_subprocess("--multiarch-request-timeout=1")
     result.assert_outcomes(passed=2)
+
+
+# A conftest whose pytest_keyboard_interrupt and pytest_unconfigure (another plugin's, run before
+# the multiarch plugin's own) say when they run and wait for the test to let them go on: a second
+# Ctrl-C is sent exactly there, whatever the machine's speed.
+HOLDING_CONFTEST = """
+import time
+from pathlib import Path
+
+def _hold(name):
+    Path(name).write_text("")
+    deadline = time.monotonic() + 60
+    while not Path(name + ".go").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+def pytest_keyboard_interrupt(excinfo):
+    _hold("in-keyboard-interrupt")
+
+def pytest_unconfigure(config):
+    _hold("in-unconfigure")
+"""
+
+
+@pytest.mark.usefixtures("docker_engine")
+@pytest.mark.parametrize("second", ["at-once", "0.1s-later", "in-keyboard-interrupt", "in-unconfigure"])
+def test_a_second_and_third_ctrl_c_after_the_first_are_absorbed(busybox_project, second):
+    """Ctrl-C (SIGINT to pytest's process group, as a terminal sends it) while a test runs, then
+    again at once, a little later, or while pytest or another plugin handles the first: exit 2,
+    no traceback, every container removed. Timing-dependent, hence several moments."""
+    busybox_project.makeconftest(HOLDING_CONFTEST)
+    busybox_project.makepyfile(
+        test_app="""
+        import time
+        from pathlib import Path
+
+        def test_x(multiarch_container):
+            Path("running").write_text("")
+            time.sleep(120)
+        """
+    )
+    log = busybox_project.path / "out.log"
+    args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--multiarch-platforms={NATIVE}"]
+    with log.open("w") as out:
+        process = subprocess.Popen(args, cwd=busybox_project.path, stdout=out, stderr=out, start_new_session=True)
+    path = busybox_project.path
+    try:
+        wait_for(lambda: (path / "running").exists() or process.poll() is not None, "the test")
+        os.killpg(process.pid, signal.SIGINT)
+        if second in ("in-keyboard-interrupt", "in-unconfigure"):
+            wait_for(lambda: (path / second).exists() or process.poll() is not None, second)
+        elif second == "0.1s-later":
+            time.sleep(0.1)  # the moment itself is what is tested, not a wait for a state
+        for _ in range(2):  # a second and a third
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGINT)
+        for name in ("in-keyboard-interrupt", "in-unconfigure"):
+            (path / f"{name}.go").write_text("")
+        code = process.wait(timeout=WAIT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    output = log.read_text()
+    assert code == pytest.ExitCode.INTERRUPTED, output
+    assert "Traceback" not in output and "Exception ignored" not in output, output
+    assert owned_by(process.pid) == [], output
