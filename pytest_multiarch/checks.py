@@ -49,11 +49,22 @@ def check_settings(settings: Settings) -> None:
     """UsageError listing every value of ``settings`` that cannot work, one line each."""
     problems: list[str] = []
     configured = settings.platforms
+    named = {*settings.named_platforms, *(configured or ())}
+    for option, seconds in (
+        ("multiarch_timeout", settings.timeouts),
+        ("multiarch_request_timeout", settings.request_timeouts),
+    ):
+        strays = [str(p) for p in seconds.own if named and p not in named]
+        if strays:
+            problems.append(
+                f"{option} names {', '.join(strays)}, which the configuration does not name "
+                f"({', '.join(map(str, named))}): a typo, or add it to multiarch_platforms."
+            )
     for platform, endpoint in settings.engines.items():
         problem = url_problem(endpoint) if "://" in endpoint else None
         if problem:
             problems.append(f"{ENGINE_OPTION} {platform}={endpoint}: {problem}.")
-        if configured is not None and platform not in configured:
+        if configured is not None and not settings.native and platform not in configured:
             listed = ", ".join(map(str, configured))
             problems.append(
                 f"{ENGINE_OPTION} names an engine for {platform}, which is not a configured platform ({listed}): "

@@ -7,9 +7,7 @@ package never touches ``pytest.Config``.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,8 +24,20 @@ from pytest_multiarch.options import (
     add_options,
     runs_tests,
 )
-from pytest_multiarch.platforms import Platform, parse_platforms, split_list
+from pytest_multiarch.platforms import Platform, parse_platforms_or_native
 from pytest_multiarch.secrets import BuildSecret, parse_secret, parse_ssh
+from pytest_multiarch.timeouts import PlatformSeconds
+from pytest_multiarch.values import (  # noqa: F401  (also imported from here)
+    BUILD_ARG_KEY,
+    parse_build_args,
+    parse_count,
+    parse_engines,
+    parse_env,
+    parse_port,
+    parse_positive,
+    parse_ready_path,
+    split_lines,
+)
 
 __all__ = ["EMULATION_TIMEOUT_FACTOR", "ImageSpec", "Settings", "add_options", "runs_tests"]
 
@@ -130,8 +140,12 @@ class Settings:
 
     platforms: list[Platform] | None  # None: the engine's native platform
     image: ImageSpec
-    timeout: float = DEFAULT_TIMEOUT
-    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    timeouts: PlatformSeconds = dataclasses.field(default_factory=lambda: PlatformSeconds(DEFAULT_TIMEOUT))
+    request_timeouts: PlatformSeconds = dataclasses.field(
+        default_factory=lambda: PlatformSeconds(DEFAULT_REQUEST_TIMEOUT)
+    )
+    native: bool = False  # "native" among the platforms: each engine's own platform (session.py)
+    named_platforms: tuple[Platform, ...] = ()  # every platform the ini or the command line names
     strict: bool = False
     rebuild: bool = False
     build_jobs: int = DEFAULT_BUILD_JOBS
@@ -159,9 +173,10 @@ class Settings:
 
         raw_platforms = get("multiarch_platforms")
         platforms = None
+        native = False
         if raw_platforms is not None:
-            platforms = parse_platforms(raw_platforms)
-            if not platforms:
+            platforms, native = parse_platforms_or_native(raw_platforms)
+            if not platforms and not native:
                 raise UsageError(
                     "the platform list is empty: give at least one platform, for example "
                     "--multiarch-platforms linux/amd64,linux/arm64 (or leave it unset for the "
@@ -208,10 +223,12 @@ class Settings:
         return cls(
             platforms=platforms,
             image=image,
-            timeout=parse_positive(get("multiarch_timeout"), "multiarch_timeout", DEFAULT_TIMEOUT),
-            request_timeout=parse_positive(
+            timeouts=PlatformSeconds.parse(get("multiarch_timeout"), "multiarch_timeout", DEFAULT_TIMEOUT),
+            request_timeouts=PlatformSeconds.parse(
                 get("multiarch_request_timeout"), "multiarch_request_timeout", DEFAULT_REQUEST_TIMEOUT
             ),
+            native=native,
+            named_platforms=_named_platforms(config),
             strict=bool(get("multiarch_strict")),
             rebuild=bool(get("multiarch_rebuild")),
             published=published,
@@ -238,57 +255,32 @@ class Settings:
             or None,
         )
 
+    @property
+    def timeout(self) -> float:
+        """The default readiness timeout (a native platform's)."""
+        return self.timeouts.default
+
+    @property
+    def request_timeout(self) -> float:
+        return self.request_timeouts.default
+
     def timeout_for(self, platform: Platform) -> float:
-        return self.timeout * (EMULATION_TIMEOUT_FACTOR if platform.emulated else 1.0)
+        """Seconds a container of ``platform`` may take to be ready (see PlatformSeconds)."""
+        return self.timeouts.for_platform(platform)
 
     def request_timeout_for(self, platform: Platform) -> float:
         """Seconds one HTTP request or exec command may take on ``platform``."""
-        return self.request_timeout * (EMULATION_TIMEOUT_FACTOR if platform.emulated else 1.0)
+        return self.request_timeouts.for_platform(platform)
 
 
-BUILD_ARG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-_BUILD_ARG_ITEM = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*=")
-
-
-def parse_build_args(raw: str | list[str], source: str = "build args") -> dict[str, str]:
-    """``K=V`` items: a list (CLI), or an ini string with one per line or comma/space separated.
-
-    In an ini value that spans several lines each line is one item, so values may hold spaces.
-    pytest hands over the one-per-line form holding a single arg (``GREETING=hello world``) as
-    one line: a line without commas whose only ``K=`` is at its start is that one arg. Any other
-    line is split, so that a mistake in it is refused by position (its text may be a secret),
-    never read as part of another arg's value.
-    """
-    if isinstance(raw, str):
-        lines = [line.strip() for line in raw.splitlines() if line.strip()]
-        if len(lines) > 1:
-            items = lines
-        else:  # one line, also from a TOML multi-line string holding one (it ends with a newline)
-            pieces = split_list(raw)
-            one_arg = "," not in raw and not any(_BUILD_ARG_ITEM.match(piece) for piece in pieces[1:])
-            items = lines if one_arg else pieces
-    else:
-        items = list(raw)
-    result: dict[str, str] = {}
-    for number, item in enumerate(items, 1):
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not BUILD_ARG_KEY.match(key):
-            # Its position only: any of its text may be a secret given in the wrong form
-            # ("API_KEY: s3cr3t==", or a bare token).
-            missing = "it has no '='; " if not sep else ""
-            shown = f"number {number} of {source} ({missing}its text is not shown: it may hold a secret)"
-            raise UsageError(
-                f"malformed build arg {shown}: write KEY=VALUE, for example "
-                f"--multiarch-build-arg BASE_IMAGE=python:3.12-slim."
-            )
-        result[key] = value
-    return result
-
-
-def split_lines(raw: Any) -> list[str]:
-    """An ini value of one item per line (a secret's ``src=`` may hold spaces)."""
-    return [line.strip() for line in str(raw or "").splitlines() if line.strip()]
+def _named_platforms(config: pytest.Config) -> tuple[Platform, ...]:
+    """The platforms of the ini and of the command line: a marker or a timeout may name one the
+    ini lists while this run tests fewer (``--multiarch-platforms native`` on a pull request)."""
+    named: list[Platform] = []
+    for raw in (config.getini("multiarch_platforms"), config.getoption("multiarch_platforms", default=None)):
+        if raw:
+            named += parse_platforms_or_native(raw)[0]
+    return tuple(dict.fromkeys(named))
 
 
 def _summary_file(config: pytest.Config) -> str | None:
@@ -298,95 +290,3 @@ def _summary_file(config: pytest.Config) -> str | None:
     if chosen is None:
         chosen = config.getini("multiarch_summary_file") or os.environ.get("GITHUB_STEP_SUMMARY")
     return (chosen or "").strip() or None
-
-
-_ENDPOINT_SCHEMES = ("unix://", "tcp://", "ssh://", "npipe://")
-_CONTEXT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
-
-
-def parse_engines(raw: str | list[str], source: str) -> dict[Platform, str]:
-    """``PLATFORM=ENDPOINT`` items (a list from the CLI, one per line or separated by spaces in the
-    ini): which engine builds and runs a platform. ENDPOINT is a docker context name or a
-    unix://, tcp:// or ssh:// URL."""
-    items = split_list(raw) if isinstance(raw, str) else [i.strip() for i in raw]
-    engines: dict[Platform, str] = {}
-    for item in items:
-        text, sep, endpoint = item.partition("=")
-        endpoint = endpoint.strip()
-        example = "for example --multiarch-engine linux/arm64=ssh://user@arm-host or linux/arm64=my-context"
-        if not sep or not endpoint:
-            raise UsageError(f"{source} {item!r} is not PLATFORM=ENDPOINT: {example}.")
-        platform = Platform.parse(text.strip())
-        if "://" in endpoint:
-            if not endpoint.startswith(_ENDPOINT_SCHEMES):
-                raise UsageError(
-                    f"{source} {item!r}: {endpoint!r} is not a Docker endpoint; use unix://, tcp:// or ssh:// "
-                    f"(or a docker context name)."
-                )
-        elif not _CONTEXT_NAME.match(endpoint):
-            raise UsageError(f"{source} {item!r}: {endpoint!r} is neither a URL nor a docker context name.")
-        if platform in engines and engines[platform] != endpoint:
-            raise UsageError(f"{source} names two engines for {platform}: {engines[platform]!r} and {endpoint!r}.")
-        engines[platform] = endpoint
-    return engines
-
-
-def parse_env(raw: str | list[str], source: str) -> dict[str, str]:
-    """``K=V`` items for a container's environment: as build args are read (one per ini line,
-    values may hold spaces), with the same rule of naming a malformed item by position only."""
-    try:
-        return parse_build_args(raw, source)
-    except UsageError as exc:
-        raise UsageError(
-            str(exc)
-            .replace("malformed build arg", "malformed environment variable")
-            .replace(
-                "--multiarch-build-arg BASE_IMAGE=python:3.12-slim", "--multiarch-env DATABASE_URL=postgres://db/app"
-            )
-        ) from None
-
-
-def parse_port(raw: Any, source: str = "multiarch_port") -> int | None:
-    if raw is None or raw == "":
-        return None
-    try:
-        port = int(str(raw).split("/")[0])
-    except ValueError:
-        port = 0
-    if not 0 < port < 65536:
-        raise UsageError(f"{source} {raw!r} is not a port number (1-65535).")
-    return port
-
-
-def parse_ready_path(raw: Any, source: str = "multiarch_ready_path") -> str:
-    path = str(raw or "/").strip()
-    if "://" in path:
-        raise UsageError(
-            f"{source} {path!r} is a URL; give the path only, e.g. /health: it is polled on the "
-            f"port the container publishes on 127.0.0.1."
-        )
-    return path if path.startswith("/") else "/" + path
-
-
-def parse_positive(raw: Any, name: str, default: float) -> float:
-    if raw in (None, ""):
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < math.inf:  # also refuses nan, with which no deadline ever passes
-        raise UsageError(f"{name} {raw!r} is not a positive finite number.")
-    return value
-
-
-def parse_count(raw: Any, name: str, default: int) -> int:
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(str(raw))
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise UsageError(f"{name} {raw!r} is not a whole number of at least 1.")
-    return value

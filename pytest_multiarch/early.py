@@ -173,7 +173,7 @@ class EarlyStart:
                 if spec_of is None:
                     continue
                 platform = Platform.parse(entry.platform)
-                if configured is not None and platform not in configured:
+                if configured is not None and not session.settings.native and platform not in configured:
                     continue  # configured differently now (not platforms(): it caches hook results)
                 platform = session.resolve(platform)
                 # Not spec_for: hooks of conftests not loaded yet must not be cached out.

@@ -20,7 +20,10 @@ _OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
         "--multiarch-platforms",
         "multiarch_platforms",
         "string",
-        {"help": "platforms to test, separated by commas, spaces or newlines (default: the engine's native platform)"},
+        {
+            "help": "platforms to test, separated by commas, spaces or newlines; 'native' is each engine's own "
+            "(default: the engine's native platform)"
+        },
     ),
     (
         "--multiarch-context",
@@ -94,8 +97,10 @@ _OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
         "multiarch_timeout",
         "string",
         {
+            "metavar": "SECONDS[, PLATFORM=SECONDS...]",
             "help": f"seconds a native container may take to become ready (default: "
-            f"{DEFAULT_TIMEOUT:g}); emulated platforms get {EMULATION_TIMEOUT_FACTOR:g}x that"
+            f"{DEFAULT_TIMEOUT:g}); emulated platforms get {EMULATION_TIMEOUT_FACTOR:g}x that; PLATFORM=SECONDS "
+            "entries set a platform's own, used as given (e.g. '30, linux/riscv64=600')",
         },
     ),
     (
@@ -103,9 +108,11 @@ _OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
         "multiarch_request_timeout",
         "string",
         {
+            "metavar": "SECONDS[, PLATFORM=SECONDS...]",
             "help": f"seconds one multiarch_http request or one container.exec command may take on a native "
             f"platform (default: {DEFAULT_REQUEST_TIMEOUT:g}); emulated platforms get "
-            f"{EMULATION_TIMEOUT_FACTOR:g}x that; a per-call timeout= wins"
+            f"{EMULATION_TIMEOUT_FACTOR:g}x that; PLATFORM=SECONDS entries as for --multiarch-timeout; a per-call "
+            "timeout= wins",
         },
     ),
     (

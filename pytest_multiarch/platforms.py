@@ -202,6 +202,17 @@ def parse_platforms(text: str | Platform | Iterable[str | Platform]) -> list[Pla
     return result
 
 
+NATIVE = "native"  # a platform list's name for each engine's own platform
+
+
+def parse_platforms_or_native(text: str | Platform | Iterable[str | Platform]) -> tuple[list[Platform], bool]:
+    """``parse_platforms``, where ``native`` may stand among them: the platforms named, and
+    whether ``native`` did (its platforms are known only once the engines answer)."""
+    items = split_list(text)
+    native = any(item.strip().lower() == NATIVE for item in items)
+    return parse_platforms([i for i in items if i.strip().lower() != NATIVE]), native
+
+
 def host_platform() -> Platform:
     """This machine's platform, for when no engine answers (linux/amd64 if unknown)."""
     import platform as host

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
-from pytest_multiarch import xdist
+from pytest_multiarch import marker, xdist
 from pytest_multiarch.checks import check_configuration
 from pytest_multiarch.config import Settings, add_options, runs_tests
 from pytest_multiarch.errors import EngineError, MultiarchError, UsageError
@@ -32,7 +32,8 @@ from pytest_multiarch.fixtures import (  # noqa: F401  (pytest registers the fix
     multiarch_run,
 )
 from pytest_multiarch.lifetime import Lifetimes
-from pytest_multiarch.platforms import Platform, parse_platforms
+from pytest_multiarch.marker import PLATFORM_FIXTURE
+from pytest_multiarch.platforms import Platform
 from pytest_multiarch.progress import Terminal
 
 if TYPE_CHECKING:
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
     from pytest_multiarch.config import ImageSpec
     from pytest_multiarch.session import MultiarchSession
 
-PLATFORM_FIXTURE = "multiarch_platform"
 Wanted = tuple["ImageSpec", Platform, bool]  # (spec, platform, needs a container)
 
 
@@ -55,10 +55,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "multiarch(platforms=[...]): run this test only on these of the configured platforms.",
-    )
+    config.addinivalue_line("markers", marker.DESCRIPTION)
     try:
         settings = Settings.from_pytest(config)
         check_configuration(config, settings)
@@ -148,13 +145,16 @@ class MultiarchPlugin:
             platforms = self.session.platforms()
         except UsageError as exc:
             pytest.fail(str(exc), pytrace=False)
-        marker = metafunc.definition.get_closest_marker("multiarch")
-        if marker is not None:
-            platforms = _marked(metafunc, marker, platforms)
-            if not platforms:
-                return
-        ids = [str(p) for p in platforms]
-        metafunc.parametrize(PLATFORM_FIXTURE, platforms, ids=ids, indirect=True, scope="session")
+        session = self.session
+
+        def native(platform: Platform) -> bool:
+            try:
+                return session.engine_for(platform).is_native(platform)
+            except MultiarchError:
+                return False
+
+        known = frozenset([*platforms, *self.settings.named_platforms])
+        marker.parametrize(metafunc, platforms, known, native)
 
     @pytest.hookimpl(trylast=True)  # after pytest grouped the tests by platform
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
@@ -318,35 +318,6 @@ class MultiarchPlugin:
         xml.add_global_property("multiarch.engine", f"{engine.server_version} ({engine.native})")
         xml.add_global_property("multiarch.buildx", engine.buildx_version)
         xml.add_global_property("multiarch.builder", f"{engine.builder_name} ({engine.builder_driver})")
-
-
-def _marked(metafunc: pytest.Metafunc, marker: pytest.Mark, platforms: list[Platform]) -> list[Platform]:
-    """The configured platforms ``@pytest.mark.multiarch(platforms=...)`` keeps; when none, the
-    test is parametrized with one skipped entry saying why."""
-    wanted = marker.kwargs.get("platforms", marker.args[0] if marker.args else None)
-    if wanted is None:
-        pytest.fail(
-            "@pytest.mark.multiarch needs platforms=[...], e.g. @pytest.mark.multiarch(platforms=['linux/arm64']).",
-            pytrace=False,
-        )
-    try:
-        allowed = parse_platforms(wanted)
-    except UsageError as exc:
-        pytest.fail(f"@pytest.mark.multiarch on {metafunc.definition.nodeid}: {exc}", pytrace=False)
-    kept = [p for p in platforms if p in allowed]
-    if not kept:
-        configured = ", ".join(map(str, platforms))
-        reason = (
-            f"none of the configured platforms ({configured}) is in @multiarch(platforms={[str(p) for p in allowed]})"
-        )
-        metafunc.parametrize(
-            PLATFORM_FIXTURE,
-            [pytest.param(None, marks=pytest.mark.skip(reason=reason))],
-            ids=["no-platform"],
-            indirect=True,
-            scope="session",
-        )
-    return kept
 
 
 def _cut_plugin_frames(excinfo: pytest.ExceptionInfo[BaseException]) -> None:

@@ -95,9 +95,22 @@ class MultiarchSession:
         """The configured platforms (or the engine's native one), after the plugin hook (once)."""
         return list(self._platforms.get())
 
+    def native_platforms(self) -> list[Platform]:
+        """``native`` in the platform list: the own platform of each engine of the session (the
+        default one and those --multiarch-engine names); this machine's when none answers."""
+        found: list[Platform] = []
+        for engine in self.engines():
+            with contextlib.suppress(EngineError):
+                if engine.native not in found:
+                    found.append(engine.native)
+        return found or [host_platform()]
+
     def _configured_platforms(self) -> list[Platform]:
         if self.settings.platforms is not None:
             platforms = list(self.settings.platforms)
+            if self.settings.native:
+                natives = self.native_platforms()
+                platforms = natives + [p for p in platforms if p not in natives]
         else:
             try:
                 platforms = [self.engine.native]
