@@ -19,6 +19,7 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
 from pytest_multiarch.config import parse_engines
+from pytest_multiarch.emulators import known_crash, qemu_version
 from pytest_multiarch.engine import Engine, route
 from pytest_multiarch.errors import (
     EngineError,
@@ -237,7 +238,17 @@ def _check_platform(report: Report, engine: Capabilities, platform: Platform) ->
         # Without F the kernel looks the interpreter up inside each container, where it is absent.
         report.warn(f"{platform}: emulated, binfmt handler {handler} lacks the F (fix binary) flag", enable)
     else:
-        report.ok(f"{platform}: emulated, binfmt handler {handler}")
+        version = qemu_version(platform)
+        known = known_crash(version)
+        if known:
+            report.warn(
+                f"{platform}: emulated by {version}, binfmt handler {handler}: {known}",
+                f"register another QEMU version, e.g. `docker run --privileged --rm tonistiigi/binfmt:qemu-v8.1.5 "
+                f"--install {platform.arch}`, or test {platform} on a native engine (--multiarch-engine)",
+            )
+        else:
+            shown = version if version != "unknown" else "QEMU (version unknown)"
+            report.ok(f"{platform}: emulated by {shown}, binfmt handler {handler}")
     return True
 
 

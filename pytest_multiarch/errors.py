@@ -49,6 +49,10 @@ class EngineRefused(MultiarchError):
     """The engine answered a call with an error (engine.Engine.call), e.g. no such container."""
 
 
+class EmulatorCrash(MultiarchError):
+    """A container, run or command of an emulated platform died with QEMU's crash report."""
+
+
 class CommandTimeout(MultiarchError):
     """A command run with ``container.exec`` did not finish within its timeout."""
 

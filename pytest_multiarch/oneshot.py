@@ -17,6 +17,7 @@ import requests
 
 from pytest_multiarch import cleanup
 from pytest_multiarch.build import BuiltImage
+from pytest_multiarch.emulators import crash_error
 from pytest_multiarch.engine import timed_out
 from pytest_multiarch.errors import MultiarchError
 from pytest_multiarch.run import MultiarchContainer, attach
@@ -86,6 +87,9 @@ def run_once(
             stderr = inner.logs(stdout=False, stderr=True).decode(errors="replace")
     finally:
         tracker.remove(handle)
+    crash = crash_error(engine, image.platform, f"the run {about}", exit_code, stdout + stderr)
+    if crash is not None:  # not the application's result: QEMU's crash, named as such
+        raise crash
     return RunResult(exit_code, stdout, stderr, shown)
 
 

@@ -19,7 +19,7 @@ import pytest
 from pytest_multiarch import marker, xdist
 from pytest_multiarch.checks import check_configuration
 from pytest_multiarch.config import Settings, add_options, runs_tests
-from pytest_multiarch.errors import EngineError, MultiarchError, UsageError
+from pytest_multiarch.errors import EmulatorCrash, EngineError, MultiarchError, UsageError
 from pytest_multiarch.fixtures import (  # noqa: F401  (pytest registers the fixtures found here)
     STATE,
     declarations_of_item,
@@ -242,7 +242,9 @@ class MultiarchPlugin:
         report = yield
         platform = self.platform_of.get(item.nodeid)
         # In a test body an ExecError, say, keeps its traceback; an engine gone is the environment's.
-        in_setup = call.when != "call" or (call.excinfo is not None and isinstance(call.excinfo.value, EngineError))
+        in_setup = call.when != "call" or (
+            call.excinfo is not None and isinstance(call.excinfo.value, (EngineError, EmulatorCrash))
+        )
         if in_setup and call.excinfo is not None and report.failed and isinstance(call.excinfo.value, MultiarchError):
             error = call.excinfo.value
             prefix = f"[{platform}] " if platform else ""
@@ -278,6 +280,8 @@ class MultiarchPlugin:
         if lines:
             terminalreporter.write_sep("=", "multiarch summary")
             for line in lines:
+                terminalreporter.write_line(line)
+            for line in report.emulator_lines(self._session, [row[0] for row in table[1:]]):
                 terminalreporter.write_line(line)
             for line in report.arch_warning_lines(self._session):
                 terminalreporter.write_line(line, yellow=True)

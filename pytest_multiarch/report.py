@@ -78,6 +78,7 @@ def merged_stat(name: str, current: str, reported: str) -> str:
 def header_lines(session: MultiarchSession) -> list[str]:
     """One line per engine (the default first, then those --multiarch-engine names), then each
     platform's state: native, emulated (with the binfmt handler on a local engine), unavailable."""
+    from pytest_multiarch.emulators import version_on
     from pytest_multiarch.preflight import describe_handler
 
     lines = []
@@ -114,7 +115,8 @@ def header_lines(session: MultiarchSession) -> list[str]:
         else:
             local = engine.capabilities().local
             handler = describe_handler(platform) if local else None
-            states.append(f"{platform} (emulated{': ' + handler if handler else ''}{on})")
+            version = version_on(engine, platform)
+            states.append(f"{platform} (emulated{': ' + handler if handler else ''}, {_qemu(version)}{on})")
     lines.append("multiarch: platforms: " + ", ".join(states))
     return lines
 
@@ -247,6 +249,32 @@ def arch_warning_lines(session: MultiarchSession | None) -> list[str]:
             if len(found) > 10:
                 lines.append(f"  ... and {len(found) - 10} more")
     return lines
+
+
+def _qemu(version: str) -> str:
+    return version if version.startswith("QEMU") else f"QEMU {version}"
+
+
+def emulator_lines(session: MultiarchSession | None, platforms: list[str]) -> list[str]:
+    """Which QEMU ran each emulated platform of the summary ("unknown" where this machine cannot
+    read it: a remote engine, a handler registered from inside a container)."""
+    from pytest_multiarch.emulators import known_crash, version_on
+
+    if session is None:
+        return []
+    found = []
+    for text in platforms:
+        try:
+            platform = Platform.parse(text)
+            engine = session.engine_for(platform)
+            if engine.is_native(platform):
+                continue
+        except MultiarchError:
+            continue
+        version = version_on(engine, platform)
+        known = known_crash(version)
+        found.append(f"{text}: {_qemu(version)}" + (f" (known crash reports: {known})" if known else ""))
+    return ["multiarch: emulators: " + "; ".join(found)] if found else []
 
 
 def emulation_of(session: MultiarchSession, platform_text: str) -> str:

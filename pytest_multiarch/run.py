@@ -17,6 +17,7 @@ from docker.models.containers import Container
 
 from pytest_multiarch.build import BuiltImage
 from pytest_multiarch.config import ImageSpec
+from pytest_multiarch.emulators import crash_error
 from pytest_multiarch.errors import (
     CommandTimeout,
     ContainerError,
@@ -129,6 +130,12 @@ class MultiarchContainer:
             )
         stdout, stderr = (part.decode(errors="replace") if part else "" for part in result.output)
         if result.exit_code != 0:
+            if self.engine is not None:  # QEMU's crash, named as such
+                crash = crash_error(
+                    self.engine, self.platform, f"{shown!r} in the container", result.exit_code, stdout + stderr
+                )
+                if crash is not None:
+                    raise crash
             raise ExecError(cmd, result.exit_code, stdout + stderr)
         return stdout
 

@@ -22,7 +22,8 @@ from docker.models.containers import Container
 from pytest_multiarch.build import BuiltImage
 from pytest_multiarch.cleanup import namespace_label, owner_labels, process_identity
 from pytest_multiarch.config import ImageSpec
-from pytest_multiarch.errors import ContainerError, ImageMismatch
+from pytest_multiarch.emulators import crash_error
+from pytest_multiarch.errors import ContainerError, EmulatorCrash, ImageMismatch
 from pytest_multiarch.http import join_url, probe
 from pytest_multiarch.reuse import REUSE_STARTER_LABEL, reuse_labels
 from pytest_multiarch.run import MultiarchContainer, attach, check_machine, port_of
@@ -102,14 +103,26 @@ class ReadyWhenServing:
         return None if response.status_code < 500 else f"HTTP {response.status_code}"
 
 
+class ContainerExited(ContainerError):
+    """The container exited while it was starting: ``exit_code`` and ``logs`` (its tail)."""
+
+    def __init__(self, message: str, exit_code: int | None = None, logs: str = "") -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.logs = logs
+
+
 def _raise_if_exited(container: Container) -> None:
     container.reload()
     if container.status in ("exited", "dead"):
         state: dict[str, Any] = container.attrs.get("State", {})
-        raise ContainerError(
+        tail = _log_tail(container)
+        raise ContainerExited(
             f"the container exited during start with exit code {state.get('ExitCode')}"
             f"{' (' + state['Error'] + ')' if state.get('Error') else ''}"
-            f"{' (killed: out of memory)' if state.get('OOMKilled') else ''}.\n{_log_tail(container)}"
+            f"{' (killed: out of memory)' if state.get('OOMKilled') else ''}.\n{tail}",
+            state.get("ExitCode"),
+            tail,
         )
 
 
@@ -207,13 +220,17 @@ def start_container(
             where, advice = f"its logs, for {spec.ready_log!r}", f"Check {spec.setting('ready_log')}."
         ReadyWhenServing(ready_url, timeout, where, cancelled, advice, spec.ready_log).wait_until_ready(inner)
     except BaseException as exc:
+        crash = None
         try:
             inner.remove(force=True, v=True)
         except Exception:
             pass
+        if isinstance(exc, ContainerExited):  # QEMU's crash, named as such
+            crash = crash_error(engine, image.platform, "the container", exc.exit_code, exc.logs)
+            exc = crash or exc
         # Its logs (in the message) may print the environment: hide secret-named values.
         masked = secret_masker({}, environment or {})(str(exc))
-        if isinstance(exc, (ContainerError, ImageMismatch)) and masked != str(exc):
+        if isinstance(exc, (ContainerError, ImageMismatch, EmulatorCrash)) and (masked != str(exc) or crash):
             raise type(exc)(masked) from None
         raise
     container.ready_seconds = time.monotonic() - started

@@ -3,6 +3,8 @@ the usage errors, without Docker (``--co`` collects without an engine)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from pytest_multiarch.errors import UsageError
@@ -60,6 +62,8 @@ def test_a_timeout_for_a_platform_the_configuration_does_not_name_is_a_usage_err
 
 
 MARKED = """
+import re
+
 import pytest
 
 @pytest.mark.multiarch(xfail={"linux/s390x": "known"})
@@ -92,6 +96,8 @@ def test_a_marker_that_cannot_work_is_a_collection_error(pytester, marker, said)
 
 def test_expectations_add_up_over_module_class_and_test_the_closest_winning(pytester):
     source = """
+import re
+
 import pytest
 
 pytestmark = pytest.mark.multiarch(xfail={"linux/arm64": "module", "linux/amd64": "module"})
@@ -109,3 +115,43 @@ class TestC:
     assert xfail.kwargs == {"reason": "linux/arm64: test", "strict": True}
     assert [m.kwargs["reason"] for m in amd.iter_markers("skip")] == ["linux/amd64: class"]
     assert [m.kwargs["reason"] for m in amd.iter_markers("xfail")] == ["linux/amd64: module"]
+
+
+# -- which QEMU ----------------------------------------------------------------------------------
+
+
+def _handler(folder, name: str, interpreter: str) -> None:
+    (folder / f"qemu-{name}").write_text(f"enabled\ninterpreter {interpreter}\nflags: PF\noffset 0\n")
+
+
+def test_the_version_is_read_from_the_handlers_interpreter_or_unknown(tmp_path):
+    import shutil
+
+    from pytest_multiarch.emulators import qemu_version
+
+    real = shutil.which("qemu-aarch64-static") or shutil.which("qemu-aarch64")
+    if real is None:
+        pytest.skip("no QEMU installed here (scripts/setup-docker.sh installs qemu-user-static)")
+    link = tmp_path / "aarch64-binfmt-P"
+    link.symlink_to(real)  # as Debian's: a wrapper name that refuses to run outside binfmt_misc
+    _handler(tmp_path, "aarch64", str(link))
+    assert re.fullmatch(r"QEMU \d+\.\d+\.\d+( \(.+\))?", qemu_version(ARM64, tmp_path))
+    # Registered from inside a container: the path exists only there.
+    _handler(tmp_path, "riscv64", "/usr/bin/qemu-riscv64-from-a-container")
+    assert qemu_version(RISCV, tmp_path) == "unknown"
+    (tmp_path / "qemu-s390x").write_text("garbage")
+    assert qemu_version(Platform.parse("linux/s390x"), tmp_path) == "unknown"
+    assert qemu_version(Platform.parse("linux/ppc64le"), tmp_path) == "unknown"  # no handler at all
+
+
+def test_known_crash_reports_and_the_crash_signature():
+    from pytest_multiarch.emulators import crash_message, crashed, known_crash
+
+    assert "tonistiigi/binfmt#240" in str(known_crash("QEMU 9.2.0 (binfmt)"))
+    assert known_crash("QEMU 7.2.22 (Debian)") is None and known_crash("unknown") is None
+    assert crashed(139, "x\nqemu: uncaught target signal 11 (Segmentation fault) - core dumped\n")
+    assert crashed(134, "QEMU internal SIGABRT {code=...}")
+    assert not crashed(1, "qemu: uncaught target signal 11") and not crashed(139, "Segmentation fault")
+    said = crash_message(ARM64, "the container", 139, "  | QEMU internal SIGSEGV {code=MAPERR}", "QEMU 9.2.0")
+    assert "died under QEMU 9.2.0 with exit code 139" in said and "'QEMU internal SIGSEGV {code=MAPERR}'" in said
+    assert "known crash reports" in said and "--multiarch-engine linux/arm64=" in said
