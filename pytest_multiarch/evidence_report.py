@@ -168,5 +168,6 @@ def schema() -> dict[str, Any]:
     """The report's JSON Schema, shipped in the package."""
     from importlib import resources
 
-    text = resources.files("pytest_multiarch").joinpath("schemas").joinpath("report-v1.json").read_text(encoding="utf-8")
+    shipped = resources.files("pytest_multiarch").joinpath("schemas").joinpath("report-v1.json")
+    text = shipped.read_text(encoding="utf-8")
     return dict(json.loads(text))
