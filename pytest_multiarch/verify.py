@@ -170,7 +170,8 @@ def vsa_statement(
             "resourceUri": f"pkg:oci/{name}@{algorithm}%3A{hexdigest}?repository_url={repository}",
             "policy": {"uri": POLICY_URI},
             "inputAttestations": [
-                {"name": str(r.path), "digest": {"sha256": r.sha256}, "mediaType": "application/json"} for r in reports
+                {"uri": r.path.as_posix(), "digest": {"sha256": r.sha256}, "mediaType": "application/json"}
+                for r in reports
             ],
             "verificationResult": "PASSED" if passed else "FAILED",
             "verifiedLevels": [VERIFIED_LEVEL] if passed else ["FAILED"],
