@@ -250,9 +250,13 @@ class Evidence:
             lines.append(self._write_report(run))
         if self.attest_dir is not None:
             lines += self._write_statements(run)
-        writer = self.config.get_terminal_writer()
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
         for line in lines:
-            writer.line(f"multiarch: {line}", yellow=line.startswith("could not") or line.startswith("no "))
+            warn = line.startswith(("could not", "no "))
+            if terminal is not None:
+                terminal.write_line(f"multiarch: {line}", yellow=warn)  # on a line of its own
+            else:
+                self.config.get_terminal_writer().line(f"multiarch: {line}", yellow=warn)
 
     def _write_report(self, run: Any) -> str:
         from pytest_multiarch.evidence_report import write_atomically
