@@ -176,8 +176,10 @@ def test_a_platform_whose_test_fails_is_failed_in_the_report_and_its_statement(g
 
 def test_a_build_run_reports_image_ids_and_no_digests(busybox_project):
     busybox_project.makepyfile(test_app="def test_x(multiarch_image):\n    pass\n")
-    result = busybox_project.runpytest_subprocess("--multiarch-report=report.json")
+    secret = "s3cr3t-evidence-value"
+    result = busybox_project.runpytest_subprocess("--multiarch-report=report.json", f"--multiarch-build-arg=K={secret}")
     result.assert_outcomes(passed=2)
+    assert secret not in (busybox_project.path / "report.json").read_text()  # build args are never in it
     found = check_report(busybox_project.path / "report.json")
     assert found["report"]["image"] == {"ref": None, "digest": None, "source": "build"}
     for platform in ("linux/amd64", "linux/arm64"):
