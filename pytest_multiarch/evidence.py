@@ -23,6 +23,7 @@ import pytest
 
 from pytest_multiarch.errors import MultiarchError, UsageError
 from pytest_multiarch.evidence_report import PlatformEvidence
+from pytest_multiarch.options import runs_tests
 
 if TYPE_CHECKING:
     from pytest_multiarch.plugin import MultiarchPlugin
@@ -70,8 +71,8 @@ def register(config: pytest.Config, plugin: MultiarchPlugin) -> None:
     UsageError for a path that cannot be one, or attestations without a release gate."""
     report = _path_setting(config, "multiarch_report")
     attest = _path_setting(config, "multiarch_attest")
-    if report is None and attest is None:
-        return
+    if (report is None and attest is None) or not runs_tests(config):
+        return  # --co and the like run no test: an older report stays as it is
     if report is not None and report.is_dir():
         raise UsageError(f"--multiarch-report {str(report)!r} is a directory: give the path of a file to write.")
     if attest is not None and attest.exists() and not attest.is_dir():

@@ -309,3 +309,11 @@ def test_the_ini_names_the_report_relative_to_the_rootdir(pytester):
     report = json.loads((pytester.path / "out" / "report.json").read_text())
     jsonschema.validate(report, schema())
     assert (report["platforms"], report["image"]["source"], report["complete"]) == ([], "build", True)
+
+
+def test_a_run_that_only_collects_leaves_an_older_report_alone(pytester):
+    pytester.makeini("[pytest]\nmultiarch_report = report.json\n")
+    pytester.makepyfile(test_x="def test_x(): pass")
+    (pytester.path / "report.json").write_text("older")
+    pytester.runpytest_subprocess("--co").assert_outcomes()
+    assert (pytester.path / "report.json").read_text() == "older"
