@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
-from pytest_multiarch import evidence, xdist
+from pytest_multiarch import xdist
 from pytest_multiarch.config import Settings, add_options, runs_tests
 from pytest_multiarch.errors import EngineError, MultiarchError, UsageError
 from pytest_multiarch.fixtures import (  # noqa: F401  (pytest registers the fixtures found here)
@@ -50,7 +50,9 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
-    evidence.add_options(parser)  # --multiarch-report, --multiarch-attest
+    from pytest_multiarch import evidence  # --multiarch-report, --multiarch-attest
+
+    evidence.add_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -67,6 +69,8 @@ def pytest_configure(config: pytest.Config) -> None:
     for warning in secret_build_arg_warnings(settings.image.build_args):  # -W error makes them fatal
         config.issue_config_time_warning(warning, stacklevel=2)
     plugin = MultiarchPlugin(config, settings)
+    from pytest_multiarch import evidence
+
     try:
         evidence.register(config, plugin)
     except UsageError as exc:
