@@ -1,4 +1,4 @@
-"""``python -m pytest_multiarch COMMAND``: tools that run outside pytest (today: ``doctor``).
+"""``python -m pytest_multiarch COMMAND``: tools that run outside pytest (``doctor``, ``verify``).
 
 The plugin's error messages point here, so this entry point must work on a machine where the
 Docker setup is broken; each command reports problems itself instead of raising.
@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from pytest_multiarch import doctor
+from pytest_multiarch import doctor, verify
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     doctor.add_parser(commands)
+    verify.add_parser(commands)
     return parser
 
 

@@ -79,6 +79,10 @@ class Images:
         """The index of --multiarch-image, read once; GateError when unreadable."""
         return self._index.get()
 
+    def known_index(self) -> gate.PublishedIndex | None:
+        """The index of --multiarch-image if it was read without an error; never reads it."""
+        return self._index.peek()
+
     def _read_index(self) -> gate.PublishedIndex:
         from pytest_multiarch import gate
 

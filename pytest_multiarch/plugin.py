@@ -52,6 +52,9 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+    from pytest_multiarch import evidence  # --multiarch-report, --multiarch-attest
+
+    evidence.add_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -66,6 +69,12 @@ def pytest_configure(config: pytest.Config) -> None:
     for warning in secret_build_arg_warnings(settings.image.build_args):  # -W error makes them fatal
         config.issue_config_time_warning(warning, stacklevel=2)
     plugin = MultiarchPlugin(config, settings)
+    from pytest_multiarch import evidence
+
+    try:
+        evidence.register(config, plugin)
+    except UsageError as exc:
+        raise pytest.UsageError(f"pytest-multiarch: {exc}") from None
     config.pluginmanager.register(plugin, STATE)
     if plugin.configured:  # it will be used: ask the engine while pytest collects
         plugin.session.start_preflight()

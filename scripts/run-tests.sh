@@ -13,7 +13,7 @@ bash scripts/setup.sh
 # The CI files against the schemas that check-jsonschema ships (no network needed): this
 # project's workflows and the recipes of docs/ci.md.
 .venv/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml docs/ci/github-actions-*.yml
-.venv/bin/check-jsonschema --builtin-schema vendor.gitlab-ci docs/ci/gitlab-ci.yml
+.venv/bin/check-jsonschema --builtin-schema vendor.gitlab-ci docs/ci/gitlab-ci*.yml
 case "${MULTIARCH_WHEEL_CHECK:-${CI:-}}" in
   1 | true | TRUE | True | yes) bash scripts/wheel-check.sh ;;
   *) echo "[run-tests] wheel check skipped (it runs with CI=true or MULTIARCH_WHEEL_CHECK=1)" >&2 ;;

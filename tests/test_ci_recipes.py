@@ -333,3 +333,86 @@ def test_reached_at_the_engines_host(multiarch_container):
     _assert_ran(done, passed=6)
     assert job["artifacts"]["reports"]["junit"] == "junit.xml"
     assert len(_junit_platforms(busybox_project.path / "junit.xml")) == 6
+
+
+# -- Release evidence: a native matrix gate, verify, and the attestations (GitHub, GitLab) -----------
+
+EVIDENCE_GITHUB = RECIPES / "github-actions-release-evidence.yml"
+EVIDENCE_GITLAB = RECIPES / "gitlab-ci-release-evidence.yml"
+TEST_RESULT = "https://in-toto.io/attestation/test-result/v0.1"
+
+
+def test_gitlab_evidence_recipe_is_valid_against_the_gitlab_ci_schema():
+    done = _check_jsonschema("vendor.gitlab-ci", EVIDENCE_GITLAB)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _expression_values(text: str) -> set[str]:
+    return set(re.findall(r"\$\{\{\s*(.*?)\s*\}\}", text))
+
+
+def test_github_evidence_recipe_gates_each_platform_natively_verifies_and_attests_what_was_verified(
+    gate_project_files, released
+):
+    """The matrix jobs' pytest line as written (one native runner per platform, the index by
+    the digest the push job hands over), then the verify job's step as written on the merged
+    evidence: its outputs are the digests the attest steps name, and each predicate file the
+    attest steps attach is there, of the type they declare."""
+    workflow, step, line = _github_pytest_step(EVIDENCE_GITHUB, "gate")
+    assert workflow["env"] == {"IMAGE": RECIPE_IMAGE}
+    entries = workflow["jobs"]["gate"]["strategy"]["matrix"]["include"]
+    assert {(e["platform"], e["runner"]) for e in entries} == {
+        ("linux/amd64", "ubuntu-latest"),
+        ("linux/arm64", "ubuntu-24.04-arm"),
+    }
+    for entry in entries:
+        context = {f"matrix.{key}": str(value) for key, value in entry.items()}
+        context["needs.push.outputs.digest"] = released["complete"]
+        env = {"IMAGE": released["repo"], **{k: _expand(v, context) for k, v in step["env"].items()}}
+        _assert_ran(_run_as_written(gate_project_files, line, env), passed=2)
+    verify_job = workflow["jobs"]["verify"]
+    assert set(verify_job["needs"]) == {"push", "gate"}
+    assert verify_job["permissions"]["id-token"] == "write" and verify_job["permissions"]["attestations"] == "write"
+    verify_step = next(s for s in verify_job["steps"] if s.get("id") == "verify")
+    outputs = gate_project_files.path / "github-output"
+    env = {"IMAGE": released["repo"], "GITHUB_REF_NAME": f"complete-{os.getpid()}", "GITHUB_OUTPUT": str(outputs)}
+    done = _run_as_written(gate_project_files, verify_step["run"], env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    values = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
+    assert values["index"] == released["complete"]
+    attests = [s for s in verify_job["steps"] if s.get("uses", "").startswith("actions/attest@")]
+    assert len(attests) == 3
+    for attest in attests:
+        inputs = attest["with"]
+        assert inputs["subject-name"] == "${{ env.IMAGE }}" and inputs["push-to-registry"] is True
+        (expression,) = _expression_values(inputs["subject-digest"])
+        digest = values[expression.removeprefix("steps.verify.outputs.")]
+        predicate = json.loads((gate_project_files.path / inputs["predicate-path"]).read_text())
+        if inputs["predicate-type"] == TEST_RESULT:
+            statement_path = inputs["predicate-path"].replace(".predicate.json", ".intoto.json")
+            statement = json.loads((gate_project_files.path / statement_path).read_text())
+            assert statement["predicate"] == predicate and predicate["result"] == "PASSED"
+            assert statement["subject"][0]["digest"] == {"sha256": digest.removeprefix("sha256:")}
+        else:
+            assert inputs["predicate-type"] == "https://slsa.dev/verification_summary/v1"
+            assert digest == released["complete"] and predicate["verificationResult"] == "PASSED"
+
+
+def test_gitlab_evidence_recipe_gates_each_platform_and_verifies_as_written(gate_project_files, released):
+    """The gate job's matrix entries and the verify job's first script line, as written, with the
+    variables GitLab would set (the cosign lines need GitLab's OIDC token and are not run)."""
+    recipe = _load(EVIDENCE_GITLAB)
+    gate = recipe["gate"]
+    assert gate["tags"] == ["saas-linux-small-$ARCH"] and gate["needs"] == ["push"]
+    line = _pytest_line("\n".join(gate["script"]))
+    for entry in gate["parallel"]["matrix"]:
+        env = {"IMAGE": released["repo"], "DIGEST": released["complete"], **entry}
+        _assert_ran(_run_as_written(gate_project_files, line, env), passed=2)
+    verify = recipe["verify"]["script"][0]
+    assert verify.startswith("python -m pytest_multiarch verify ")
+    env = {"IMAGE": released["repo"], "CI_COMMIT_TAG": f"complete-{os.getpid()}"}
+    done = _run_as_written(gate_project_files, verify, env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    cosign = "\n".join(recipe["verify"]["script"][1:])
+    assert f"--type {TEST_RESULT}" in cosign and "--type https://slsa.dev/verification_summary/v1" in cosign
+    assert (gate_project_files.path / "evidence" / "vsa.predicate.json").is_file()
