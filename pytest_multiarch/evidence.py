@@ -151,6 +151,7 @@ def session_facts(session: MultiarchSession) -> dict[str, Any]:
 
 def _how_it_ran(session: MultiarchSession, platform: Any) -> dict[str, Any]:
     """Engine, mode and emulator of ``platform``; mode None when it cannot run."""
+    from pytest_multiarch.emulators import version_on
     from pytest_multiarch.preflight import describe_handler
 
     try:
@@ -159,7 +160,10 @@ def _how_it_ran(session: MultiarchSession, platform: Any) -> dict[str, Any]:
         local = engine.capabilities().local
     except MultiarchError:
         return {"engine": session.engine_for(platform).name, "mode": None, "emulator": None}
-    emulator = describe_handler(platform) if resolved.emulated and local else None
+    emulator = None
+    if resolved.emulated:  # the QEMU version ("unknown" on a remote engine) and, here, its handler
+        handler = describe_handler(platform) if local else None
+        emulator = version_on(engine, platform) + (f", {handler}" if handler else "")
     return {"engine": engine.name, "mode": "emulated" if resolved.emulated else "native", "emulator": emulator}
 
 

@@ -140,6 +140,9 @@ def test_a_passing_gate_run_writes_the_report_and_a_statement_per_platform_with_
         assert entry["result"] == "PASSED" and entry["mode"] == mode(platform)
         assert entry["passed"] == [f"test_app.py::test_flavour[{platform}]", f"test_app.py::test_uname[{platform}]"]
         assert entry["image_id"].startswith("sha256:") and entry["arch_check"]["foreign"] == 0
+        # The emulated platform's QEMU, as the emulator itself says (emulators.py reads the handler).
+        emulated = mode(platform) == "emulated"
+        assert (entry["emulator"] or "").startswith("QEMU ") if emulated else entry["emulator"] is None, entry
         statement = check_statement(
             gate_project.path / "out" / "attestations" / f"{Platform.parse(platform).slug}.intoto.json"
         )
