@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Podman for pytest-multiarch's own podman tests (--multiarch-runtime podman), idempotently:
+#   1. podman from Debian (bookworm: 4.3.1), without recommends, when it is missing;
+#   2. the local registry ($MULTIARCH_REGISTRY, plain HTTP) marked insecure for podman, under
+#      both of its names (127.0.0.1:PORT and localhost:PORT);
+#   3. this machine type's own limit: where raising RLIMIT_NOFILE is refused, every podman
+#      container fails ("error setting rlimit type 7") until containers.conf has
+#      `default_ulimits = []`. Applied only when a container fails that way: the product does
+#      not need it, a machine that can raise the limit is left as it is;
+#   4. a check: a busybox container of each platform in $MULTIARCH_BASE_PLATFORMS prints its
+#      `uname -m`, then the local copy of the base image is removed again (podman keeps one
+#      image per tag, whatever its architecture).
+# Runs after setup-docker.sh (which brings the registry and its base images). Changes nothing
+# that is already in place and says what it changes. Installing needs Debian/Ubuntu and root;
+# elsewhere it says what to install and goes on without podman (the podman tests then skip).
+set -euo pipefail
+
+REGISTRY=${MULTIARCH_REGISTRY:-127.0.0.1:5000}
+PLATFORMS=${MULTIARCH_BASE_PLATFORMS:-linux/amd64 linux/arm64}
+BUSYBOX_REF=$REGISTRY/multiarch/busybox:1
+REGISTRIES_DIR=/etc/containers/registries.conf.d
+REGISTRIES_FILE=$REGISTRIES_DIR/50-pytest-multiarch-registry.conf
+CONTAINERS_CONF=/etc/containers/containers.conf
+
+log() { printf '[setup-podman] %s\n' "$*" >&2; }
+die() { printf '[setup-podman] ERROR: %s\n' "$*" >&2; exit 1; }
+have() { command -v "$1" >/dev/null 2>&1; }
+is_root() { [ "$(id -u)" = 0 ]; }
+
+ensure_podman() {
+  if have podman; then
+    log "podman is installed: $(podman --version)"
+    return 0
+  fi
+  if ! is_root || ! { [ -r /etc/debian_version ] && have apt-get; }; then
+    log "podman is missing: install it (Debian/Ubuntu: \`apt-get install --no-install-recommends podman\`); the podman tests skip until then"
+    return 1
+  fi
+  log "installing podman from Debian (apt-get install --no-install-recommends podman)"
+  apt-get update -qq >/dev/null 2>&1 || log "apt-get update reported errors; continuing"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman >/dev/null
+  log "installed $(podman --version)"
+}
+
+registry_names() { # 127.0.0.1:5000 -> "127.0.0.1:5000 localhost:5000" (and the reverse)
+  local port=${REGISTRY##*:}
+  case "$REGISTRY" in
+    127.0.0.1:* | localhost:*) echo "127.0.0.1:$port localhost:$port" ;;
+    *) echo "$REGISTRY" ;;
+  esac
+}
+
+ensure_insecure_registry() {
+  local name missing=()
+  for name in $(registry_names); do
+    if ! grep -rqs "location *= *\"$name\"" /etc/containers/registries.conf "$REGISTRIES_DIR"; then
+      missing+=("$name")
+    fi
+  done
+  [ ${#missing[@]} = 0 ] && return 0
+  is_root || die "podman does not know the local registry ${missing[*]} speaks plain HTTP; as root add it to $REGISTRIES_FILE"
+  mkdir -p "$REGISTRIES_DIR"
+  for name in "${missing[@]}"; do
+    printf '[[registry]]\nlocation = "%s"\ninsecure = true\n\n' "$name" >>"$REGISTRIES_FILE"
+  done
+  log "marked ${missing[*]} as plain-HTTP (insecure) registries for podman in $REGISTRIES_FILE"
+}
+
+run_uname() { # PLATFORM -> uname -m of a busybox container of that platform (its output on failure)
+  podman run --rm --platform "$1" "$BUSYBOX_REF" uname -m 2>&1
+}
+
+ensure_ulimits() {
+  local out
+  if out=$(run_uname "$(set -- $PLATFORMS; echo "$1")"); then return 0; fi
+  case "$out" in
+    *"error setting rlimit"*) ;;
+    *) return 0 ;; # another problem: the check below names it
+  esac
+  is_root || die "podman containers fail to raise RLIMIT_NOFILE here; as root set default_ulimits = [] in $CONTAINERS_CONF"
+  if grep -qs '^[[:space:]]*default_ulimits' "$CONTAINERS_CONF"; then
+    die "podman containers fail to raise RLIMIT_NOFILE, and $CONTAINERS_CONF already sets default_ulimits: check it"
+  fi
+  mkdir -p "$(dirname "$CONTAINERS_CONF")"
+  if grep -qs '^\[containers\]' "$CONTAINERS_CONF"; then
+    sed -i 's/^\[containers\][[:space:]]*$/&\ndefault_ulimits = []/' "$CONTAINERS_CONF"
+  else
+    printf '[containers]\ndefault_ulimits = []\n' >>"$CONTAINERS_CONF"
+  fi
+  log "this machine refuses to raise RLIMIT_NOFILE: set default_ulimits = [] under [containers] in $CONTAINERS_CONF"
+}
+
+verify_runs() {
+  local p machine ids=()
+  for p in $PLATFORMS; do
+    machine=$(run_uname "$p") || die "cannot run a $p podman container: $machine"
+    log "$p podman container runs (uname -m: ${machine##*$'\n'})"
+    ids+=("$(podman image inspect --format '{{.Id}}' "$BUSYBOX_REF")")
+  done
+  # One local image per tag, whatever its architecture (each pull above untagged the one
+  # before): remove them all, so that none shadows the registry's index.
+  podman image rm --force "${ids[@]}" >/dev/null 2>&1 || true
+}
+
+main() {
+  ensure_podman || return 0
+  ensure_insecure_registry
+  ensure_ulimits
+  verify_runs
+  log "ready: $(podman --version), registry $REGISTRY"
+}
+
+main "$@"
