@@ -187,6 +187,7 @@ class Images:
         from pytest_multiarch.buildx import end_running_builds
 
         ended = cleanup.end_descendants("buildx")  # Linux: each build's whole process tree
+        ended += cleanup.end_descendants("podman build")  # --multiarch-runtime podman's
         end_running_builds()  # anywhere: the docker CLI processes this session started
         return ended
 
