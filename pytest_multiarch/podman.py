@@ -45,9 +45,11 @@ STOP_SECONDS = 10.0
 SETUP_HINT = "Install podman (Debian/Ubuntu: `apt-get install --no-install-recommends podman`)"
 
 # The service, under an sh that ends it when the sh's stdin (a pipe from pytest) closes: at the
-# session's end, or when pytest dies in any way. Its pid is the sh's first line of output.
+# session's end, or when pytest dies in any way; then the private folder goes too. The service's
+# pid is the sh's first line of output.
 _WRAPPER = (
-    'log=$1; shift; "$@" </dev/null >/dev/null 2>>"$log" & echo $!; read -r _ || true; kill $! 2>/dev/null; wait $!'
+    'dir=$1; shift; "$@" </dev/null >/dev/null 2>>"$dir/service.log" & echo $!; '
+    'read -r _ || true; kill $! 2>/dev/null; wait $!; rm -rf "$dir"'
 )
 
 
@@ -151,7 +153,7 @@ class PodmanService:
             log = self.directory / "service.log"
             command = [*podman_command(None), "system", "service", "--time=0", self.url]
             self._wrapper = subprocess.Popen(
-                ["sh", "-c", _WRAPPER, "sh", str(log), *command],
+                ["sh", "-c", _WRAPPER, "sh", str(self.directory), *command],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 start_new_session=True,  # a signal to pytest's process group does not stop it early
