@@ -87,6 +87,10 @@ class Images:
         from pytest_multiarch import gate
 
         assert self.settings.published
+        if self._default_engine.runtime == "podman":  # podman manifest inspect (podmangate.py)
+            from pytest_multiarch import podmangate
+
+            return podmangate.inspect_published(self._default_engine, self.settings.published)
         # Read by the default engine's CLI, with the user's `docker login` credentials.
         return gate.inspect_published(self._default_engine.cli, self.settings.published)
 
@@ -110,10 +114,8 @@ class Images:
         started = time.monotonic()
         try:
             if self.pulled(spec):
-                from pytest_multiarch import gate
-
                 self._notes.say(f"pulling {label} ({mode})…")
-                image = gate.pull_platform(engine.cli, self.published_index(), platform)
+                image = self._pull(platform, engine)
                 self._notes.say(f"{platform}: testing manifest {image.key} of {self.settings.published}")
             else:
                 found = engine.capabilities()
@@ -151,6 +153,16 @@ class Images:
         except MultiarchError as exc:
             self._notes.say(f"{label}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
             raise
+
+    def _pull(self, platform: Platform, engine: Engine) -> BuiltImage:
+        """--multiarch-image: ``platform``'s manifest of the published index, pulled by its digest."""
+        if engine.runtime == "podman":
+            from pytest_multiarch import podmangate
+
+            return podmangate.pull_platform(engine, self.published_index(), platform)
+        from pytest_multiarch import gate
+
+        return gate.pull_platform(engine.cli, self.published_index(), platform)
 
     def _check_arch(self, image: BuiltImage, engine: Engine) -> BuiltImage:
         """``image`` with its architecture check's findings and its files; ArchMismatch when a

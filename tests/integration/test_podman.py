@@ -207,3 +207,40 @@ def test_a_stopped_session_leaves_no_podman_service_and_its_containers_go(podman
     after.assert_outcomes(passed=1)
     assert podman_containers(run.pid) == [], after.stdout.str()
     after.stdout.fnmatch_lines(["*removed 1 container(s) left by earlier pytest runs*"])
+
+
+GATE_TESTS = """
+def test_release(multiarch_run, multiarch_platform, multiarch_index, multiarch_image):
+    assert multiarch_run("uname", "-m").stdout.strip() == multiarch_platform.machine
+    assert multiarch_image.key == multiarch_index.manifests[str(multiarch_platform)]
+    assert multiarch_image.arch.cell(()) == "1/0"
+    print("index digest:", multiarch_index.digest)
+"""
+
+
+def test_release_gate_pulls_each_platform_by_digest_into_podman(pytester, podman_engine):
+    """The published index (the registry's busybox base image) read with podman, each platform
+    pulled by its manifest digest, run under its platform; the index digest is the registry's."""
+    pytester.makepyfile(test_release=GATE_TESTS)
+    expected = subprocess.run(
+        ["docker", "buildx", "imagetools", "inspect", BUSYBOX, "--format", "{{json .Manifest}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    digest = json.loads(expected.stdout)["digest"]
+    gate = ["--multiarch-runtime", "podman", "--multiarch-image", BUSYBOX, "--multiarch-platforms", "linux/amd64,arm64"]
+    try:
+        result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-s", *gate)
+    finally:
+        listed = subprocess.run(
+            ["podman", "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True
+        )
+        ours = [tag for tag in listed.stdout.split() if tag.startswith("localhost/pytest-multiarch/gate-")]
+        if ours:
+            subprocess.run(["podman", "image", "untag", *ours], capture_output=True)
+    result.assert_outcomes(passed=2)
+    assert result.stdout.str().count(f"index digest: {digest}") == 2, result.stdout.str()
+    for platform in ("linux/amd64", "linux/arm64"):
+        result.stdout.fnmatch_lines([f"*{platform}: testing manifest sha256:* of {BUSYBOX}"])
+    assert podman_containers(os.getpid()) == [] and services_of(os.getpid()) == []
