@@ -102,9 +102,18 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--multiarch-engine does; repeatable",
     )
     parser.add_argument("--builder", metavar="NAME", help="the buildx builder to check, as --multiarch-builder does")
+    parser.add_argument(
+        "--runtime",
+        metavar="docker|podman",
+        help="the runtime to check, as --multiarch-runtime does (default: docker; podman if CONTAINER_RUNTIME=podman)",
+    )
     parser.set_defaults(
         handler=lambda args: run_doctor(
-            args.platforms, args.image or os.environ.get(IMAGE_ENV), engines=args.engine, builder=args.builder
+            args.platforms,
+            args.image or os.environ.get(IMAGE_ENV),
+            engines=args.engine,
+            builder=args.builder,
+            runtime=args.runtime,
         )
     )
 
@@ -116,11 +125,17 @@ def run_doctor(
     *,
     engines: list[str] | None = None,
     builder: str | None = None,
+    runtime: str | None = None,
 ) -> int:
     """Run every check, print one line each; 0 when nothing failed (warnings allowed), else 1.
     Each engine (the docker CLI's, and those ``engines`` names per platform) is checked in turn
     for the platforms it runs."""
     report = Report(out)
+    if _podman_chosen(report, runtime):
+        from pytest_multiarch.podmandoctor import check_podman
+
+        check_podman(report, platforms, image)
+        return _summary(report, out)
     try:
         routes = parse_engines(engines or [], "--engine")
     except UsageError as exc:
@@ -136,9 +151,24 @@ def run_doctor(
         if not mine and engine is not default:
             continue
         _check_platforms(report, engine, mine, image)
+    return _summary(report, out)
+
+
+def _summary(report: Report, out: TextIO) -> int:
     summary = "some checks failed: each fail line says how to fix it" if report.failed else "no check failed"
     print(f"\n{summary}", file=out)
     return 1 if report.failed else 0
+
+
+def _podman_chosen(report: Report, runtime: str | None) -> bool:
+    """--runtime (else CONTAINER_RUNTIME) names podman; a runtime that is neither fails."""
+    from pytest_multiarch.podman import parse_runtime
+
+    try:
+        return parse_runtime(runtime) == "podman"
+    except UsageError as exc:
+        report.fail(str(exc).replace("--multiarch-runtime (ini multiarch_runtime)", "--runtime"), "--runtime podman")
+        return False
 
 
 def _check_platforms(report: Report, engine: Engine, platforms: list[Platform], image: str | None) -> None:

@@ -244,3 +244,30 @@ def test_release_gate_pulls_each_platform_by_digest_into_podman(pytester, podman
     for platform in ("linux/amd64", "linux/arm64"):
         result.stdout.fnmatch_lines([f"*{platform}: testing manifest sha256:* of {BUSYBOX}"])
     assert podman_containers(os.getpid()) == [] and services_of(os.getpid()) == []
+
+
+def test_the_doctor_checks_podman_and_leaves_no_service(podman_engine):
+    """CONTAINER_RUNTIME=podman, as pytest_container users set it: the doctor checks podman's
+    layers and runs uname -m on both platforms, starting and stopping a service of its own."""
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "CONTAINER_RUNTIME": "podman"}
+    env.pop("CONTAINER_HOST", None)
+    with subprocess.Popen(
+        [sys.executable, "-m", "pytest_multiarch", "doctor", "--image", BUSYBOX],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as doctor:
+        output = doctor.communicate(timeout=600)[0]
+    assert doctor.returncode == 0, output
+    for pattern in (
+        r"^ok   podman: podman \d+\.\d+\.\d+, native linux/\w+, (rootful|rootless: host ports >= 1024 only)",
+        r"^ok   podman API: ",
+        r"^ok   run linux/amd64: uname -m = x86_64",
+        r"^ok   run linux/arm64: uname -m = aarch64",
+    ):
+        assert re.search(pattern, output, re.M), f"no line matching {pattern!r} in:\n{output}"
+    assert "Docker" not in output, output
+    assert services_of(doctor.pid) == []
