@@ -3,11 +3,14 @@
 #   1. podman from Debian (bookworm: 4.3.1), without recommends, when it is missing;
 #   2. the local registry ($MULTIARCH_REGISTRY, plain HTTP) marked insecure for podman, under
 #      both of its names (127.0.0.1:PORT and localhost:PORT);
-#   3. this machine type's own limit: where raising RLIMIT_NOFILE is refused, every podman
+#   3. name resolution on podman's networks (containers reach each other by name, as the
+#      plugin's declared images do): with the CNI backend (bookworm's podman) that is the dnsname
+#      plugin, installed when missing;
+#   4. this machine type's own limit: where raising RLIMIT_NOFILE is refused, every podman
 #      container fails ("error setting rlimit type 7") until containers.conf has
 #      `default_ulimits = []`. Applied only when a container fails that way: the product does
 #      not need it, a machine that can raise the limit is left as it is;
-#   4. a check: a busybox container of each platform in $MULTIARCH_BASE_PLATFORMS prints its
+#   5. a check: a busybox container of each platform in $MULTIARCH_BASE_PLATFORMS prints its
 #      `uname -m`, then the local copy of the base image is removed again (podman keeps one
 #      image per tag, whatever its architecture).
 # Runs after setup-docker.sh (which brings the registry and its base images). Changes nothing
@@ -66,6 +69,20 @@ ensure_insecure_registry() {
   log "marked ${missing[*]} as plain-HTTP (insecure) registries for podman in $REGISTRIES_FILE"
 }
 
+ensure_dns() {
+  local backend
+  backend=$(podman info --format '{{.Host.NetworkBackend}}' 2>/dev/null || echo unknown)
+  [ "$backend" = cni ] || return 0 # netavark brings aardvark-dns
+  [ -x /usr/lib/cni/dnsname ] && return 0
+  if ! is_root || ! have apt-get; then
+    log "podman's CNI networks have no name resolution: install the dnsname CNI plugin (Debian: golang-github-containernetworking-plugin-dnsname)"
+    return 0
+  fi
+  log "installing the dnsname CNI plugin (golang-github-containernetworking-plugin-dnsname): names on podman's networks"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    golang-github-containernetworking-plugin-dnsname >/dev/null
+}
+
 run_uname() { # PLATFORM -> uname -m of a busybox container of that platform (its output on failure)
   podman run --rm --platform "$1" "$BUSYBOX_REF" uname -m 2>&1
 }
@@ -105,6 +122,7 @@ verify_runs() {
 main() {
   ensure_podman || return 0
   ensure_insecure_registry
+  ensure_dns
   ensure_ulimits
   verify_runs
   log "ready: $(podman --version), registry $REGISTRY"

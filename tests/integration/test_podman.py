@@ -60,6 +60,9 @@ def test_image(multiarch_image, multiarch_platform):
     assert multiarch_image.config.exposed_ports == ("8080/tcp",)
     assert multiarch_image.arch.cell(()) == "1/0"  # busybox, read from the export of a created container
 
+def test_by_name_on_the_sessions_network(multiarch_container, multiarch_run, multiarch_network, multiarch_platform):
+    assert multiarch_run("wget", "-qO-", "http://app:8080/").stdout.strip().endswith(multiarch_platform.machine)
+
 def test_fails_on_purpose(multiarch_container):
     assert False, "a failing test must leave nothing behind either"
 """
@@ -147,12 +150,12 @@ def test_both_platforms_built_and_tested_on_podman_and_nothing_left(podman_proje
     monkeypatch.setenv("PODMAN_TEST_TOKEN", TOKEN)
     args = ["--multiarch-runtime", "podman", "--multiarch-secret", "id=tok,env=PODMAN_TEST_TOKEN", "--junitxml=j.xml"]
     result = podman_project.runpytest_inprocess("-p", "no:cacheprovider", *args)
-    result.assert_outcomes(passed=10, failed=2)
+    result.assert_outcomes(passed=12, failed=2)
     out = result.stdout.str()
     assert re.search(r"^multiarch: runtime podman \d+\.\d+\.\d+ \(linux/\w+\), API at unix://", out, re.M), out
     assert re.search(r"^multiarch: runtime: podman \d+\.\d+\.\d+", out, re.M), out  # the summary
     for platform in ("linux/amd64", "linux/arm64"):
-        assert re.search(rf"^{platform} +5 +1 +0 +0 +{mode(platform)} +\d+\.\d s ", out, re.M), out
+        assert re.search(rf"^{platform} +6 +1 +0 +0 +{mode(platform)} +\d+\.\d s ", out, re.M), out
     assert TOKEN not in out
     suite = {p.get("name"): p.get("value") for p in ET.parse(podman_project.path / "j.xml").iter("property")}
     assert suite["multiarch.runtime"].startswith("podman "), suite
@@ -163,7 +166,7 @@ def test_both_platforms_built_and_tested_on_podman_and_nothing_left(podman_proje
     assert docker_images(repository) == "", "a podman run built on Docker"
 
     again = podman_project.runpytest_inprocess("-p", "no:cacheprovider", *args)
-    again.assert_outcomes(passed=10, failed=2)
+    again.assert_outcomes(passed=12, failed=2)
     for platform in ("linux/amd64", "linux/arm64"):  # unchanged: the build key finds podman's images
         again.stdout.fnmatch_lines([f"{platform}*{mode(platform)}*reused*"])
     assert podman_containers(os.getpid()) == [] and services_of(os.getpid()) == []
