@@ -10,7 +10,11 @@
 #      container fails ("error setting rlimit type 7") until containers.conf has
 #      `default_ulimits = []`. Applied only when a container fails that way: the product does
 #      not need it, a machine that can raise the limit is left as it is;
-#   5. a check: a busybox container of each platform in $MULTIARCH_BASE_PLATFORMS prints its
+#   5. as root, a user for the rootless test ($MULTIARCH_ROOTLESS_USER, default
+#      multiarch-rootless) with subordinate ids, uidmap and slirp4netns; and where that user's
+#      containers cannot open /dev/net/tun (mode 0600 on this machine type; 0666 is Linux's
+#      usual), the usual mode, applied only then;
+#   6. a check: a busybox container of each platform in $MULTIARCH_BASE_PLATFORMS prints its
 #      `uname -m`, then the local copy of the base image is removed again (podman keeps one
 #      image per tag, whatever its architecture).
 # Runs after setup-docker.sh (which brings the registry and its base images). Changes nothing
@@ -24,6 +28,7 @@ BUSYBOX_REF=$REGISTRY/multiarch/busybox:1
 REGISTRIES_DIR=/etc/containers/registries.conf.d
 REGISTRIES_FILE=$REGISTRIES_DIR/50-pytest-multiarch-registry.conf
 CONTAINERS_CONF=/etc/containers/containers.conf
+ROOTLESS_USER=${MULTIARCH_ROOTLESS_USER:-multiarch-rootless}
 
 log() { printf '[setup-podman] %s\n' "$*" >&2; }
 die() { printf '[setup-podman] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -107,6 +112,47 @@ ensure_ulimits() {
   log "this machine refuses to raise RLIMIT_NOFILE: set default_ulimits = [] under [containers] in $CONTAINERS_CONF"
 }
 
+as_rootless() { # COMMAND...: run it as the rootless user, in a runtime dir of its own
+  local uid dir
+  uid=$(id -u "$ROOTLESS_USER")
+  dir=$(mktemp -d)
+  chown "$ROOTLESS_USER" "$dir"
+  (cd / && runuser -u "$ROOTLESS_USER" -- env HOME="$(getent passwd "$ROOTLESS_USER" | cut -d: -f6)" XDG_RUNTIME_DIR="$dir" "$@") 2>&1
+  local rc=$?
+  runuser -u "$ROOTLESS_USER" -- env XDG_RUNTIME_DIR="$dir" podman system migrate >/dev/null 2>&1 || true
+  rm -rf "$dir"
+  return $rc
+}
+
+ensure_rootless_user() {
+  is_root && have apt-get || return 0
+  local packages=() start out
+  have newuidmap || packages+=(uidmap)
+  have slirp4netns || packages+=(slirp4netns)
+  if [ ${#packages[@]} -gt 0 ]; then
+    log "installing ${packages[*]} (rootless podman, for the rootless test)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+  fi
+  if ! id "$ROOTLESS_USER" >/dev/null 2>&1; then
+    useradd --create-home --shell /bin/sh "$ROOTLESS_USER"
+    log "created user $ROOTLESS_USER for the rootless podman test"
+  fi
+  if ! grep -qs "^$ROOTLESS_USER:" /etc/subuid || ! grep -qs "^$ROOTLESS_USER:" /etc/subgid; then
+    start=$(cat /etc/subuid /etc/subgid 2>/dev/null | awk -F: '{ e = $2 + $3; if (e > m) m = e } END { print (m > 100000 ? m : 100000) }')
+    usermod --add-subuids "$start-$((start + 65535))" --add-subgids "$start-$((start + 65535))" "$ROOTLESS_USER"
+    log "gave $ROOTLESS_USER subordinate uids and gids $start-$((start + 65535))"
+  fi
+  out=$(as_rootless podman run --rm "$BUSYBOX_REF" true) && return 0
+  case "$out" in
+    *"/dev/net/tun"*"Permission denied"*)
+      log "rootless containers cannot open /dev/net/tun (mode $(stat -c %a /dev/net/tun)): setting it to 0666, Linux's usual"
+      chmod 0666 /dev/net/tun
+      ;;
+    *) die "a rootless podman container fails as $ROOTLESS_USER: ${out##*$'\n'}" ;;
+  esac
+  out=$(as_rootless podman run --rm "$BUSYBOX_REF" true) || die "a rootless podman container fails as $ROOTLESS_USER: ${out##*$'\n'}"
+}
+
 verify_runs() {
   local p machine ids=()
   for p in $PLATFORMS; do
@@ -124,6 +170,7 @@ main() {
   ensure_insecure_registry
   ensure_dns
   ensure_ulimits
+  ensure_rootless_user
   verify_runs
   log "ready: $(podman --version), registry $REGISTRY"
 }
