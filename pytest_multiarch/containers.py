@@ -244,8 +244,11 @@ class Containers:
         if self.settings.reuse:
             mark_verified(container)  # from now on later sessions may reuse it as it is
         self._notes.of(container.platform).ready = f"{container.ready_seconds:.1f} s"
+        from pytest_multiarch.podman import low_port_note
+
         self._notes.say(
             f"{container.platform} container ready in {container.ready_seconds:.1f} s at {container.base_url}"
+            + low_port_note(container.engine, container.urls)
         )
         return container
 

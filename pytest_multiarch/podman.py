@@ -26,14 +26,15 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_multiarch.errors import EngineError, UsageError
+from pytest_multiarch.errors import EngineError, MultiarchError, UsageError
 from pytest_multiarch.platforms import Platform
 
 if TYPE_CHECKING:
+    from pytest_multiarch.engine import Engine
     from pytest_multiarch.preflight import Capabilities
 
 RUNTIMES = ("docker", "podman")
@@ -235,6 +236,21 @@ def _last_line(path: Path) -> str:
     except OSError:
         return ""
     return lines[-1][-300:] if lines else ""
+
+
+def low_port_note(engine: Engine | None, ports: Iterable[int]) -> str:
+    """What to say of container ports below 1024 on rootless podman ("" when nothing): they work,
+    published on high host ports, which is all a rootless podman can bind."""
+    low = sorted(port for port in ports if port < 1024)
+    if engine is None or engine.runtime != "podman" or not low:
+        return ""
+    try:
+        if not engine.capabilities().rootless:
+            return ""
+    except MultiarchError:
+        return ""
+    shown = ", ".join(map(str, low))
+    return f" (rootless podman: container port {shown} is published on a host port >= 1024, the only ones it can bind)"
 
 
 def inspect_podman(command: list[str], *, local: bool) -> Capabilities:

@@ -4,6 +4,7 @@ real containers through the podman service the plugin starts, and what is left a
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -310,7 +311,9 @@ def test_rootless_podman_builds_and_runs_both_platforms(podman_engine, tmp_path_
     runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chown(runtime, user.pw_uid, user.pw_gid)
     project = Path(tempfile.mkdtemp(prefix="multiarch-rootless-"))
-    (project / "Dockerfile").write_text(DOCKERFILE.replace("RUN --mount=type=secret,id=tok ", "RUN "))
+    # Port 80: a rootless podman binds no host port below 1024, yet the app serves there inside.
+    dockerfile = DOCKERFILE.replace("RUN --mount=type=secret,id=tok ", "RUN ").replace("8080", "80")
+    (project / "Dockerfile").write_text(dockerfile)
     (project / "pytest.ini").write_text(
         f"[pytest]\nmultiarch_platforms = linux/amd64, linux/arm64\n"
         f"multiarch_build_args =\n    BASE_IMAGE={BUSYBOX}\n    GREETING=rootless\n"
@@ -346,6 +349,8 @@ def test_rootless_podman_builds_and_runs_both_platforms(podman_engine, tmp_path_
         assert done.returncode == 0, output
         assert re.search(r"^multiarch: runtime: podman \S+ \(linux/\w+, rootless\)$", output, re.M), output
         assert re.search(r"^linux/arm64 +2 +0 +0 +0 ", output, re.M), output
+        low = "container ready in * s at http://127.0.0.1:*/ (rootless podman: container port 80 is published on a host"
+        assert fnmatch.filter(output.splitlines(), f"*{low}*"), output
         left = as_user(ROOTLESS_USER, "podman", "ps", "-aq", "--filter", f"label={OWNER_LABEL}", env=env, cwd=project)
         assert left.stdout.split() == [], left
         assert not _processes_of(user.pw_uid, "system service")
