@@ -145,11 +145,25 @@ def docker_images(repository: str) -> str:
     return subprocess.run(["docker", "images", "-q", repository], capture_output=True, text=True).stdout.strip()
 
 
-def test_both_platforms_built_and_tested_on_podman_and_nothing_left(podman_project, monkeypatch):
+def without_docker(monkeypatch: pytest.MonkeyPatch, folder: Path) -> Path:
+    """As on a machine with podman only: a `docker` first on PATH that fails and notes each call,
+    and DOCKER_HOST pointing nowhere. Returns the file of the calls."""
+    calls = folder / "docker-calls"
+    (folder / "docker").write_text(f'#!/bin/sh\necho "$*" >> {calls}\necho "no docker here" >&2\nexit 127\n')
+    (folder / "docker").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{folder}/no-docker.sock")
+    return calls
+
+
+def test_both_platforms_built_and_tested_on_podman_and_nothing_left(podman_project, monkeypatch, tmp_path_factory):
     podman_project.makepyfile(test_app=TESTS)
     monkeypatch.setenv("PODMAN_TEST_TOKEN", TOKEN)
     args = ["--multiarch-runtime", "podman", "--multiarch-secret", "id=tok,env=PODMAN_TEST_TOKEN", "--junitxml=j.xml"]
-    result = podman_project.runpytest_inprocess("-p", "no:cacheprovider", *args)
+    with monkeypatch.context() as podman_only:
+        calls = without_docker(podman_only, tmp_path_factory.mktemp("no-docker"))
+        result = podman_project.runpytest_inprocess("-p", "no:cacheprovider", *args)
+    assert not calls.exists(), calls.read_text()  # podman alone did it all
     result.assert_outcomes(passed=12, failed=2)
     out = result.stdout.str()
     assert re.search(r"^multiarch: runtime podman \d+\.\d+\.\d+ \(linux/\w+\), API at unix://", out, re.M), out
