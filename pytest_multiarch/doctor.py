@@ -134,7 +134,7 @@ def run_doctor(
     if _podman_chosen(report, runtime):
         from pytest_multiarch.podmandoctor import check_podman
 
-        check_podman(report, platforms, image)
+        check_podman(report, platforms, image, _check_platform)
         return _summary(report, out)
     try:
         routes = parse_engines(engines or [], "--engine")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pytest_multiarch.errors import MultiarchError
@@ -24,16 +25,20 @@ SOCKET_FIX = (
 )
 
 
-def check_podman(report: Report, platforms: list[Platform], image: str | None) -> None:
-    """Every podman check, in the order each one needs the one before."""
+def check_podman(
+    report: Report,
+    platforms: list[Platform],
+    image: str | None,
+    check_platform: Callable[[Report, Capabilities, Platform], bool],
+) -> None:
+    """Every podman check, in the order each one needs the one before; ``check_platform`` is the
+    doctor's own (native, emulated and its binfmt handler, or unavailable)."""
     found = _check_cli(report)
     if found is None:
         report.skip("socket, platform and run checks: they need a working podman")
         return
     _check_socket(report)
-    from pytest_multiarch.doctor import _check_platform
-
-    runnable = [p for p in platforms if _check_platform(report, found, p)]
+    runnable = [p for p in platforms if check_platform(report, found, p)]
     if not image:
         report.skip("run: skipped: no image given (use --image REF with a multi-arch image that has uname)")
         return

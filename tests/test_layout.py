@@ -133,6 +133,4 @@ def test_the_podman_service_is_started_only_in_the_podman_module(path):
             words = [item.value for item in node.elts if isinstance(item, ast.Constant)]
             if "system" in words and "service" in words:
                 starts.append(ast.unparse(node))
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and "system service" in node.value:
-            starts.append(node.value)
     assert not starts, f"{path.name} starts podman's service ({starts}): use podman.PodmanService"

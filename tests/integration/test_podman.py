@@ -4,14 +4,12 @@ real containers through the podman service the plugin starts, and what is left a
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,20 +19,17 @@ import pytest
 from conftest import BUSYBOX
 from pytest_multiarch.build import image_repository
 from pytest_multiarch.config import ImageSpec
+from tests.integration import podman_helpers
 from tests.integration.helpers import mode, wait_for
+from tests.integration.podman_helpers import (
+    DOCKERFILE,
+    podman_containers,
+    services_of,
+)
 
-OWNER_LABEL = "io.github.pytest-multiarch.owner"
+podman_engine = podman_helpers.podman_engine  # the fixture, for this module
+
 TOKEN = "podman-test-token-0123456789"
-
-DOCKERFILE = """\
-ARG BASE_IMAGE
-FROM ${BASE_IMAGE}
-ARG GREETING
-RUN --mount=type=secret,id=tok sha256sum /run/secrets/tok | cut -c1-16 > /secret-digest \\
-    && mkdir -p /www && uname -m > /www/built-on && echo "$GREETING" > /greeting
-EXPOSE 8080
-CMD ["sh", "-c", "echo \\"CPU Architecture: $(uname -m)\\" > /www/index.html && exec httpd -f -p 8080 -h /www"]
-"""
 
 TESTS = f"""
 import hashlib, subprocess
@@ -68,56 +63,6 @@ def test_by_name_on_the_sessions_network(multiarch_container, multiarch_run, mul
 def test_fails_on_purpose(multiarch_container):
     assert False, "a failing test must leave nothing behind either"
 """
-
-
-def _podman_problem() -> str | None:
-    try:
-        done = subprocess.run(["podman", "info", "--format", "json"], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.SubprocessError) as exc:
-        return f"podman does not run ({exc})"
-    if done.returncode != 0:
-        return f"`podman info` fails: {done.stderr.strip()[-200:]}"
-    return None
-
-
-@pytest.fixture(scope="session")
-def podman_engine(docker_engine: None) -> None:
-    """Skip (fail under CI=true: these tests are marked docker) when podman is missing."""
-    problem = _podman_problem()
-    if problem:
-        pytest.skip(f"podman-backed test: {problem}; run `bash scripts/setup-podman.sh` first")
-
-
-def podman_containers(owner_pid: int | None = None) -> list[str]:
-    """Ids of the plugin's containers on podman (of one pytest process when ``owner_pid``)."""
-    listed = subprocess.run(
-        ["podman", "ps", "-a", "--format", "json", "--filter", f"label={OWNER_LABEL}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    found = json.loads(listed.stdout or "[]")
-    return [
-        entry["Id"]
-        for entry in found
-        if owner_pid is None or (entry.get("Labels") or {}).get(OWNER_LABEL, "").endswith(f":{owner_pid}")
-    ]
-
-
-def services_of(pid: int) -> list[str]:
-    """Command lines of running processes that belong to a podman service pytest ``pid`` started
-    (its private folder is named after that pid), and the folders left."""
-    marker = f"pytest-multiarch-podman-{pid}-"
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if marker in cmdline:
-                found.append(f"{entry.name}: {cmdline}")
-    return found + [str(p) for p in Path(tempfile.gettempdir()).glob(f"{marker}*")]
 
 
 @pytest.fixture
@@ -288,103 +233,3 @@ def test_the_doctor_checks_podman_and_leaves_no_service(podman_engine):
         assert re.search(pattern, output, re.M), f"no line matching {pattern!r} in:\n{output}"
     assert "Docker" not in output, output
     assert services_of(doctor.pid) == []
-
-
-ROOTLESS_USER = os.environ.get("MULTIARCH_ROOTLESS_USER", "multiarch-rootless")
-ROOTLESS_TESTS = """
-def test_http(multiarch_http, multiarch_platform):
-    assert multiarch_http.get("/").text.strip() == f"CPU Architecture: {multiarch_platform.machine}"
-
-def test_exec_and_run(multiarch_container, multiarch_run, multiarch_platform):
-    assert multiarch_container.exec(["uname", "-m"]).strip() == multiarch_platform.machine
-    assert multiarch_run("uname", "-m").stdout.strip() == multiarch_platform.machine
-"""
-
-
-def as_user(user: str, *command: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``command`` run as ``user`` with exactly ``env`` (runuser, as root)."""
-    settings = [f"{name}={value}" for name, value in env.items()]
-    full = ["runuser", "-u", user, "--", "env", "-i", *settings, *command]
-    return subprocess.run(full, cwd=cwd, capture_output=True, text=True, timeout=900)
-
-
-def test_rootless_podman_builds_and_runs_both_platforms(podman_engine, tmp_path_factory):
-    """As an unprivileged user (set up by setup-podman.sh): podman's rootless storage and network,
-    a service of the session's own in the user's runtime dir, ports published on high host ports."""
-    import pwd
-    import shutil
-    import site
-
-    if os.geteuid() != 0:
-        pytest.skip("podman-backed test: the rootless test switches to its user, which needs root")
-    try:
-        user = pwd.getpwnam(ROOTLESS_USER)
-    except KeyError:
-        pytest.skip(f"podman-backed test: no user {ROOTLESS_USER}; run `bash scripts/setup-podman.sh` as root")
-    runtime = Path(f"/run/user/{user.pw_uid}")  # the user's own, as a login would make it
-    runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chown(runtime, user.pw_uid, user.pw_gid)
-    project = Path(tempfile.mkdtemp(prefix="multiarch-rootless-"))
-    # Port 80: a rootless podman binds no host port below 1024, yet the app serves there inside.
-    dockerfile = DOCKERFILE.replace("RUN --mount=type=secret,id=tok ", "RUN ").replace("8080", "80")
-    (project / "Dockerfile").write_text(dockerfile)
-    (project / "pytest.ini").write_text(
-        f"[pytest]\nmultiarch_platforms = linux/amd64, linux/arm64\n"
-        f"multiarch_build_args =\n    BASE_IMAGE={BUSYBOX}\n    GREETING=rootless\n"
-    )
-    (project / "test_app.py").write_text(ROOTLESS_TESTS)
-    for path in [project, *project.iterdir()]:
-        os.chown(path, user.pw_uid, user.pw_gid)
-    root = Path(__file__).resolve().parents[2]
-    env = {
-        "HOME": user.pw_dir,
-        "XDG_RUNTIME_DIR": str(runtime),
-        "PATH": os.environ["PATH"],
-        "PYTHONPATH": os.pathsep.join([str(root), *site.getsitepackages()]),
-    }
-    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    found = [p for p in (sys.executable, "/usr/bin/python3", shutil.which("python3")) if p]
-    usable = [
-        p
-        for p in dict.fromkeys(found)
-        if as_user(
-            ROOTLESS_USER, p, "-c", "import sys; print('%d.%d' % sys.version_info[:2])", env=env, cwd=project
-        ).stdout.strip()
-        == version
-    ]
-    if not usable:
-        pytest.skip(f"podman-backed test: {ROOTLESS_USER} can run no Python {version} ({', '.join(found)})")
-    try:
-        done = as_user(
-            ROOTLESS_USER, usable[0], "-m", "pytest", "-p", "no:cacheprovider", "--multiarch-runtime", "podman",
-            env=env, cwd=project,
-        )  # fmt: skip
-        output = done.stdout + done.stderr
-        assert done.returncode == 0, output
-        assert re.search(r"^multiarch: runtime: podman \S+ \(linux/\w+, rootless\)$", output, re.M), output
-        assert re.search(r"^linux/arm64 +2 +0 +0 +0 ", output, re.M), output
-        low = "container ready in * s at http://127.0.0.1:*/ (rootless podman: container port 80 is published on a host"
-        assert fnmatch.filter(output.splitlines(), f"*{low}*"), output
-        left = as_user(ROOTLESS_USER, "podman", "ps", "-aq", "--filter", f"label={OWNER_LABEL}", env=env, cwd=project)
-        assert left.stdout.split() == [], left
-        assert not _processes_of(user.pw_uid, "system service")
-    finally:
-        images = as_user(ROOTLESS_USER, "podman", "images", "-q", "--filter", "label=io.github.pytest-multiarch.slot",
-                         env=env, cwd=project).stdout.split()  # fmt: skip
-        if images:
-            as_user(ROOTLESS_USER, "podman", "image", "rm", "--force", *set(images), env=env, cwd=project)
-        shutil.rmtree(project, ignore_errors=True)
-
-
-def _processes_of(uid: int, text: str) -> list[str]:
-    """Command lines of ``uid``'s processes that hold ``text``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and entry.stat().st_uid == uid:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                if text in cmdline:
-                    found.append(cmdline)
-        except OSError:
-            continue
-    return found
