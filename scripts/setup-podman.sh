@@ -119,6 +119,7 @@ as_rootless() { # COMMAND...: run it as the rootless user, in a runtime dir of i
   chown "$ROOTLESS_USER" "$dir"
   (cd / && runuser -u "$ROOTLESS_USER" -- env HOME="$(getent passwd "$ROOTLESS_USER" | cut -d: -f6)" XDG_RUNTIME_DIR="$dir" "$@") 2>&1
   local rc=$?
+  # Ends the user's podman pause process, whose state lived in that runtime dir.
   runuser -u "$ROOTLESS_USER" -- env XDG_RUNTIME_DIR="$dir" podman system migrate >/dev/null 2>&1 || true
   rm -rf "$dir"
   return $rc
