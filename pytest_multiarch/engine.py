@@ -29,13 +29,13 @@ from pytest_multiarch.endpoints import named_endpoint, resolve_endpoint
 from pytest_multiarch.errors import EngineError, EngineGone, EngineRefused, MultiarchError
 from pytest_multiarch.jobs import Once
 from pytest_multiarch.platforms import Platform
+from pytest_multiarch.podman import PodmanService, inspect_podman, locate, podman_command
 
 if TYPE_CHECKING:
     import docker
     from python_on_whales import DockerClient
 
     from pytest_multiarch.dialbridge import DialBridge
-    from pytest_multiarch.podman import PodmanService
     from pytest_multiarch.preflight import Capabilities
 
 # docker-py's default is 60 s; a call to a local engine takes milliseconds.
@@ -94,10 +94,7 @@ class Engine:
 
     @classmethod
     def podman(cls, *, container_host: str | None = None) -> Engine:
-        """Podman's engine (--multiarch-runtime podman): CONTAINER_HOST, else podman's own socket
-        when it answers, else a service of the session's own, started on first use."""
-        from pytest_multiarch.podman import locate
-
+        """Podman's (--multiarch-runtime podman), at the socket podman.locate finds or will start."""
         try:
             url, service = locate()
         except EngineError as exc:
@@ -176,8 +173,6 @@ class Engine:
         default context, which the CLI picks without being told. Builds run it directly: loading
         python-on-whales for them would cost 0.16 s of CPU before the first build."""
         if self.runtime == "podman":
-            from pytest_multiarch.podman import podman_command
-
             return podman_command(None if self._service is not None else self.endpoint.url)
         command = ["docker"]
         if self.endpoint.context:
@@ -219,8 +214,6 @@ class Engine:
         from pytest_multiarch import preflight
 
         if self.runtime == "podman":
-            from pytest_multiarch.podman import inspect_podman
-
             found = inspect_podman(self.docker_command(), local=self.endpoint.is_local)
             self.sdk  # noqa: B018 -- its service starts here, in the preflight's background thread
             return found
