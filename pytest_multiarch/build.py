@@ -35,6 +35,7 @@ from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.context import context_digest, context_entries
 from pytest_multiarch.errors import BuildError, ImageMismatch, UsageError
 from pytest_multiarch.platforms import Platform
+from pytest_multiarch.podmanbuild import build_turn
 from pytest_multiarch.secrets import keyed_digest
 from pytest_multiarch.secrets import secret_masker as secret_masker
 
@@ -179,6 +180,7 @@ def build_image(
     on_line: Callable[[str], None] | None = None,
     cache: tuple[str | None, str | None] = (None, None),
     on_build: Callable[[], None] | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> BuiltImage:
     """Build (or reuse) the image of ``spec`` for ``platform`` on ``engine``, and check its
     architecture."""
@@ -199,7 +201,8 @@ def build_image(
                 SLOT_LABEL: image_slot(spec, platform),
                 **({RUN_LABEL: rebuild_run} if rebuild_run else {}),
             }
-            run_buildx(engine, spec, platform, tag, labels, on_line, cache, on_build)
+            with build_turn(engine.runtime, cancelled):  # podman: one build at a time (podmanbuild.py)
+                run_buildx(engine, spec, platform, tag, labels, on_line, cache, on_build)
     try:
         image = sdk.images.get(tag)
     except ImageNotFound:

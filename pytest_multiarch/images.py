@@ -129,6 +129,7 @@ class Images:
                     on_line=on_line,
                     cache=(self.settings.cache_from, self.settings.cache_to),
                     on_build=building,
+                    cancelled=lambda: self.jobs.closed,
                 )
         except BaseException as exc:
             self._notes.say(f"build {label}: failed after {time.monotonic() - started:.1f} s")

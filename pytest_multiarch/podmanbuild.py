@@ -6,17 +6,22 @@ child's environment, where podman reads them; secrets as ``--secret id=...,src=.
 local image per tag whatever its architecture (containers/podman#12682), and ``-t`` with several
 platforms keeps one of them (containers/podman#27211). The image is then run by its id.
 
-``--cache-from``/``--cache-to`` are podman's: a registry repository holding the layers (with
+Builds take turns (``build_turn``): two platforms' builds FROM one tag would race for that
+tag in podman's storage. ``--cache-from``/``--cache-to`` are podman's: a registry repository holding the layers (with
 ``--layers``, podman's default), not buildx's ``type=...`` forms.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from pytest_multiarch.config import ImageSpec
-from pytest_multiarch.errors import install_emulator_command
+from pytest_multiarch.errors import BuildError, install_emulator_command
 from pytest_multiarch.platforms import Platform
 
 # Names the child's environment must keep for podman itself: such a build arg goes on the
@@ -26,6 +31,36 @@ _RESERVED = re.compile(
     r"REGISTRY_AUTH_FILE|DBUS_.*)$"
 )
 LOG_TAIL_LINES = 30
+_TURN = Path(tempfile.gettempdir()) / f"pytest-multiarch-locks-{os.getuid() if hasattr(os, 'getuid') else 0}"
+
+
+@contextlib.contextmanager
+def build_turn(runtime: str, cancelled: Callable[[], bool]) -> Iterator[None]:
+    """With podman, one build at a time on this machine (per user, across processes): two builds
+    of different platforms FROM the same tag would race for that tag, which podman keeps for one
+    architecture only (each build pulls its platform under it; the other then finds its image
+    gone: "locating pulled image ... image not known"). BuildError when the session ends while
+    waiting. Nothing to wait for with Docker."""
+    if runtime != "podman":
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    _TURN.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(_TURN / "podman-build.lock")
+    while True:
+        try:
+            lock.acquire(timeout=0.25)
+            break
+        except Timeout:
+            if cancelled():
+                raise BuildError(
+                    "the session ended while this build waited for another podman build to finish"
+                ) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def cache_problem(value: str) -> str | None:

@@ -163,3 +163,36 @@ def test_options_podman_cannot_honour_are_usage_errors(pytester):
     assert "--multiarch-cache-to (ini multiarch_cache_to) 'type=gha': podman takes a registry repository" in text
     assert "--multiarch-runtime podman builds and runs every platform on this machine's podman" in text
     assert "Traceback" not in text
+
+
+def test_podman_builds_take_turns_and_a_waiting_one_gives_up_when_the_session_ends():
+    """Two platforms' builds FROM one tag would race for it in podman's storage: one at a time."""
+    from pytest_multiarch.errors import BuildError
+    from pytest_multiarch.podmanbuild import build_turn
+
+    inside = threading.Event()
+    leave = threading.Event()
+    order: list[str] = []
+
+    def first() -> None:
+        with build_turn("podman", lambda: False):
+            order.append("first in")
+            inside.set()
+            leave.wait(10)
+            order.append("first out")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert inside.wait(10)
+    with (
+        pytest.raises(BuildError, match="the session ended while this build waited"),
+        build_turn("podman", lambda: True),
+    ):
+        order.append("never")  # the first holds the turn: this one waits, then gives up
+    with build_turn("docker", lambda: False):  # Docker builds wait for nobody
+        order.append("docker")
+    leave.set()
+    with build_turn("podman", lambda: False):
+        order.append("second in")
+    thread.join(10)
+    assert order == ["first in", "docker", "first out", "second in"]

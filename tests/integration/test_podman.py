@@ -131,6 +131,28 @@ def test_both_platforms_built_and_tested_on_podman_and_nothing_left(podman_proje
     assert podman_containers(os.getpid()) == [] and services_of(os.getpid()) == []
 
 
+def podman_tags(repository: str) -> list[str]:
+    listed = subprocess.run(
+        ["podman", "images", "--format", "{{.Tag}}", f"localhost/{repository}"], capture_output=True, text=True
+    )
+    return sorted(listed.stdout.split())
+
+
+def test_a_change_rebuilds_on_podman_and_the_older_builds_are_pruned(podman_project):
+    podman_project.makepyfile(test_app="def test_x(multiarch_image): pass")
+    args = ["-p", "no:cacheprovider", "--multiarch-runtime", "podman", "--multiarch-secret", "id=tok,env=HOME"]
+    podman_project.runpytest_inprocess(*args).assert_outcomes(passed=2)
+    repository = image_repository(ImageSpec(name="", context=podman_project.path, dockerfile=Path("Dockerfile")))
+    first = podman_tags(repository)
+    assert [tag.split("-")[1] for tag in first] == ["amd64", "arm64"], first
+    podman_project.makefile(".txt", extra="a new file in the context")
+    changed = podman_project.runpytest_inprocess(*args)
+    changed.assert_outcomes(passed=2)
+    changed.stdout.no_fnmatch_line("linux/*reused*")
+    now = podman_tags(repository)  # the builds the change replaced went when the session ended
+    assert [tag.split("-")[1] for tag in now] == ["amd64", "arm64"] and set(now).isdisjoint(first), now
+
+
 BLOCKING_TESTS = """
 import pathlib, time
 
