@@ -56,13 +56,34 @@ def inspect_published(engine: Engine, ref: str) -> PublishedIndex:
         manifest = json.loads(text)
     except ValueError as exc:
         raise GateError(f"could not understand what podman returned for {ref}: {exc}") from None
-    if not isinstance(manifest, dict) or manifest.get("manifests") is None:
-        raise GateError(
-            f"{ref} is a single-platform image: with --multiarch-runtime podman the release gate tests a "
-            f"multi-platform index (`podman manifest push`, `docker buildx build --platform ... --push`)."
-        )
+    if not isinstance(manifest, dict):
+        raise GateError(f"could not understand what podman returned for {ref}: not a manifest")
     manifest["digest"] = ref.split("@", 1)[1] if "@" in ref else index_digest(ref)
+    if manifest.get("manifests") is None:
+        return parse_index(ref, manifest, _single_platform(engine, ref, manifest["digest"]))
     return parse_index(ref, manifest)
+
+
+def _single_platform(engine: Engine, ref: str, digest: str) -> dict[str, str]:
+    """The os/architecture/variant of a single-platform image (its manifest names none): pulled
+    by its digest, as its tests will use it, and read from its config."""
+    if digest == UNKNOWN_DIGEST:
+        raise GateError(
+            f"{ref} is a single-platform image whose digest its registry does not tell without credentials: "
+            f"pin it, --multiarch-image {repository_of(ref)}@sha256:..."
+        )
+    source = f"{repository_of(ref)}@{digest}"
+    pulled = _podman(engine, "pull", "--quiet", source, what=f"pull {ref} ({source})").split()
+    text = _podman(engine, "image", "inspect", pulled[-1] if pulled else source, what=f"read {source}")
+    try:
+        found = json.loads(text)[0]
+        return {
+            "os": found.get("Os", ""),
+            "architecture": found.get("Architecture", ""),
+            "variant": found.get("Variant", ""),
+        }
+    except (ValueError, IndexError, KeyError, TypeError, AttributeError) as exc:
+        raise GateError(f"could not understand podman's description of {source}: {exc}") from None
 
 
 def index_digest(ref: str) -> str:

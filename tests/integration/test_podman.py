@@ -202,6 +202,16 @@ def test_release(multiarch_run, multiarch_platform, multiarch_index, multiarch_i
 """
 
 
+def untag_gate_images() -> None:
+    """The per-platform tags a gate left (its images stay, as pulled base images do)."""
+    listed = subprocess.run(
+        ["podman", "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True
+    )
+    ours = [tag for tag in listed.stdout.split() if tag.startswith("localhost/pytest-multiarch/gate-")]
+    if ours:
+        subprocess.run(["podman", "image", "untag", *ours], capture_output=True)
+
+
 def test_release_gate_pulls_each_platform_by_digest_into_podman(pytester, podman_engine):
     """The published index (the registry's busybox base image) read with podman, each platform
     pulled by its manifest digest, run under its platform; the index digest is the registry's."""
@@ -217,12 +227,7 @@ def test_release_gate_pulls_each_platform_by_digest_into_podman(pytester, podman
     try:
         result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-s", *gate)
     finally:
-        listed = subprocess.run(
-            ["podman", "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True
-        )
-        ours = [tag for tag in listed.stdout.split() if tag.startswith("localhost/pytest-multiarch/gate-")]
-        if ours:
-            subprocess.run(["podman", "image", "untag", *ours], capture_output=True)
+        untag_gate_images()
     result.assert_outcomes(passed=2)
     assert result.stdout.str().count(f"index digest: {digest}") == 2, result.stdout.str()
     for platform in ("linux/amd64", "linux/arm64"):
@@ -255,3 +260,32 @@ def test_the_doctor_checks_podman_and_leaves_no_service(podman_engine):
         assert re.search(pattern, output, re.M), f"no line matching {pattern!r} in:\n{output}"
     assert "Docker" not in output, output
     assert services_of(doctor.pid) == []
+
+
+def test_a_single_platform_image_gates_its_platform_and_errors_the_other(pytester, podman_engine):
+    """Its manifest names no platform: podman reads it from the image's config."""
+    manifests = subprocess.run(
+        ["docker", "buildx", "imagetools", "inspect", BUSYBOX, "--format", "{{json .Manifest}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    arm64 = next(
+        m["digest"] for m in json.loads(manifests.stdout)["manifests"] if m["platform"]["architecture"] == "arm64"
+    )
+    ref = f"{BUSYBOX.rsplit(':', 1)[0]}@{arm64}"
+    pytester.makepyfile(
+        test_release=GATE_TESTS.replace("multiarch_index, ", "")
+        .replace("    assert multiarch_image.key == multiarch_index.manifests[str(multiarch_platform)]\n", "")
+        .replace('    print("index digest:", multiarch_index.digest)\n', "")
+    )
+    gate = ["--multiarch-runtime", "podman", "--multiarch-image", ref, "--multiarch-platforms", "linux/amd64,arm64"]
+    try:
+        result = pytester.runpytest_inprocess("-p", "no:cacheprovider", *gate)
+    finally:
+        untag_gate_images()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [f"*has no linux/amd64 image: its single-platform manifest ({arm64}) holds linux/arm64*"]
+    )
+    assert podman_containers(os.getpid()) == []
