@@ -110,7 +110,9 @@ class Engine:
 
     @property
     def name(self) -> str:
-        """How the user named it: the context, else the endpoint URL."""
+        """How the user named it: the context, else the endpoint URL; podman, at its socket if given."""
+        if self.runtime == "podman":
+            return "podman" if self._service is not None else f"podman at {self.endpoint.url}"
         return self.endpoint.context or self.endpoint.url
 
     @property

@@ -118,6 +118,10 @@ def test_both_platforms_built_and_tested_on_podman_and_nothing_left(podman_proje
     assert TOKEN not in out
     suite = {p.get("name"): p.get("value") for p in ET.parse(podman_project.path / "j.xml").iter("property")}
     assert suite["multiarch.runtime"].startswith("podman "), suite
+    engines = {
+        p.get("value") for p in ET.parse(podman_project.path / "j.xml").iter("property") if p.get("name") == "engine"
+    }
+    assert engines == {"podman"}, engines  # each test's engine, not the session's private socket
     assert TOKEN not in (podman_project.path / "j.xml").read_text()
     assert podman_containers(os.getpid()) == [], "containers left on podman"
     assert services_of(os.getpid()) == [], "the session's podman service outlived it"
