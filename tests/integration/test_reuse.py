@@ -163,8 +163,8 @@ class TestReuse:
             assert ids()["linux-amd64"] == first["linux-amd64"]
             assert ids()["linux-arm64"] != unseeded
             assert hook_calls() == ["linux/arm64"]  # the replacement's, and only its
-            gone = subprocess.run(["docker", "inspect", unseeded], capture_output=True).returncode != 0
-            assert gone
+            gone = subprocess.run(["docker", "container", "inspect", unseeded], capture_output=True, text=True)
+            assert gone.returncode != 0 and "No such container" in gone.stderr, gone.stderr
         finally:
             for cid in [*ids().values(), *leftover]:
                 subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
