@@ -20,7 +20,7 @@ from pytest_multiarch.build import BuiltImage
 from pytest_multiarch.emulators import crash_error
 from pytest_multiarch.engine import timed_out
 from pytest_multiarch.errors import MultiarchError
-from pytest_multiarch.run import MultiarchContainer, attach
+from pytest_multiarch.run import MultiarchContainer
 
 if TYPE_CHECKING:
     from pytest_multiarch.engine import Engine
@@ -71,7 +71,7 @@ def run_once(
     about = f"`{' '.join(shown)}` on {image.platform}"
     with engine.call(f"creating the {image.platform} container of {image.tag}"):
         inner = engine.sdk.containers.create(image.id, platform=str(image.platform), detach=stdin is None, **options)
-    handle = attach(MultiarchContainer(inner, image, None, None, "command"), engine, timeout)
+    handle = MultiarchContainer(inner, image, engine, command_timeout=timeout)
     tracker.track(handle)
     try:
         with engine.call(f"running {about}"):

@@ -23,7 +23,7 @@ from pytest_multiarch.build import BuiltImage
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.errors import ContainerError
 from pytest_multiarch.http import join_url, probe
-from pytest_multiarch.run import MultiarchContainer, attach, check_machine, port_of
+from pytest_multiarch.run import MultiarchContainer, check_machine, port_of
 
 if TYPE_CHECKING:
     from pytest_multiarch.engine import Engine
@@ -60,7 +60,7 @@ def mark_verified(container: MultiarchContainer) -> None:
     """Rename a verified --multiarch-reuse container (best effort: unnamed, the next session
     replaces it once this one has ended)."""
     with contextlib.suppress(Exception):  # the engine's error or a broken connection alike
-        container._container.rename(verified_name(container._container.labels[REUSE_SLOT_LABEL]))
+        container.rename(verified_name(container.labels[REUSE_SLOT_LABEL]))
 
 
 @dataclasses.dataclass
@@ -103,8 +103,16 @@ def find_reusable(
             found.remove(force=True, v=True)
             return None
         base_url = f"http://{engine.container_host}:{bindings[0]['HostPort']}/"
-    container = attach(MultiarchContainer(found, image, port, base_url, spec.setting("port")), engine, command_timeout)
-    container.reused = True
+    container = MultiarchContainer(
+        found,
+        image,
+        engine,
+        command_timeout=command_timeout,
+        port=port,
+        base_url=base_url,
+        port_setting=spec.setting("port"),
+        reused=True,
+    )
     name = verified_name(wanted[REUSE_SLOT_LABEL])
     if found.name != name:
         starter = _starter_state(found)

@@ -26,7 +26,7 @@ from pytest_multiarch.emulators import crash_error
 from pytest_multiarch.errors import ContainerError, EmulatorCrash, ImageMismatch
 from pytest_multiarch.http import join_url, probe
 from pytest_multiarch.reuse import REUSE_STARTER_LABEL, reuse_labels
-from pytest_multiarch.run import MultiarchContainer, attach, check_machine, port_of
+from pytest_multiarch.run import MultiarchContainer, check_machine, port_of
 from pytest_multiarch.secrets import secret_masker
 
 if TYPE_CHECKING:
@@ -193,8 +193,14 @@ def start_container(
     started = time.monotonic()
     inner = _create(sdk, image, labels, ports, options)
     try:
-        container = MultiarchContainer(inner, image, port, None, spec.setting("port"))
-        attach(container, engine, command_timeout or timeout)
+        container = MultiarchContainer(
+            inner,
+            image,
+            engine,
+            command_timeout=command_timeout or timeout,
+            port=port,
+            port_setting=spec.setting("port"),
+        )
         if on_created is not None:
             on_created(container)
         _start(inner, image)
