@@ -18,7 +18,7 @@ import pytest
 
 from pytest_multiarch import marker, xdist
 from pytest_multiarch.checks import check_configuration
-from pytest_multiarch.config import Settings, add_options, runs_tests
+from pytest_multiarch.config import Need, Settings, add_options, runs_tests
 from pytest_multiarch.errors import EmulatorCrash, EngineError, MultiarchError, UsageError
 from pytest_multiarch.fixtures import (  # noqa: F401  (pytest registers the fixtures found here)
     STATE,
@@ -40,8 +40,6 @@ if TYPE_CHECKING:
     from pytest_multiarch.build import BuiltImage
     from pytest_multiarch.config import ImageSpec
     from pytest_multiarch.session import MultiarchSession
-
-Wanted = tuple["ImageSpec", Platform, bool]  # (spec, platform, needs a container)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -107,7 +105,7 @@ class MultiarchPlugin:
         self._session: MultiarchSession | None = None
         self._terminal: Terminal | None = None
         self.platform_of: dict[str, str] = {}  # nodeid → platform, of the tests parametrized by it
-        self.wanted: list[Wanted] = []  # what the collected tests need
+        self.wanted: list[Need] = []  # what the collected tests need
         self.lifetimes = Lifetimes()
         self.reports = xdist.ControllerReports()
         # id of an error already shown in full → (the test it was shown for, the error, kept alive)
@@ -196,11 +194,11 @@ class MultiarchPlugin:
             names = set(getattr(item, "fixturenames", ()))
             for prefix, spec_of in declarations_of_item(item).items():
                 needs_container = bool(names & {f"{prefix}_container", f"{prefix}_http"})
-                entry = (spec_of(self.config), platform, needs_container)
+                entry = Need(spec_of(self.config), platform, needs_container)
                 if entry not in self.wanted:
                     self.wanted.append(entry)
                 if needs_container:
-                    self.lifetimes.note(item, (entry[0], platform), f"{prefix}_container")
+                    self.lifetimes.note(item, (entry.spec, platform), f"{prefix}_container")
         if self.wanted and runs_tests(self.config):
             self.session.prefetch(self.wanted)
         if self.platform_of:

@@ -23,16 +23,11 @@ from pytest_multiarch.build import BuiltImage
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.errors import ContainerError
 from pytest_multiarch.http import join_url, probe
+from pytest_multiarch.names import REUSE_KEY_LABEL, REUSE_SLOT_LABEL, REUSE_STARTER_LABEL
 from pytest_multiarch.run import MultiarchContainer, check_machine, port_of
 
 if TYPE_CHECKING:
     from pytest_multiarch.engine import Engine
-
-REUSE_SLOT_LABEL = "io.github.pytest-multiarch.reuse-slot"
-REUSE_KEY_LABEL = "io.github.pytest-multiarch.reuse-key"
-# host:pid of the session that started a --multiarch-reuse container: until that session has run
-# the container-started hook (and renamed it, see verified_name), only it may be relied on.
-REUSE_STARTER_LABEL = "io.github.pytest-multiarch.reuse-starter"
 
 
 def reuse_labels(image: BuiltImage, spec: ImageSpec) -> dict[str, str]:
@@ -153,7 +148,8 @@ def wait_until_renamed(pending: StarterPending, timeout: float, cancelled: Calla
 
 
 def _starter_state(container: Container) -> str:
-    from pytest_multiarch.cleanup import PID_NAMESPACE_LABEL, process_state
+    from pytest_multiarch.cleanup import process_state
+    from pytest_multiarch.names import PID_NAMESPACE_LABEL
 
     labels = container.labels or {}
     return process_state(labels.get(REUSE_STARTER_LABEL, ""), labels.get(PID_NAMESPACE_LABEL))

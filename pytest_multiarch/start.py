@@ -25,7 +25,8 @@ from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.emulators import crash_error
 from pytest_multiarch.errors import ContainerError, EmulatorCrash, ImageMismatch
 from pytest_multiarch.http import join_url, probe
-from pytest_multiarch.reuse import REUSE_STARTER_LABEL, reuse_labels
+from pytest_multiarch.names import REUSE_STARTER_LABEL
+from pytest_multiarch.reuse import reuse_labels
 from pytest_multiarch.run import MultiarchContainer, check_machine, port_of
 from pytest_multiarch.secrets import secret_masker
 
@@ -172,7 +173,7 @@ def start_container(
     try:
         sdk.images.get(image.id)
     except ImageNotFound:
-        pulled = image.key.startswith("sha256:")  # --multiarch-image: a manifest digest, not a build key
+        pulled = image.source == "pulled"
         raise ContainerError(
             f"the {image.platform} image {image.tag} is gone: removed since it was "
             f"{'pulled' if pulled else 'built or found'} (by `docker image prune`, say"

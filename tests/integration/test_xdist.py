@@ -10,8 +10,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from pytest_multiarch.build import image_repository
 from pytest_multiarch.config import ImageSpec
+from pytest_multiarch.names import image_repository
 from tests.integration.helpers import mode
 
 
