@@ -81,18 +81,19 @@ class StructureSection(pytest.Collector):
                 name = f"{name} ({seen[name]})"
             for platform in self.platforms:
                 yield StructureItem.from_parent(
-                    self, name=f"{name}[{platform}]", test=test, method=self.method, platform=platform
+                    self, name=f"{name}[{platform}]", test=test, method=self.method, platform=platform, index=index
                 )
 
 
 class StructureItem(pytest.Item):
     """One structure test on one platform."""
 
-    def __init__(self, *, test: Any, method: str, platform: Platform, **kwargs: Any) -> None:
+    def __init__(self, *, test: Any, method: str, platform: Platform, index: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.test = test
         self.method = method
         self.multiarch_platform = platform  # plugin.platform_of_item reads it
+        self.index = index  # its place in its section (CST reports in that order)
         self.image: BuiltImage | None = None
         file = self.getparent(StructureFile)
         assert file is not None
