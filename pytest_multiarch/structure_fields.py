@@ -44,7 +44,7 @@ def decode_config(reader: Reader, root: yaml.MappingNode, path: Path) -> Structu
     if v2:
         fields["metadataTest"] = ("metadata", lambda n, w: _metadata(reader, n, w))
         fields["containerRunOptions"] = ("run_options", lambda n, w: _run_options(reader, n, w))
-    found = reader.struct(root, "the file", fields)
+    found = reader.struct(root, "", fields)
     for entry in found.get("global_env", ()):
         if not entry.key:
             raise reader.fail(root, "globalEnvVars", "an entry without a key")

@@ -149,6 +149,10 @@ class Reader:
         yaml.SafeLoader("").flatten_mapping(node)  # << merge keys, as go-yaml reads them
         found: dict[str, Any] = {}
         seen: set[str] = set()
+        for key_node, value_node in node.value:  # a test's name first, for the messages
+            if key_node.value == "name" and isinstance(value_node, yaml.ScalarNode) and value_node.value:
+                where = f"{where} {value_node.value!r}"
+                break
         for key_node, value_node in node.value:
             key = str(key_node.value)
             if key in seen:
@@ -158,7 +162,7 @@ class Reader:
                 known = ", ".join(fields)
                 raise self.fail(key_node, where, f"unknown field {key} (this schema's fields: {known})")
             attribute, decode = fields[key]
-            found[attribute] = decode(value_node, f"{where}, field {key}")
+            found[attribute] = decode(value_node, f"{where}, field {key}" if where else key)
         return found
 
     def text(self, node: yaml.Node, where: str) -> str:
