@@ -56,10 +56,14 @@ def run_once(
     stdin: bytes | str | None = None,
     network: str | None = None,
     on_created: Callable[[str], None] | None = None,
+    create_options: Mapping[str, Any] | None = None,
 ) -> RunResult:
-    """Run ``image`` once on ``engine``: ``args`` replace its CMD, ``entrypoint`` its ENTRYPOINT."""
+    """Run ``image`` once on ``engine``: ``args`` replace its CMD, ``entrypoint`` its ENTRYPOINT.
+    ``create_options``: more of docker-py's ``containers.create`` keywords (user, privileged,
+    cap_add, volumes, tty: structure tests' containerRunOptions)."""
     shown = tuple(str(a) for a in (*(entrypoint or ()), *args)) or ("(its own command)",)
-    options: dict[str, Any] = {"environment": dict(environment or {}), "labels": cleanup.owner_labels()}
+    options: dict[str, Any] = {**(create_options or {})}
+    options |= {"environment": dict(environment or {}), "labels": cleanup.owner_labels()}
     if args:
         options["command"] = [str(a) for a in args]
     if entrypoint is not None:

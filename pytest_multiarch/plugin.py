@@ -53,6 +53,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     from pytest_multiarch import evidence  # --multiarch-report, --multiarch-attest
 
     evidence.add_options(parser)
+    from pytest_multiarch import structure_plugin  # --multiarch-structure-tests
+
+    structure_plugin.add_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -74,6 +77,12 @@ def pytest_configure(config: pytest.Config) -> None:
     except UsageError as exc:
         raise pytest.UsageError(f"pytest-multiarch: {exc}") from None
     config.pluginmanager.register(plugin, STATE)
+    from pytest_multiarch import structure_plugin  # container-structure-test files as items
+
+    try:
+        structure_plugin.register(config, plugin)
+    except UsageError as exc:
+        raise pytest.UsageError(f"pytest-multiarch: {exc}") from None
     if plugin.configured:  # it will be used: ask the engine while pytest collects
         plugin.session.start_preflight()
         from pytest_multiarch import early
@@ -89,6 +98,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def platform_of_item(item: pytest.Item) -> Platform | None:
+    own = getattr(item, "multiarch_platform", None)  # a structure test's item (structure_items.py)
+    if isinstance(own, Platform):
+        return own
     callspec = getattr(item, "callspec", None)
     platform = callspec.params.get(PLATFORM_FIXTURE) if callspec else None
     return platform if isinstance(platform, Platform) else None
