@@ -23,7 +23,7 @@ from pytest_multiarch import cleanup
 from pytest_multiarch.build import BuiltImage
 from pytest_multiarch.errors import EngineRefused
 from pytest_multiarch.oneshot import run_once
-from pytest_multiarch.run import MultiarchContainer, attach
+from pytest_multiarch.run import MultiarchContainer
 from pytest_multiarch.structure_checks import check_command_output, check_existence, check_license_text
 from pytest_multiarch.structure_go import expand
 from pytest_multiarch.structure_schema import (
@@ -114,7 +114,7 @@ class StructureRun:
                 labels=cleanup.owner_labels(),
                 **self._create_options(start=False),
             )
-        handle = attach(MultiarchContainer(inner, current, None, None, "command"), self.engine, self.timeout)
+        handle = MultiarchContainer(inner, current, self.engine, command_timeout=self.timeout)
         self.tracker.track(handle)
         try:
             with self.engine.call(doing):
@@ -254,7 +254,7 @@ class StructureRun:
                 labels=cleanup.owner_labels(),
                 **self._create_options(start=False),
             )
-        handle = attach(MultiarchContainer(inner, self.image, None, None, "command"), self.engine, self.timeout)
+        handle = MultiarchContainer(inner, self.image, self.engine, command_timeout=self.timeout)
         self.tracker.track(handle)
         try:
             with self.engine.call(f"reading {path} ({platform} image)"):
