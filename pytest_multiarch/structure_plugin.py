@@ -123,9 +123,11 @@ class StructurePlugin:
         rootdir = Path(self.config.rootpath)
         for module in self.config.pluginmanager.get_plugins():
             for value in list(getattr(module, "__dict__", {}).values()):
+                # Only our fixtures: other plugins hold objects that answer any attribute
+                # (pytest-xdist's execnet Producer), so check what came back.
                 patterns = getattr(value, STRUCTURE_ATTRIBUTE, None)
                 spec_of = getattr(value, "_multiarch_spec_of", None)
-                if not patterns or spec_of is None:
+                if not isinstance(patterns, (list, tuple)) or not patterns or not callable(spec_of):
                     continue
                 name = getattr(value, "_multiarch_prefix", "?")
                 for pattern in patterns:
