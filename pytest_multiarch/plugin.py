@@ -221,11 +221,13 @@ class MultiarchPlugin:
 
     # -- between tests -----------------------------------------------------------------------------
 
+    @pytest.hookimpl(tryfirst=True)  # before pytest starts the test's line (and names its file)
     def pytest_runtest_logstart(self) -> None:
-        if self._session is not None:
-            self._session.notes.flush(self.say)
+        self._flush()
 
+    @pytest.hookimpl(trylast=True)  # after pytest's result: if it closed its line, ours may follow
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        self._flush()
         # logfinish comes after all reruns of a test (pytest-rerunfailures), unlike teardown.
         done_with = self.lifetimes.finished(nodeid)
         if done_with and self._session is not None:
@@ -279,7 +281,15 @@ class MultiarchPlugin:
 
         return report.header_lines(self.session)
 
+    def _flush(self, *, at_end: bool = False) -> None:
+        """Show what background work said (progress.Terminal decides when a line may go)."""
+        if self._session is not None:
+            self._session.notes.flush(self.say)
+        if self._terminal is not None:
+            self._terminal.release(at_end=at_end)
+
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        self._flush(at_end=True)
         if not self.platform_of and self.role != "controller":
             return  # no multiarch test ran here
         from pytest_multiarch import report
