@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
-from pytest_multiarch import marker, xdist
+from pytest_multiarch import marker, typos, xdist
 from pytest_multiarch.checks import check_configuration
 from pytest_multiarch.config import Settings, add_options, runs_tests
 from pytest_multiarch.errors import EmulatorCrash, EngineError, MultiarchError, UsageError
@@ -57,8 +57,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     evidence.add_options(parser)
 
 
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+    """A mistyped --multiarch-* option is named with the closest known one (typos.py)."""
+    typos.check_options(parser, args)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", marker.DESCRIPTION)
+    typos.check_ini_keys(config)  # before the values are read: a typo explains a missing value
     try:
         settings = Settings.from_pytest(config)
         check_configuration(config, settings)
