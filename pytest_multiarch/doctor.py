@@ -13,11 +13,13 @@ import os
 import shutil
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TextIO, cast
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
+from pytest_multiarch import projectconfig
 from pytest_multiarch.config import parse_engines
 from pytest_multiarch.emulators import known_crash, qemu_version
 from pytest_multiarch.engine import Engine, route
@@ -29,7 +31,7 @@ from pytest_multiarch.errors import (
     docker_said,
     install_emulator_command,
 )
-from pytest_multiarch.platforms import Platform, parse_platforms
+from pytest_multiarch.platforms import Platform, host_platform, parse_platforms, parse_platforms_or_native
 from pytest_multiarch.preflight import (
     BINFMT_DIR,
     Capabilities,
@@ -84,9 +86,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--platforms",
         type=_platform_list,
-        default=DEFAULT_PLATFORMS,
+        default=None,
         metavar="LIST",
-        help=f"platforms to check, separated by commas or spaces (default: {DEFAULT_PLATFORMS})",
+        help="platforms to check, separated by commas or spaces (default: the multiarch_platforms of the "
+        f"project's pytest configuration in the current directory, else {DEFAULT_PLATFORMS})",
     )
     parser.add_argument(
         "--image",
@@ -104,28 +107,38 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--builder", metavar="NAME", help="the buildx builder to check, as --multiarch-builder does")
     parser.set_defaults(
         handler=lambda args: run_doctor(
-            args.platforms, args.image or os.environ.get(IMAGE_ENV), engines=args.engine, builder=args.builder
+            args.platforms,
+            args.image or os.environ.get(IMAGE_ENV),
+            engines=args.engine,
+            builder=args.builder,
+            project=Path.cwd(),
         )
     )
 
 
 def run_doctor(
-    platforms: list[Platform],
+    platforms: list[Platform] | None,
     image: str | None,
     out: TextIO = sys.stdout,
     *,
     engines: list[str] | None = None,
     builder: str | None = None,
+    project: Path | None = None,
 ) -> int:
     """Run every check, print one line each; 0 when nothing failed (warnings allowed), else 1.
     Each engine (the docker CLI's, and those ``engines`` names per platform) is checked in turn
-    for the platforms it runs."""
+    for the platforms it runs. ``project``: a folder whose pytest configuration gives what the
+    arguments do not (platforms, engines, builder)."""
     report = Report(out)
     try:
         routes = parse_engines(engines or [], "--engine")
     except UsageError as exc:
         report.fail(f"--engine: {exc}", "write PLATFORM=ENDPOINT, e.g. --engine linux/arm64=ssh://user@arm-host")
         routes = {}
+    if project is not None:
+        platforms, routes, builder = _with_project(report, project, platforms, routes, builder)
+    if platforms is None:
+        platforms = parse_platforms(DEFAULT_PLATFORMS)
     default = Engine.default(builder=builder)
     routed = route(default, routes, builder=builder, cache_dir=None)
     engines_in_order = list({id(e): e for e in [default, *routed.values()]}.values())
@@ -139,6 +152,34 @@ def run_doctor(
     summary = "some checks failed: each fail line says how to fix it" if report.failed else "no check failed"
     print(f"\n{summary}", file=out)
     return 1 if report.failed else 0
+
+
+def _with_project(
+    report: Report, folder: Path, platforms: list[Platform] | None, routes: dict[Platform, str], builder: str | None
+) -> tuple[list[Platform] | None, dict[Platform, str], str | None]:
+    """What the project's configuration file in ``folder`` adds to the arguments (they win)."""
+    try:
+        path, values = projectconfig.read(folder)
+    except ValueError as exc:
+        report.fail(f"project configuration: {exc}", "correct the file, or run the doctor in another folder")
+        return platforms, routes, builder
+    if path is None:
+        return platforms, routes, builder
+    used = [key for key in ("multiarch_platforms", "multiarch_engines", "multiarch_builder") if values.get(key)]
+    report.ok(f"project configuration: {path} ({', '.join(used) or 'no platforms, engines or builder set'})")
+    fix = f"correct it in {path}, or pass the doctor's own option"
+    if platforms is None and values.get("multiarch_platforms"):
+        try:
+            named, native = parse_platforms_or_native(values["multiarch_platforms"])
+        except UsageError as exc:
+            report.fail(f"{path.name}: multiarch_platforms: {exc}", fix)
+        else:  # `native`: this machine's platform stands for each engine's own here
+            platforms = [*named, *([host_platform()] if native and host_platform() not in named else [])]
+    try:
+        routes = {**parse_engines(values.get("multiarch_engines", ""), f"{path.name}: multiarch_engines"), **routes}
+    except UsageError as exc:
+        report.fail(str(exc), fix)
+    return platforms, routes, builder or values.get("multiarch_builder") or None
 
 
 def _check_platforms(report: Report, engine: Engine, platforms: list[Platform], image: str | None) -> None:
