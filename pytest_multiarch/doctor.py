@@ -19,7 +19,7 @@ from typing import TextIO, cast
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
-from pytest_multiarch import projectconfig
+from pytest_multiarch import gate, projectconfig
 from pytest_multiarch.config import parse_engines
 from pytest_multiarch.emulators import known_crash, qemu_version
 from pytest_multiarch.engine import Engine, route
@@ -294,35 +294,45 @@ def _check_platform(report: Report, engine: Capabilities, platform: Platform) ->
 
 
 def _check_run(report: Report, docker: DockerClient, image: str, platform: Platform) -> None:
-    """The proof: a container of that platform starts and its ``uname -m`` is that CPU's."""
+    """The proof: a container of that platform starts and its ``uname -m`` is that CPU's. The
+    image store is left as it was: a platform not here is pulled by digest, untagged, and
+    removed after the run."""
     command = f"docker run --rm --platform {platform} {image} uname -m"
-    pull_error = ""
-    pulled = ""
+    ref, pulled = image, False
     if not _local_image_is(docker, image, platform):
         try:
-            docker.pull(image, platform=str(platform), quiet=True)
-            pulled = f", pulled {platform}"
-        except (DockerException, OSError) as exc:
-            pull_error = docker_said(exc)
+            ref, pulled = gate.fetch_untagged(docker, image, platform)
+        except MultiarchError as exc:
+            report.fail(f"run {platform}: {exc}", f"`docker buildx imagetools inspect {image}`")
+            return
     try:
-        machine = _uname(docker, image, platform)
+        machine = _uname(docker, ref, platform)
     except (DockerException, OSError) as exc:
         reason = docker_said(exc)
-        if pull_error:
-            what, fix = f"{reason} (pull failed: {pull_error})", f"`docker pull --platform {platform} {image}`"
-        elif "exec format error" in reason:
+        if "exec format error" in reason:
             what, fix = reason, f"install the emulator: `{install_emulator_command(platform.arch)}`"
         else:
             what, fix = reason, f"run `{command}` to see the whole error"
         report.fail(f"run {platform}: {what}", fix)
         return
+    finally:
+        if pulled:
+            _remove_quietly(docker, ref)
+    shown = f"{image}, pulled {platform} by digest and removed again" if pulled else image
     if machine in platform.machines:
-        report.ok(f"run {platform}: uname -m = {machine} ({image}{pulled})")
+        report.ok(f"run {platform}: uname -m = {machine} ({shown})")
     else:
         report.fail(
-            f"run {platform}: uname -m = {machine!r}, expected {' or '.join(platform.machines)} ({image}{pulled})",
+            f"run {platform}: uname -m = {machine!r}, expected {' or '.join(platform.machines)} ({shown})",
             f"check the image's platforms with `docker buildx imagetools inspect {image}`",
         )
+
+
+def _remove_quietly(docker: DockerClient, ref: str) -> None:
+    try:
+        docker.image.remove(ref)
+    except (DockerException, OSError):
+        pass  # gone already, or used by a container of someone else's: leave it
 
 
 def _uname(docker: DockerClient, image: str, platform: Platform) -> str:

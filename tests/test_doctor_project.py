@@ -1,5 +1,6 @@
-"""The doctor checks what the project configures (issue 27): run in a project, it reads the
-platforms, engines and builder of the pytest configuration pytest would use there."""
+"""The doctor in a user's project (issue 27): it checks what the project configures (the
+platforms, engines and builder of the pytest configuration pytest would use there), and it
+changes nothing in the user's image store."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import BUSYBOX, REGISTRY
 from pytest_multiarch import projectconfig
+from tests.integration.helpers import FOREIGN, NATIVE
 
 
 def doctor_in(folder: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -58,3 +61,29 @@ def test_pytests_order_of_configuration_files_and_toml_values(tmp_path: Path) ->
     assert projectconfig.read(tmp_path) == (tmp_path / "pytest.ini", {})
     (tmp_path / "pytest.toml").write_text('[pytest]\nmultiarch_platforms = "linux/arm64"\n')
     assert projectconfig.read(tmp_path) == (tmp_path / "pytest.toml", {"multiarch_platforms": "linux/arm64"})
+
+
+def docker(*args: str) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True, timeout=300).stdout.strip()
+
+
+def test_the_doctor_leaves_the_users_local_tag_and_image_store_as_they_were(
+    tmp_path: Path, docker_engine: None
+) -> None:
+    """The user's local tag of the image is the native platform's; the doctor runs both
+    platforms from the registry's index and, afterwards, the tag is the same image and the
+    repository holds no image more than before (no tag moved to the foreign platform)."""
+    repository = f"{REGISTRY}/pytest-multiarch-tests/doctor-store"
+    ref = f"{repository}:{os.getpid()}"
+    docker("buildx", "imagetools", "create", "-t", ref, BUSYBOX)  # a copy in the registry, of our own
+    docker("pull", "--quiet", "--platform", NATIVE, ref)
+    try:
+        before = docker("image", "inspect", "--format", "{{.Id}}", ref)
+        held = sorted(docker("images", "--no-trunc", "--format", "{{.ID}}", repository).split())
+        result = doctor_in(tmp_path, "--platforms", f"{NATIVE},{FOREIGN}", "--image", ref)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"ok   run {FOREIGN}: uname -m = " in result.stdout, result.stdout
+        assert docker("image", "inspect", "--format", "{{.Id}}", ref) == before
+        assert sorted(docker("images", "--no-trunc", "--format", "{{.ID}}", repository).split()) == held
+    finally:
+        subprocess.run(["docker", "image", "rm", ref], capture_output=True)
