@@ -22,7 +22,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -179,6 +179,7 @@ def build_image(
     on_line: Callable[[str], None] | None = None,
     cache: tuple[str | None, str | None] = (None, None),
     on_build: Callable[[], None] | None = None,
+    flags: Sequence[str] = (),
 ) -> BuiltImage:
     """Build (or reuse) the image of ``spec`` for ``platform`` on ``engine``, and check its
     architecture."""
@@ -199,7 +200,7 @@ def build_image(
                 SLOT_LABEL: image_slot(spec, platform),
                 **({RUN_LABEL: rebuild_run} if rebuild_run else {}),
             }
-            run_buildx(engine, spec, platform, tag, labels, on_line, cache, on_build)
+            run_buildx(engine, spec, platform, tag, labels, on_line, cache, on_build, flags=flags)
     try:
         image = sdk.images.get(tag)
     except ImageNotFound:

@@ -134,6 +134,7 @@ class Images:
                     rebuild_run=self._run_id if self.settings.rebuild else None,
                     on_line=on_line,
                     cache=(self.settings.cache_from, self.settings.cache_to),
+                    flags=self.settings.buildx_flags,
                     on_build=building,
                 )
         except BaseException as exc:
