@@ -20,6 +20,7 @@ from pytest_multiarch import marker, typos, xdist
 from pytest_multiarch.checks import check_configuration
 from pytest_multiarch.config import Settings, add_options, runs_tests
 from pytest_multiarch.errors import EmulatorCrash, EngineError, MultiarchError, UsageError
+from pytest_multiarch.failures import ShownErrors
 from pytest_multiarch.fixtures import (  # noqa: F401  (pytest registers the fixtures found here)
     STATE,
     declarations_of_item,
@@ -116,8 +117,7 @@ class MultiarchPlugin:
         self.wanted: list[Wanted] = []  # what the collected tests need
         self.lifetimes = Lifetimes()
         self.reports = xdist.ControllerReports()
-        # id of an error already shown in full → (the test it was shown for, the error, kept alive)
-        self._shown: dict[int, tuple[str, BaseException]] = {}
+        self._shown = ShownErrors()  # each error in full once (failures.py)
 
     @property
     def role(self) -> xdist.Role:
@@ -263,14 +263,7 @@ class MultiarchPlugin:
             call.excinfo is not None and isinstance(call.excinfo.value, (EngineError, EmulatorCrash))
         )
         if in_setup and call.excinfo is not None and report.failed and isinstance(call.excinfo.value, MultiarchError):
-            error = call.excinfo.value
-            prefix = f"[{platform}] " if platform else ""
-            first = self._shown.setdefault(id(error), (item.nodeid, error))[0]
-            if first == item.nodeid:
-                report.longrepr = f"{prefix}{type(error).__name__}: {error}"
-            else:  # a kept build or start error: every test of the platform gets it, once in full
-                headline = str(error).splitlines()[0]
-                report.longrepr = f"{prefix}{type(error).__name__}: {headline} (in full above, at {first})"
+            self._shown.show(report, item.nodeid, platform, call.excinfo.value)
         if call.when == "setup" and platform:
             for image in _images(getattr(item, "funcargs", {}).values()):
                 item.user_properties.append(("image", image.tag))
@@ -321,7 +314,9 @@ class MultiarchPlugin:
     @pytest.hookimpl(tryfirst=True)  # before junitxml writes its file
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """An xdist worker hands the controller what its summary and pruning need; the controller,
-        which collects nothing itself, adds the JUnit suite properties once workers reported."""
+        which collects nothing itself, adds the JUnit suite properties once workers reported.
+        What background work said is shown now, before pytest's sections of errors and failures."""
+        self._flush(at_end=True)
         if self._session is None:
             return
         workeroutput = getattr(self.config, "workeroutput", None)

@@ -56,6 +56,8 @@ class Terminal:
         if not self._held or not (at_end or self.verbose or self._status_shown or self.at_line_start()):
             return
         held, self._held = self._held, []
+        if not self.verbose and not self._status_shown and not self.at_line_start():  # at_end: close it
+            self._write(lambda r: (r.ensure_newline(), self.at_line_start() or r.write("\n")))
         for message in held:
             self._line(message)
 
