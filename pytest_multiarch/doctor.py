@@ -22,6 +22,7 @@ from python_on_whales.exceptions import DockerException
 from pytest_multiarch import gate, projectconfig
 from pytest_multiarch.config import parse_engines
 from pytest_multiarch.emulators import known_crash, qemu_version
+from pytest_multiarch.endpoints import DEFAULT_SOCKET
 from pytest_multiarch.engine import Engine, route
 from pytest_multiarch.errors import (
     EngineError,
@@ -216,9 +217,9 @@ def _check_engine(report: Report, engine: Engine) -> tuple[DockerClient, Capabil
     try:
         info = docker.system.info()
     except (DockerException, OSError) as exc:
-        fix = SETUP_FIX
-        if engine.endpoint.from_env or engine.endpoint.context:
-            fix += ", or point DOCKER_HOST / `docker context use` at a running engine (or unset DOCKER_HOST)"
+        fix = engine.endpoint.start_advice()
+        if engine.endpoint.url == DEFAULT_SOCKET and not engine.endpoint.bound:
+            fix = SETUP_FIX  # the machine may have no Docker at all: how to install it too
         report.fail(f"Docker daemon unreachable at {where}: {docker_said(exc)}", fix)
         return None
     native = f"{info.os_type or 'linux'}/{info.architecture}"
