@@ -20,7 +20,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from docker.errors import ImageNotFound
@@ -171,6 +171,7 @@ def build_image(
     on_line: Callable[[str], None] | None = None,
     cache: tuple[str | None, str | None] = (None, None),
     on_build: Callable[[], None] | None = None,
+    flags: Sequence[str] = (),
 ) -> BuiltImage:
     """Build (or reuse) the image of ``spec`` for ``platform`` on ``engine``, and check its
     architecture."""
@@ -191,7 +192,7 @@ def build_image(
                 SLOT_LABEL: image_slot(spec, platform),
                 **({RUN_LABEL: rebuild_run} if rebuild_run else {}),
             }
-            run_buildx(engine, spec, platform, tag, labels, on_line, cache, on_build)
+            run_buildx(engine, spec, platform, tag, labels, on_line, cache, on_build, flags=flags)
     try:
         image = sdk.images.get(tag)
     except ImageNotFound:

@@ -245,9 +245,8 @@ class Containers:
         if self.settings.reuse:
             mark_verified(container)  # from now on later sessions may reuse it as it is
         self._notes.of(container.platform).ready = f"{container.ready_seconds:.1f} s"
-        self._notes.say(
-            f"{container.platform} container ready in {container.ready_seconds:.1f} s at {container.base_url}"
-        )
+        where = f"at {container.base_url}" if container.base_url else "(no port published)"
+        self._notes.say(f"{container.platform} container ready in {container.ready_seconds:.1f} s {where}")
         return container
 
     # -- releasing and removing --------------------------------------------------------------------

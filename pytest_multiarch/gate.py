@@ -148,6 +148,21 @@ def pull_platform(docker: DockerClient, index: PublishedIndex, platform: Platfor
     )
 
 
+def fetch_untagged(docker: DockerClient, ref: str, platform: Platform) -> tuple[str, bool]:
+    """``platform``'s manifest of ``ref``, by digest and without a tag, so that no local tag
+    changes (a pull of a tag with --platform would move it to that platform): the
+    ``repository@digest`` reference to run it by, and whether it was pulled now (the caller then
+    removes it). GateError when the registry cannot be read or lacks the platform."""
+    source = f"{repository_of(ref)}@{inspect_published(docker, ref).digest_for(platform)}"
+    if docker.image.exists(source):
+        return source, False
+    try:
+        docker.image.pull(source, quiet=True, platform=str(platform))
+    except DockerException as exc:
+        raise GateError(f"cannot pull {platform} of {ref} ({source}): {docker_said(exc)}") from None
+    return source, True
+
+
 def _config_of(config: Any) -> ImageConfig:
     """python-on-whales' image config as the ImageConfig docker-py's ``Config`` gives."""
     if config is None:

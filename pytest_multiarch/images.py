@@ -60,6 +60,7 @@ class Images:
         # One digest per build context a session, whichever platforms build from it.
         self._contexts: dict[tuple[Path, Path], Once[str]] = {}
         self._contexts_lock = threading.Lock()
+        self._running: dict[Key, float] = {}  # builds under way: when buildx started
         self._index_dir = cache_dir / "contexts" if cache_dir is not None else None
         self._cache_dir = cache_dir
         self._prune_dir = cache_dir / "prune" if cache_dir is not None else None
@@ -71,6 +72,12 @@ class Images:
             return self.jobs.submit((full, platform), lambda: self._build(full, platform))
         except Closed:
             raise BuildError(f"the session ended before the build for {platform} started") from None
+
+    def running(self, full: ImageSpec, platform: Platform) -> tuple[str, float] | None:
+        """("building linux/arm64", its seconds so far) while buildx runs that build; None
+        while it is queued, looks for an unchanged image, or is done."""
+        started = self._running.get((full.for_build(), platform))
+        return None if started is None else (f"building {platform}", time.monotonic() - started)
 
     def pulled(self, spec: ImageSpec) -> bool:
         """A release gate tests the published image instead of building the default one."""
@@ -105,6 +112,7 @@ class Images:
         def building() -> None:
             prunes.mark(self._prune_dir, image_slot(spec, platform))  # cleared by the prune after it
             self._notes.say(f"building {label} ({mode})…")
+            self._running[(spec, platform)] = time.monotonic()
             if self.on_build is not None:
                 self.on_build()
 
@@ -127,20 +135,18 @@ class Images:
                     rebuild_run=self._run_id if self.settings.rebuild else None,
                     on_line=on_line,
                     cache=(self.settings.cache_from, self.settings.cache_to),
+                    flags=self.settings.buildx_flags,
                     on_build=building,
                 )
         except BaseException as exc:
             self._notes.say(f"build {label}: failed after {time.monotonic() - started:.1f} s")
             self._notes.of(platform).build = "failed"
-            if type(exc).__module__.startswith("python_on_whales"):
-                # Only docker's own words: the exception's text holds the command line, build args too.
-                raise BuildError(f"the engine failed while preparing {label}: {docker_said(exc)}") from None
-            if isinstance(exc, Exception) and not isinstance(exc, MultiarchError):
-                mapped = engine.failure(f"preparing {label}", exc)  # the engine gone, or its refusal
-                if isinstance(mapped, MultiarchError):
-                    raise mapped from None
-                raise BuildError(f"preparing {label} failed: {type(exc).__name__}: {exc}") from None
-            raise
+            failure = self._failure(exc, label, engine)
+            if failure is exc:
+                raise
+            raise failure from None
+        finally:
+            self._running.pop((spec, platform), None)
         done = "reused (unchanged)" if image.reused else f"done in {image.seconds:.1f} s"
         self._notes.say(f"build {label}: {done}")
         stats = self._notes.of(platform)
@@ -152,6 +158,19 @@ class Images:
         except MultiarchError as exc:
             self._notes.say(f"{label}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
             raise
+
+    @staticmethod
+    def _failure(exc: BaseException, label: str, engine: Engine) -> BaseException:
+        """What a failed build or pull raises: docker's own words for python-on-whales' errors
+        (their text holds the command line, build args too), the engine gone or its refusal."""
+        if type(exc).__module__.startswith("python_on_whales"):
+            return BuildError(f"the engine failed while preparing {label}: {docker_said(exc)}")
+        if isinstance(exc, Exception) and not isinstance(exc, MultiarchError):
+            mapped = engine.failure(f"preparing {label}", exc)
+            if isinstance(mapped, MultiarchError):
+                return mapped
+            return BuildError(f"preparing {label} failed: {type(exc).__name__}: {exc}")
+        return exc
 
     def _check_arch(self, image: BuiltImage, engine: Engine) -> BuiltImage:
         """``image`` with its architecture check's findings and its files; ArchMismatch when a

@@ -92,8 +92,8 @@ class MultiarchContainer:
             return join_url(self.urls[port], path)
         if self.base_url is None:
             raise ContainerError(
-                f"the {self.platform} container publishes no port: its image EXPOSEs none. Set "
-                f"{self.port_setting} to the port the app serves."
+                f"the {self.platform} container publishes no port: its image EXPOSEs none and none is "
+                f"declared. Set {self.port_setting} to the port the app serves."
             )
         return join_url(self.base_url, path)
 
@@ -243,7 +243,13 @@ def _within(seconds: float | None, call: Callable[[], T]) -> T | None:
 
 
 def port_of(image: BuiltImage, spec: ImageSpec) -> int | None:
-    return spec.port or (image.exposed_ports[0] if image.exposed_ports else None)
+    """The app's port: ``port=`` (or --multiarch-port), else the first of ``ports=`` (what the
+    declaration publishes), else the image's lowest EXPOSEd port."""
+    if spec.port:
+        return spec.port
+    if spec.ports:
+        return spec.ports[0]
+    return image.exposed_ports[0] if image.exposed_ports else None
 
 
 def check_machine(container: MultiarchContainer) -> None:

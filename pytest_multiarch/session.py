@@ -178,8 +178,9 @@ class MultiarchSession:
 
     def image(self, spec: ImageSpec, platform: Platform, say: Terminal) -> BuiltImage:
         """The built image, waiting for its build and reporting progress meanwhile."""
-        future = self.images.future(self.spec_for(spec, platform), platform)
-        return wait(future, f"building {platform}", say, self.notes.flush)
+        full = self.spec_for(spec, platform)
+        future = self.images.future(full, platform)
+        return wait(future, lambda: self.images.running(full, platform), say, self.notes.flush)
 
     def container(
         self, spec: ImageSpec, platform: Platform, say: Terminal, environment: dict[str, str] | None = None
@@ -194,7 +195,7 @@ class MultiarchSession:
             build = self.images.future(full, platform)
             future = self.containers.future((full, platform), build, run_spec)
             self.image(spec, platform, say)  # build errors come first, with their own message
-            return wait(future, f"starting the {platform} container", say, self.notes.flush)
+            return wait(future, lambda: None, say, self.notes.flush)  # a heartbeat is for builds
 
         def announce(started: MultiarchContainer) -> None:
             self.config.hook.pytest_multiarch_container_started(config=self.config, container=started)
