@@ -18,12 +18,9 @@ import dataclasses
 import datetime
 import hashlib
 import json
-import os
 import re
-import tempfile
 import time
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from docker.errors import ImageNotFound
@@ -34,6 +31,15 @@ from pytest_multiarch.buildx import run_buildx
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.context import context_digest, context_entries
 from pytest_multiarch.errors import BuildError, ImageMismatch, UsageError
+from pytest_multiarch.names import (  # noqa: F401  (also imported from here)
+    KEY_LABEL,
+    LOCK_DIR,
+    RUN_LABEL,
+    SLOT_LABEL,
+    image_repository,
+    image_slot,
+    image_tag,
+)
 from pytest_multiarch.platforms import Platform
 from pytest_multiarch.podmanbuild import build_turn
 from pytest_multiarch.secrets import keyed_digest
@@ -47,11 +53,7 @@ if TYPE_CHECKING:
     from pytest_multiarch.engine import Engine
     from pytest_multiarch.rootfs import RootFS
 
-KEY_LABEL = "io.github.pytest-multiarch.key"
-SLOT_LABEL = "io.github.pytest-multiarch.slot"
-RUN_LABEL = "io.github.pytest-multiarch.rebuilt-in-run"
 _KEY_SCHEME = "3"
-LOCK_DIR = Path(tempfile.gettempdir()) / f"pytest-multiarch-locks-{os.getuid() if hasattr(os, 'getuid') else 0}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,8 +96,15 @@ class BuiltImage:
     seconds: float
     exposed_ports: tuple[int, ...] = ()
     config: ImageConfig = dataclasses.field(default_factory=ImageConfig, repr=False)
+    pulled: bool = False  # a release gate's manifest (``key`` is its digest), not a build of the project
     arch: ArchReport | None = dataclasses.field(default=None, compare=False, repr=False)  # the check's findings
     files: Callable[[], RootFS] | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    @property
+    def source(self) -> str:
+        """ "built" in this session, "reused" (found unchanged, the same build key) or "pulled"
+        (--multiarch-image)."""
+        return "pulled" if self.pulled else "reused" if self.reused else "built"
 
     def elf(self, path: str) -> ElfInfo | None:
         """The ELF headers of ``path`` in this image, symlinks followed: ``.bits``, ``.machine``,
@@ -134,23 +143,6 @@ def context_files(spec: ImageSpec) -> list[str]:
     return sorted(context_entries(spec))
 
 
-def image_tag(spec: ImageSpec, platform: Platform, key: str) -> str:
-    return f"{image_repository(spec)}:{platform.slug}-{key[:16]}"
-
-
-def image_slot(spec: ImageSpec, platform: Platform) -> str:
-    """The project image and platform an image is built for (its SLOT_LABEL); builds of the
-    same slot with other keys are the stale ones."""
-    return f"{image_repository(spec)}:{platform.slug}"
-
-
-def image_repository(spec: ImageSpec) -> str:
-    """One repository per project folder and image name, so projects never share tags."""
-    where = hashlib.sha256(str(spec.context.resolve()).encode()).hexdigest()[:8]
-    base = re.sub(r"[^a-z0-9]+", "-", (spec.name or spec.context.resolve().name).lower()).strip("-")
-    return f"pytest-multiarch/{base or 'image'}-{where}"
-
-
 def find_loaded(sdk: docker.DockerClient, tag: str, key: str, run: str | None = None) -> str | None:
     """Id of an already loaded image with this tag and build key (and, when ``run`` is given,
     built by that test run), else None. Asked through the Docker API: milliseconds, where the
@@ -181,6 +173,7 @@ def build_image(
     cache: tuple[str | None, str | None] = (None, None),
     on_build: Callable[[], None] | None = None,
     cancelled: Callable[[], bool] = lambda: False,
+    flags: Sequence[str] = (),
 ) -> BuiltImage:
     """Build (or reuse) the image of ``spec`` for ``platform`` on ``engine``, and check its
     architecture."""
@@ -202,7 +195,7 @@ def build_image(
                 **({RUN_LABEL: rebuild_run} if rebuild_run else {}),
             }
             with build_turn(engine.runtime, cancelled):  # podman: one build at a time (podmanbuild.py)
-                run_buildx(engine, spec, platform, tag, labels, on_line, cache, on_build)
+                run_buildx(engine, spec, platform, tag, labels, on_line, cache, on_build, flags=flags)
     try:
         image = sdk.images.get(tag)
     except ImageNotFound:

@@ -16,7 +16,7 @@ import re
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from pytest_multiarch.config import ImageSpec
@@ -44,6 +44,8 @@ def run_buildx(
     on_line: Callable[[str], None] | None,
     cache: tuple[str | None, str | None],
     on_build: Callable[[], None] | None = None,
+    *,
+    flags: Sequence[str] = (),
 ) -> None:
     """Build ``spec`` for ``platform`` and load it into ``engine`` as ``tag``; BuildError with
     the failing step and the log's tail (masked) when it fails."""
@@ -53,10 +55,12 @@ def run_buildx(
     if podman:  # podman build, its own command line and failure message (podmanbuild.py)
         from pytest_multiarch.podmanbuild import describe_podman_failure, podman_build_command
 
-        command, environment = podman_build_command(engine.docker_command(), spec, platform, tag, labels, cache)
+        command, environment = podman_build_command(
+            engine.docker_command(), spec, platform, tag, labels, cache, flags=flags
+        )
     else:
         command, environment = buildx_command(
-            engine.docker_command(), spec, platform, tag, labels, cache, engine.builder
+            engine.docker_command(), spec, platform, tag, labels, cache, engine.builder, flags=flags
         )
     mask = secret_masker(spec.build_args, spec.environment, [secret.value() for secret in spec.secrets])
     log: list[str] = []
@@ -139,6 +143,8 @@ def buildx_command(
     labels: dict[str, str],
     cache: tuple[str | None, str | None],
     builder: str | None,
+    *,
+    flags: Sequence[str] = (),
 ) -> tuple[list[str], dict[str, str]]:
     """The command line (no secret value on it) and the environment it needs besides the
     process's own (the build args' values)."""
@@ -159,6 +165,7 @@ def buildx_command(
         command += ["--cache-from", cache[0]]
     if cache[1]:
         command += ["--cache-to", cache[1]]
+    command += flags  # --no-cache, --pull
     for name, value in labels.items():
         command += ["--label", f"{name}={value}"]
     for secret in spec.secrets:

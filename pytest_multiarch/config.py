@@ -10,7 +10,7 @@ import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -135,6 +135,16 @@ class ImageSpec:
             )
 
 
+class Need(NamedTuple):
+    """What the collected tests need of one image on one platform: its build, and when
+    ``container`` its container too (plugin.py collects them, session.prefetch starts them,
+    early.py records them for the next run)."""
+
+    spec: ImageSpec
+    platform: Platform
+    container: bool
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     """Session-wide settings, validated."""
@@ -148,7 +158,9 @@ class Settings:
     native: bool = False  # "native" among the platforms: each engine's own platform (session.py)
     named_platforms: tuple[Platform, ...] = ()  # every platform the ini or the command line names
     strict: bool = False
-    rebuild: bool = False
+    rebuild: bool = False  # also when no_cache or pull: they only act in a build
+    no_cache: bool = False  # --multiarch-no-cache: buildx --no-cache
+    pull: bool = False  # --multiarch-pull: buildx --pull
     build_jobs: int = DEFAULT_BUILD_JOBS
     published: str | None = None  # --multiarch-image: test this reference instead of building
     reuse: bool = False
@@ -232,7 +244,9 @@ class Settings:
             native=native,
             named_platforms=_named_platforms(config),
             strict=bool(get("multiarch_strict")),
-            rebuild=bool(get("multiarch_rebuild")),
+            rebuild=bool(get("multiarch_rebuild") or get("multiarch_no_cache") or get("multiarch_pull")),
+            no_cache=bool(get("multiarch_no_cache")),
+            pull=bool(get("multiarch_pull")),
             published=published,
             reuse=reuse,
             cache_from=(get("multiarch_cache_from") or "").strip() or None,
@@ -257,6 +271,11 @@ class Settings:
             ).strip()
             or None,
         )
+
+    @property
+    def buildx_flags(self) -> tuple[str, ...]:
+        """buildx build's own flags for --multiarch-no-cache and --multiarch-pull."""
+        return ("--no-cache",) * self.no_cache + ("--pull",) * self.pull
 
     @property
     def timeout(self) -> float:

@@ -18,10 +18,11 @@ import pytest
 from filelock import FileLock
 
 from pytest_multiarch import cleanup
-from pytest_multiarch.build import LOCK_DIR, BuiltImage
+from pytest_multiarch.build import BuiltImage
 from pytest_multiarch.config import ImageSpec, Settings
 from pytest_multiarch.errors import ContainerError, HookSkipped, MultiarchError
 from pytest_multiarch.jobs import Closed, Jobs
+from pytest_multiarch.names import LOCK_DIR
 from pytest_multiarch.networks import DEFAULT_ALIAS, Networks
 from pytest_multiarch.platforms import Platform
 from pytest_multiarch.report import Notes
@@ -246,10 +247,9 @@ class Containers:
         self._notes.of(container.platform).ready = f"{container.ready_seconds:.1f} s"
         from pytest_multiarch.podman import low_port_note
 
-        self._notes.say(
-            f"{container.platform} container ready in {container.ready_seconds:.1f} s at {container.base_url}"
-            + low_port_note(container.engine, container.urls)
-        )
+        where = f"at {container.base_url}" if container.base_url else "(no port published)"
+        where += low_port_note(container.engine, container.urls)
+        self._notes.say(f"{container.platform} container ready in {container.ready_seconds:.1f} s {where}")
         return container
 
     # -- releasing and removing --------------------------------------------------------------------

@@ -13,13 +13,16 @@ import os
 import shutil
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TextIO, cast
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
+from pytest_multiarch import gate, projectconfig
 from pytest_multiarch.config import parse_engines
 from pytest_multiarch.emulators import known_crash, qemu_version
+from pytest_multiarch.endpoints import DEFAULT_SOCKET
 from pytest_multiarch.engine import Engine, route
 from pytest_multiarch.errors import (
     EngineError,
@@ -29,7 +32,7 @@ from pytest_multiarch.errors import (
     docker_said,
     install_emulator_command,
 )
-from pytest_multiarch.platforms import Platform, parse_platforms
+from pytest_multiarch.platforms import Platform, host_platform, parse_platforms, parse_platforms_or_native
 from pytest_multiarch.preflight import (
     BINFMT_DIR,
     Capabilities,
@@ -84,9 +87,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--platforms",
         type=_platform_list,
-        default=DEFAULT_PLATFORMS,
+        default=None,
         metavar="LIST",
-        help=f"platforms to check, separated by commas or spaces (default: {DEFAULT_PLATFORMS})",
+        help="platforms to check, separated by commas or spaces (default: the multiarch_platforms of the "
+        f"project's pytest configuration in the current directory, else {DEFAULT_PLATFORMS})",
     )
     parser.add_argument(
         "--image",
@@ -114,33 +118,40 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             engines=args.engine,
             builder=args.builder,
             runtime=args.runtime,
+            project=Path.cwd(),
         )
     )
 
 
 def run_doctor(
-    platforms: list[Platform],
+    platforms: list[Platform] | None,
     image: str | None,
     out: TextIO = sys.stdout,
     *,
     engines: list[str] | None = None,
     builder: str | None = None,
     runtime: str | None = None,
+    project: Path | None = None,
 ) -> int:
     """Run every check, print one line each; 0 when nothing failed (warnings allowed), else 1.
     Each engine (the docker CLI's, and those ``engines`` names per platform) is checked in turn
-    for the platforms it runs."""
+    for the platforms it runs. ``project``: a folder whose pytest configuration gives what the
+    arguments do not (platforms, engines, builder)."""
     report = Report(out)
-    if _podman_chosen(report, runtime):
-        from pytest_multiarch.podmandoctor import check_podman
-
-        check_podman(report, platforms, image, _check_platform)
-        return _summary(report, out)
     try:
         routes = parse_engines(engines or [], "--engine")
     except UsageError as exc:
         report.fail(f"--engine: {exc}", "write PLATFORM=ENDPOINT, e.g. --engine linux/arm64=ssh://user@arm-host")
         routes = {}
+    if project is not None:
+        platforms, routes, builder = _with_project(report, project, platforms, routes, builder)
+    if platforms is None:
+        platforms = parse_platforms(DEFAULT_PLATFORMS)
+    if _podman_chosen(report, runtime):
+        from pytest_multiarch.podmandoctor import check_podman
+
+        check_podman(report, platforms, image, _check_platform)
+        return _summary(report, out)
     default = Engine.default(builder=builder)
     routed = route(default, routes, builder=builder, cache_dir=None)
     engines_in_order = list({id(e): e for e in [default, *routed.values()]}.values())
@@ -169,6 +180,34 @@ def _podman_chosen(report: Report, runtime: str | None) -> bool:
     except UsageError as exc:
         report.fail(str(exc).replace("--multiarch-runtime (ini multiarch_runtime)", "--runtime"), "--runtime podman")
         return False
+
+
+def _with_project(
+    report: Report, folder: Path, platforms: list[Platform] | None, routes: dict[Platform, str], builder: str | None
+) -> tuple[list[Platform] | None, dict[Platform, str], str | None]:
+    """What the project's configuration file in ``folder`` adds to the arguments (they win)."""
+    try:
+        path, values = projectconfig.read(folder)
+    except ValueError as exc:
+        report.fail(f"project configuration: {exc}", "correct the file, or run the doctor in another folder")
+        return platforms, routes, builder
+    if path is None:
+        return platforms, routes, builder
+    used = [key for key in ("multiarch_platforms", "multiarch_engines", "multiarch_builder") if values.get(key)]
+    report.ok(f"project configuration: {path} ({', '.join(used) or 'no platforms, engines or builder set'})")
+    fix = f"correct it in {path}, or pass the doctor's own option"
+    if platforms is None and values.get("multiarch_platforms"):
+        try:
+            named, native = parse_platforms_or_native(values["multiarch_platforms"])
+        except UsageError as exc:
+            report.fail(f"{path.name}: multiarch_platforms: {exc}", fix)
+        else:  # `native`: this machine's platform stands for each engine's own here
+            platforms = [*named, *([host_platform()] if native and host_platform() not in named else [])]
+    try:
+        routes = {**parse_engines(values.get("multiarch_engines", ""), f"{path.name}: multiarch_engines"), **routes}
+    except UsageError as exc:
+        report.fail(str(exc), fix)
+    return platforms, routes, builder or values.get("multiarch_builder") or None
 
 
 def _check_platforms(report: Report, engine: Engine, platforms: list[Platform], image: str | None) -> None:
@@ -205,9 +244,9 @@ def _check_engine(report: Report, engine: Engine) -> tuple[DockerClient, Capabil
     try:
         info = docker.system.info()
     except (DockerException, OSError) as exc:
-        fix = SETUP_FIX
-        if engine.endpoint.from_env or engine.endpoint.context:
-            fix += ", or point DOCKER_HOST / `docker context use` at a running engine (or unset DOCKER_HOST)"
+        fix = engine.endpoint.start_advice()
+        if engine.endpoint.url == DEFAULT_SOCKET and not engine.endpoint.bound:
+            fix = SETUP_FIX  # the machine may have no Docker at all: how to install it too
         report.fail(f"Docker daemon unreachable at {where}: {docker_said(exc)}", fix)
         return None
     native = f"{info.os_type or 'linux'}/{info.architecture}"
@@ -283,35 +322,45 @@ def _check_platform(report: Report, engine: Capabilities, platform: Platform) ->
 
 
 def _check_run(report: Report, docker: DockerClient, image: str, platform: Platform) -> None:
-    """The proof: a container of that platform starts and its ``uname -m`` is that CPU's."""
+    """The proof: a container of that platform starts and its ``uname -m`` is that CPU's. The
+    image store is left as it was: a platform not here is pulled by digest, untagged, and
+    removed after the run."""
     command = f"docker run --rm --platform {platform} {image} uname -m"
-    pull_error = ""
-    pulled = ""
+    ref, pulled = image, False
     if not _local_image_is(docker, image, platform):
         try:
-            docker.pull(image, platform=str(platform), quiet=True)
-            pulled = f", pulled {platform}"
-        except (DockerException, OSError) as exc:
-            pull_error = docker_said(exc)
+            ref, pulled = gate.fetch_untagged(docker, image, platform)
+        except MultiarchError as exc:
+            report.fail(f"run {platform}: {exc}", f"`docker buildx imagetools inspect {image}`")
+            return
     try:
-        machine = _uname(docker, image, platform)
+        machine = _uname(docker, ref, platform)
     except (DockerException, OSError) as exc:
         reason = docker_said(exc)
-        if pull_error:
-            what, fix = f"{reason} (pull failed: {pull_error})", f"`docker pull --platform {platform} {image}`"
-        elif "exec format error" in reason:
+        if "exec format error" in reason:
             what, fix = reason, f"install the emulator: `{install_emulator_command(platform.arch)}`"
         else:
             what, fix = reason, f"run `{command}` to see the whole error"
         report.fail(f"run {platform}: {what}", fix)
         return
+    finally:
+        if pulled:
+            _remove_quietly(docker, ref)
+    shown = f"{image}, pulled {platform} by digest and removed again" if pulled else image
     if machine in platform.machines:
-        report.ok(f"run {platform}: uname -m = {machine} ({image}{pulled})")
+        report.ok(f"run {platform}: uname -m = {machine} ({shown})")
     else:
         report.fail(
-            f"run {platform}: uname -m = {machine!r}, expected {' or '.join(platform.machines)} ({image}{pulled})",
+            f"run {platform}: uname -m = {machine!r}, expected {' or '.join(platform.machines)} ({shown})",
             f"check the image's platforms with `docker buildx imagetools inspect {image}`",
         )
+
+
+def _remove_quietly(docker: DockerClient, ref: str) -> None:
+    try:
+        docker.image.remove(ref)
+    except (DockerException, OSError):
+        pass  # gone already, or used by a container of someone else's: leave it
 
 
 def _uname(docker: DockerClient, image: str, platform: Platform) -> str:

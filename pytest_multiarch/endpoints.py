@@ -54,6 +54,39 @@ class Endpoint:
         """Equal for two endpoints that reach the same engine the same way."""
         return (self.url, self.context)
 
+    def start_advice(self) -> str:
+        """What to do when this engine does not answer, fitting how it is reached (a local
+        socket, tcp://, ssh://) and how it was chosen (DOCKER_HOST, a context, the option)."""
+        parsed = urllib.parse.urlparse(self.url)
+        if self.is_local:
+            path = parsed.path or parsed.netloc
+            if self.url == DEFAULT_SOCKET:
+                advice = "Start Docker on this machine (`sudo systemctl start docker`, or Docker Desktop)"
+            else:
+                advice = (
+                    f"Start the engine that listens on {path} (rootless Docker: `systemctl --user start docker`; "
+                    "Docker Desktop, colima or podman: start it)"
+                )
+        elif parsed.scheme == "ssh":
+            target = parsed.netloc or parsed.path
+            advice = (
+                f"Check that `ssh {target} docker info` works: the host is up and reachable, your key or agent is "
+                "accepted, and Docker runs there (start it on that host)"
+            )
+        else:
+            port = parsed.port or (2376 if self.tls_verify else 2375)
+            advice = (
+                f"Check that {parsed.hostname} is reachable from here and that its Docker engine listens on port "
+                f"{port} (a dind service must be up; with TLS set DOCKER_TLS_VERIFY and DOCKER_CERT_PATH)"
+            )
+        if self.from_env:
+            advice += ", or unset DOCKER_HOST to use this machine's engine"
+        elif self.context:
+            advice += f", or pick another context than {self.context!r} (`docker context ls`, `docker context use`)"
+        elif self.given:
+            advice += ", or route the platform to another engine with --multiarch-engine"
+        return advice + "."
+
     def describe(self) -> str:
         """``DOCKER_HOST=tcp://…``, ``context 'x' (ssh://…)`` or the URL, for messages."""
         if self.from_env:

@@ -71,6 +71,18 @@ def make_fixtures(prefix: str, spec_of: SpecFactory) -> ImageFixtures:
         with ContainerHTTP(container) as session:
             yield session
 
+    what = _described(prefix)
+    image_fixture.__doc__ = (
+        f"{what[0].upper()}{what[1:]} built for this test's platform, once per session: a BuiltImage "
+        "(.tag, .id, .platform, .config, .elf(path))."
+    )
+    container_fixture.__doc__ = (
+        f"The running container of {what} on this test's platform, started once and ready when its ready "
+        "path answers: a MultiarchContainer (.url(path), .exec(cmd), .logs(), .read_file(path), .file_info(path))."
+    )
+    http_fixture.__doc__ = (
+        f"A requests.Session whose paths (.get('/health')) go to the container of {what} on this test's platform."
+    )
     made = (
         pytest.fixture(scope="session", name=f"{prefix}_image")(image_fixture),
         pytest.fixture(scope="session", name=f"{prefix}_container")(container_fixture),
@@ -102,9 +114,20 @@ def make_run_fixture(prefix: str, spec_of: SpecFactory) -> Any:
 
         return run
 
+    run_fixture.__doc__ = (
+        f"Run {_described(prefix)} once on this test's platform, as `docker run --rm` would: "
+        f"{prefix}_run('--version') returns .exit_code, .stdout, .stderr."
+    )
     made = pytest.fixture(name=f"{prefix}_run")(run_fixture)
     _mark(prefix, spec_of, run_fixture, made)
     return made
+
+
+def _described(prefix: str) -> str:
+    """How ``pytest --fixtures`` names the image of a fixture."""
+    if prefix == "multiarch":
+        return "the default image (the Dockerfile of multiarch_context)"
+    return f'the image "{prefix}" declared with multiarch_fixtures'
 
 
 def _mark(prefix: str, spec_of: SpecFactory, *functions: Any) -> None:

@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_multiarch import prunes
-from pytest_multiarch.build import BuiltImage, build_image, image_slot, prune_stale
+from pytest_multiarch.build import BuiltImage, build_image, prune_stale
 from pytest_multiarch.config import ImageSpec, Settings
 from pytest_multiarch.context import context_digest
 from pytest_multiarch.errors import BuildError, MultiarchError, docker_said
 from pytest_multiarch.jobs import Closed, Jobs, Once
+from pytest_multiarch.names import image_slot
 from pytest_multiarch.platforms import Platform
 from pytest_multiarch.report import Notes, merged_cells
 
@@ -55,10 +56,12 @@ class Images:
         self._verbose = verbose
         self.on_build: Callable[[], None] | None = None  # buildx is about to run (the session preloads)
         self.jobs: Jobs[Key, BuiltImage] = Jobs("build", settings.build_jobs)
+        self._closed = False  # a podman build waiting for its turn then gives up (podmanbuild.py)
         self._index: Once[gate.PublishedIndex] = Once(self._read_index, remember=(MultiarchError,))
         # One digest per build context a session, whichever platforms build from it.
         self._contexts: dict[tuple[Path, Path], Once[str]] = {}
         self._contexts_lock = threading.Lock()
+        self._running: dict[Key, float] = {}  # builds under way: when buildx started
         self._index_dir = cache_dir / "contexts" if cache_dir is not None else None
         self._cache_dir = cache_dir
         self._prune_dir = cache_dir / "prune" if cache_dir is not None else None
@@ -70,6 +73,12 @@ class Images:
             return self.jobs.submit((full, platform), lambda: self._build(full, platform))
         except Closed:
             raise BuildError(f"the session ended before the build for {platform} started") from None
+
+    def running(self, full: ImageSpec, platform: Platform) -> tuple[str, float] | None:
+        """("building linux/arm64", its seconds so far) while buildx runs that build; None
+        while it is queued, looks for an unchanged image, or is done."""
+        started = self._running.get((full.for_build(), platform))
+        return None if started is None else (f"building {platform}", time.monotonic() - started)
 
     def pulled(self, spec: ImageSpec) -> bool:
         """A release gate tests the published image instead of building the default one."""
@@ -108,6 +117,7 @@ class Images:
         def building() -> None:
             prunes.mark(self._prune_dir, image_slot(spec, platform))  # cleared by the prune after it
             self._notes.say(f"building {label} ({mode})…")
+            self._running[(spec, platform)] = time.monotonic()
             if self.on_build is not None:
                 self.on_build()
 
@@ -128,21 +138,19 @@ class Images:
                     rebuild_run=self._run_id if self.settings.rebuild else None,
                     on_line=on_line,
                     cache=(self.settings.cache_from, self.settings.cache_to),
+                    flags=self.settings.buildx_flags,
                     on_build=building,
-                    cancelled=lambda: self.jobs.closed,
+                    cancelled=lambda: self._closed,
                 )
         except BaseException as exc:
             self._notes.say(f"build {label}: failed after {time.monotonic() - started:.1f} s")
             self._notes.of(platform).build = "failed"
-            if type(exc).__module__.startswith("python_on_whales"):
-                # Only docker's own words: the exception's text holds the command line, build args too.
-                raise BuildError(f"the engine failed while preparing {label}: {docker_said(exc)}") from None
-            if isinstance(exc, Exception) and not isinstance(exc, MultiarchError):
-                mapped = engine.failure(f"preparing {label}", exc)  # the engine gone, or its refusal
-                if isinstance(mapped, MultiarchError):
-                    raise mapped from None
-                raise BuildError(f"preparing {label} failed: {type(exc).__name__}: {exc}") from None
-            raise
+            failure = self._failure(exc, label, engine)
+            if failure is exc:
+                raise
+            raise failure from None
+        finally:
+            self._running.pop((spec, platform), None)
         done = "reused (unchanged)" if image.reused else f"done in {image.seconds:.1f} s"
         self._notes.say(f"build {label}: {done}")
         stats = self._notes.of(platform)
@@ -164,6 +172,19 @@ class Images:
         from pytest_multiarch import gate
 
         return gate.pull_platform(engine.cli, self.published_index(), platform)
+
+    @staticmethod
+    def _failure(exc: BaseException, label: str, engine: Engine) -> BaseException:
+        """What a failed build or pull raises: docker's own words for python-on-whales' errors
+        (their text holds the command line, build args too), the engine gone or its refusal."""
+        if type(exc).__module__.startswith("python_on_whales"):
+            return BuildError(f"the engine failed while preparing {label}: {docker_said(exc)}")
+        if isinstance(exc, Exception) and not isinstance(exc, MultiarchError):
+            mapped = engine.failure(f"preparing {label}", exc)
+            if isinstance(mapped, MultiarchError):
+                return mapped
+            return BuildError(f"preparing {label} failed: {type(exc).__name__}: {exc}")
+        return exc
 
     def _check_arch(self, image: BuiltImage, engine: Engine) -> BuiltImage:
         """``image`` with its architecture check's findings and its files; ArchMismatch when a
@@ -193,6 +214,7 @@ class Images:
         """No build starts after this and queued ones are cancelled; a buildx process still
         running (the session stopped by a signal, say) is ended with its whole process tree, so
         that none outlives pytest and Python need not wait for it. Returns the pids ended."""
+        self._closed = True
         self.jobs.close()
         if all(future.done() for _, future in self.jobs.items()):
             return []
@@ -222,7 +244,7 @@ class Images:
         used: dict[str, set[str]] = {}
         built: set[str] = set()
         for (spec, platform), image in self.jobs.done():
-            if not image.key.startswith("sha256:"):
+            if image.source != "pulled":
                 slot = image_slot(spec, platform)
                 used.setdefault(slot, set()).add(image.id)
                 if not image.reused or prunes.marked(self._prune_dir, slot):  # a killed session's build

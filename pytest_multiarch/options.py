@@ -15,7 +15,7 @@ DEFAULT_BUILD_JOBS = 2
 DEFAULT_REQUEST_TIMEOUT = 30.0
 
 _OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
-    # (cli flag, ini key, ini type, help)
+    # (cli flag, ini key (also the option's dest), ini type, argparse keyword arguments with the help)
     (
         "--multiarch-platforms",
         "multiarch_platforms",
@@ -132,7 +132,30 @@ _OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
         {
             "action": argparse.BooleanOptionalAction,
             "default": None,
-            "help": "build images even when an image with the same build key is already loaded",
+            "help": "build images even when an image with the same build key is already loaded; BuildKit's "
+            "layer cache still applies (add --multiarch-no-cache for a build from scratch, --multiarch-pull for "
+            "newer base images)",
+        },
+    ),
+    (
+        "--multiarch-no-cache",
+        "multiarch_no_cache",
+        "bool",
+        {
+            "action": argparse.BooleanOptionalAction,
+            "default": None,
+            "help": "build every image without BuildKit's layer cache (buildx --no-cache); implies --multiarch-rebuild",
+        },
+    ),
+    (
+        "--multiarch-pull",
+        "multiarch_pull",
+        "bool",
+        {
+            "action": argparse.BooleanOptionalAction,
+            "default": None,
+            "help": "pull newer versions of the base images while building (buildx --pull); implies "
+            "--multiarch-rebuild",
         },
     ),
     (

@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
-from pytest_multiarch import marker, xdist
+from pytest_multiarch import marker, typos, xdist
 from pytest_multiarch.checks import check_configuration
-from pytest_multiarch.config import Settings, add_options, runs_tests
+from pytest_multiarch.config import Need, Settings, add_options, runs_tests
 from pytest_multiarch.errors import EmulatorCrash, EngineError, MultiarchError, UsageError
+from pytest_multiarch.failures import ShownErrors
 from pytest_multiarch.fixtures import (  # noqa: F401  (pytest registers the fixtures found here)
     STATE,
     declarations_of_item,
@@ -41,8 +42,6 @@ if TYPE_CHECKING:
     from pytest_multiarch.config import ImageSpec
     from pytest_multiarch.session import MultiarchSession
 
-Wanted = tuple["ImageSpec", Platform, bool]  # (spec, platform, needs a container)
-
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     from pytest_multiarch import newhooks
@@ -55,10 +54,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     from pytest_multiarch import evidence  # --multiarch-report, --multiarch-attest
 
     evidence.add_options(parser)
+    from pytest_multiarch import structure_plugin  # --multiarch-structure-tests
+
+    structure_plugin.add_options(parser)
+
+
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+    """A mistyped --multiarch-* option is named with the closest known one (typos.py)."""
+    typos.check_options(parser, args)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", marker.DESCRIPTION)
+    typos.check_ini_keys(config)  # before the values are read: a typo explains a missing value
     try:
         settings = Settings.from_pytest(config)
         check_configuration(config, settings)
@@ -76,6 +84,12 @@ def pytest_configure(config: pytest.Config) -> None:
     except UsageError as exc:
         raise pytest.UsageError(f"pytest-multiarch: {exc}") from None
     config.pluginmanager.register(plugin, STATE)
+    from pytest_multiarch import structure_plugin  # container-structure-test files as items
+
+    try:
+        structure_plugin.register(config, plugin)
+    except UsageError as exc:
+        raise pytest.UsageError(f"pytest-multiarch: {exc}") from None
     if plugin.configured:  # it will be used: ask the engine while pytest collects
         plugin.session.start_preflight()
         from pytest_multiarch import early
@@ -91,6 +105,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def platform_of_item(item: pytest.Item) -> Platform | None:
+    own = getattr(item, "multiarch_platform", None)  # a structure test's item (structure_items.py)
+    if isinstance(own, Platform):
+        return own
     callspec = getattr(item, "callspec", None)
     platform = callspec.params.get(PLATFORM_FIXTURE) if callspec else None
     return platform if isinstance(platform, Platform) else None
@@ -107,11 +124,10 @@ class MultiarchPlugin:
         self._session: MultiarchSession | None = None
         self._terminal: Terminal | None = None
         self.platform_of: dict[str, str] = {}  # nodeid → platform, of the tests parametrized by it
-        self.wanted: list[Wanted] = []  # what the collected tests need
+        self.wanted: list[Need] = []  # what the collected tests need
         self.lifetimes = Lifetimes()
         self.reports = xdist.ControllerReports()
-        # id of an error already shown in full → (the test it was shown for, the error, kept alive)
-        self._shown: dict[int, tuple[str, BaseException]] = {}
+        self._shown = ShownErrors()  # each error in full once (failures.py)
 
     @property
     def role(self) -> xdist.Role:
@@ -196,11 +212,11 @@ class MultiarchPlugin:
             names = set(getattr(item, "fixturenames", ()))
             for prefix, spec_of in declarations_of_item(item).items():
                 needs_container = bool(names & {f"{prefix}_container", f"{prefix}_http"})
-                entry = (spec_of(self.config), platform, needs_container)
+                entry = Need(spec_of(self.config), platform, needs_container)
                 if entry not in self.wanted:
                     self.wanted.append(entry)
                 if needs_container:
-                    self.lifetimes.note(item, (entry[0], platform), f"{prefix}_container")
+                    self.lifetimes.note(item, (entry.spec, platform), f"{prefix}_container")
         if self.wanted and runs_tests(self.config):
             self.session.prefetch(self.wanted)
         if self.platform_of:
@@ -221,11 +237,13 @@ class MultiarchPlugin:
 
     # -- between tests -----------------------------------------------------------------------------
 
+    @pytest.hookimpl(tryfirst=True)  # before pytest starts the test's line (and names its file)
     def pytest_runtest_logstart(self) -> None:
-        if self._session is not None:
-            self._session.notes.flush(self.say)
+        self._flush()
 
+    @pytest.hookimpl(trylast=True)  # after pytest's result: if it closed its line, ours may follow
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        self._flush()
         # logfinish comes after all reruns of a test (pytest-rerunfailures), unlike teardown.
         done_with = self.lifetimes.finished(nodeid)
         if done_with and self._session is not None:
@@ -255,14 +273,7 @@ class MultiarchPlugin:
             call.excinfo is not None and isinstance(call.excinfo.value, (EngineError, EmulatorCrash))
         )
         if in_setup and call.excinfo is not None and report.failed and isinstance(call.excinfo.value, MultiarchError):
-            error = call.excinfo.value
-            prefix = f"[{platform}] " if platform else ""
-            first = self._shown.setdefault(id(error), (item.nodeid, error))[0]
-            if first == item.nodeid:
-                report.longrepr = f"{prefix}{type(error).__name__}: {error}"
-            else:  # a kept build or start error: every test of the platform gets it, once in full
-                headline = str(error).splitlines()[0]
-                report.longrepr = f"{prefix}{type(error).__name__}: {headline} (in full above, at {first})"
+            self._shown.show(report, item.nodeid, platform, call.excinfo.value)
         if call.when == "setup" and platform:
             for image in _images(getattr(item, "funcargs", {}).values()):
                 item.user_properties.append(("image", image.tag))
@@ -279,7 +290,15 @@ class MultiarchPlugin:
 
         return report.header_lines(self.session)
 
+    def _flush(self, *, at_end: bool = False) -> None:
+        """Show what background work said (progress.Terminal decides when a line may go)."""
+        if self._session is not None:
+            self._session.notes.flush(self.say)
+        if self._terminal is not None:
+            self._terminal.release(at_end=at_end)
+
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        self._flush(at_end=True)
         if not self.platform_of and self.role != "controller":
             return  # no multiarch test ran here
         from pytest_multiarch import report
@@ -307,7 +326,9 @@ class MultiarchPlugin:
     @pytest.hookimpl(tryfirst=True)  # before junitxml writes its file
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """An xdist worker hands the controller what its summary and pruning need; the controller,
-        which collects nothing itself, adds the JUnit suite properties once workers reported."""
+        which collects nothing itself, adds the JUnit suite properties once workers reported.
+        What background work said is shown now, before pytest's sections of errors and failures."""
+        self._flush(at_end=True)
         if self._session is None:
             return
         workeroutput = getattr(self.config, "workeroutput", None)

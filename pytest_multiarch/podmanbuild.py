@@ -17,7 +17,7 @@ import contextlib
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from pytest_multiarch.config import ImageSpec
@@ -80,9 +80,10 @@ def podman_build_command(
     tag: str,
     labels: dict[str, str],
     cache: tuple[str | None, str | None],
+    flags: Sequence[str] = (),
 ) -> tuple[list[str], dict[str, str]]:
     """The command line (no secret value on it) and the environment it needs besides the
-    process's own (the build args' values)."""
+    process's own (the build args' values). ``flags``: --no-cache, --pull (podman's --pull=always)."""
     command = [*podman, "build", "--platform", str(platform), "--tag", tag, "--file", str(spec.dockerfile)]
     environment: dict[str, str] = {}
     for name, value in spec.build_args.items():
@@ -103,6 +104,7 @@ def podman_build_command(
         command += ["--secret", secret.argument()]
     for forwarded in spec.ssh:
         command += ["--ssh", os.path.expanduser(forwarded)]
+    command += ["--pull=always" if flag == "--pull" else flag for flag in flags]
     command.append(str(spec.context))
     return command, environment
 

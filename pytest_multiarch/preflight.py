@@ -108,13 +108,25 @@ def describe_handler(platform: Platform) -> str | None:
     return f"qemu-{name} (flags: {flags or '-'})"
 
 
+START_DOCKER = (
+    "Start Docker (Docker Desktop, `sudo systemctl start docker`), or point DOCKER_HOST or `docker context use` "
+    "at a running engine."
+)
+
+
 def inspect_engine(
-    docker: DockerClient, *, where: str = "", local_endpoint: bool = True, builder_name: str | None = None
+    docker: DockerClient,
+    *,
+    where: str = "",
+    local_endpoint: bool = True,
+    builder_name: str | None = None,
+    advice: str | None = None,
 ) -> Capabilities:
     """Ask the daemon and buildx what they can do; EngineError when either is unusable.
 
     ``where`` names the endpoint in messages; ``local_endpoint``: it is a socket on this machine;
-    ``builder_name``: the buildx builder to inspect (None: the CLI's current one).
+    ``builder_name``: the buildx builder to inspect (None: the CLI's current one); ``advice``: what
+    to do when the daemon does not answer (Endpoint.start_advice).
 
     The three CLI calls run at once: ``buildx inspect`` alone takes most of a second.
     """
@@ -127,8 +139,7 @@ def inspect_engine(
     except Exception as exc:  # DockerException, ClientNotFoundError (no docker CLI), ...
         raise EngineError(
             f"the Docker daemon does not answer{' at ' + where if where else ''} ({docker_said(exc)}). "
-            f"Start Docker (Docker Desktop, `sudo systemctl start docker`), or point DOCKER_HOST or "
-            f"`docker context use` at a running engine, and check with `docker info`. {DOCTOR_HINT}"
+            f"{advice or START_DOCKER} Check with `docker info`. {DOCTOR_HINT}"
         ) from None
     try:
         buildx_version = version_call.result()
@@ -214,6 +225,7 @@ def cached_capabilities(engine: Engine, cache_dir: Path | None) -> Capabilities:
         where=engine.endpoint.describe(),
         local_endpoint=engine.endpoint.is_local,
         builder_name=engine.builder,
+        advice=engine.endpoint.start_advice(),
     )
     if fingerprint is not None and cache_dir is not None:
         try:

@@ -19,7 +19,7 @@ import pytest
 
 from pytest_multiarch import cleanup, xdist
 from pytest_multiarch.build import BuiltImage
-from pytest_multiarch.config import EnvValue, ImageSpec, Settings
+from pytest_multiarch.config import EnvValue, ImageSpec, Need, Settings
 from pytest_multiarch.containers import Containers, Key
 from pytest_multiarch.engine import Engine, route
 from pytest_multiarch.errors import EngineError, MultiarchError, UsageError
@@ -167,11 +167,11 @@ class MultiarchSession:
             if future is not None:
                 future.cancel()
 
-    def prefetch(self, wanted: list[tuple[ImageSpec, Platform, bool]]) -> None:
-        """Start the builds, and the containers, that collected tests need: ``(spec, platform,
-        needs_container)``. An xdist worker learns which tests it runs only later (with
-        --dist loadgroup it may never need some platform's container): it starts them on use,
-        as do declarations whose container needs fixtures set up first (depends_on)."""
+    def prefetch(self, wanted: list[Need]) -> None:
+        """Start the builds, and the containers, that collected tests need. An xdist worker
+        learns which tests it runs only later (with --dist loadgroup it may never need some
+        platform's container): it starts them on use, as do declarations whose container needs
+        fixtures set up first (depends_on)."""
         for spec, platform, needs_container in wanted:
             try:
                 early = needs_container and self.role != "worker" and not spec.needs_fixtures
@@ -181,8 +181,9 @@ class MultiarchSession:
 
     def image(self, spec: ImageSpec, platform: Platform, say: Terminal) -> BuiltImage:
         """The built image, waiting for its build and reporting progress meanwhile."""
-        future = self.images.future(self.spec_for(spec, platform), platform)
-        return wait(future, f"building {platform}", say, self.notes.flush)
+        full = self.spec_for(spec, platform)
+        future = self.images.future(full, platform)
+        return wait(future, lambda: self.images.running(full, platform), say, self.notes.flush)
 
     def container(
         self, spec: ImageSpec, platform: Platform, say: Terminal, environment: dict[str, str] | None = None
@@ -197,7 +198,7 @@ class MultiarchSession:
             build = self.images.future(full, platform)
             future = self.containers.future((full, platform), build, run_spec)
             self.image(spec, platform, say)  # build errors come first, with their own message
-            return wait(future, f"starting the {platform} container", say, self.notes.flush)
+            return wait(future, lambda: None, say, self.notes.flush)  # a heartbeat is for builds
 
         def announce(started: MultiarchContainer) -> None:
             self.config.hook.pytest_multiarch_container_started(config=self.config, container=started)
