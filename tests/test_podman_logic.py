@@ -196,3 +196,10 @@ def test_podman_builds_take_turns_and_a_waiting_one_gives_up_when_the_session_en
         order.append("second in")
     thread.join(10)
     assert order == ["first in", "docker", "first out", "second in"]
+
+
+def test_no_cache_and_pull_reach_podman_build_in_its_words(tmp_path):
+    command, _ = podman_build_command(
+        ["podman"], spec(tmp_path), ARM64, "t", {}, (None, None), flags=("--no-cache", "--pull")
+    )
+    assert command[-3:] == ["--no-cache", "--pull=always", str(tmp_path)]
