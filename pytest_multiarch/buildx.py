@@ -51,9 +51,16 @@ def run_buildx(
     the failing step and the log's tail (masked) when it fails."""
     if on_build is not None:
         on_build()
-    command, environment = buildx_command(
-        engine.docker_command(), spec, platform, tag, labels, cache, engine.builder, flags=flags
-    )
+    podman = engine.runtime == "podman"
+    if podman:  # podman build, its own command line and failure message (podmanbuild.py)
+        from pytest_multiarch.podmanbuild import describe_podman_failure, podman_build_command
+
+        command, environment = podman_build_command(engine.docker_command(), spec, platform, tag, labels, cache)
+        command[-1:-1] = list(flags)  # --no-cache, --pull: podman build takes them as buildx does
+    else:
+        command, environment = buildx_command(
+            engine.docker_command(), spec, platform, tag, labels, cache, engine.builder, flags=flags
+        )
     mask = secret_masker(spec.build_args, spec.environment, [secret.value() for secret in spec.secrets])
     log: list[str] = []
     try:
@@ -67,7 +74,7 @@ def run_buildx(
             errors="replace",
         )
     except OSError as exc:  # no docker CLI: the preflight says so first, unless it was removed since
-        raise BuildError(f"could not run the docker CLI ({command[0]}): {exc}. {DOCTOR_HINT}") from None
+        raise BuildError(f"could not run the {command[0]} CLI: {exc}. {DOCTOR_HINT}") from None
     assert process.stdout is not None
     with _running_lock:
         _running.add(process)
@@ -83,10 +90,10 @@ def run_buildx(
             _running.discard(process)
     # The command line is never shown: it may hold build args' values (reserved names).
     if process.returncode != 0:
-        lost = _engine_lost(engine, log)
+        lost = None if podman else _engine_lost(engine, log)  # podman builds without its service
         if lost is not None:
             raise engine.gone(f"building {spec.dockerfile} for {platform}", lost)
-        raise BuildError(describe_build_failure(spec, platform, log))
+        raise BuildError((describe_podman_failure if podman else describe_build_failure)(spec, platform, log))
 
 
 # What buildx prints when it loses the engine (BuildKit's gRPC stream, the docker CLI's dial),

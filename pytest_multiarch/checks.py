@@ -39,7 +39,13 @@ def check_configuration(config: pytest.Config, settings: Settings) -> None:
     (its controller did), with the plugin configured."""
     check_settings(settings)
     configured = settings.platforms is not None or settings.published is not None
-    if settings.builder and configured and runs_tests(config) and xdist.role(config) != "worker":
+    if (
+        settings.builder
+        and settings.runtime == "docker"
+        and configured
+        and runs_tests(config)
+        and xdist.role(config) != "worker"
+    ):
         from pytest_multiarch.engine import Engine
 
         check_builder(settings.builder, Engine.default().docker_command())
@@ -70,6 +76,20 @@ def check_settings(settings: Settings) -> None:
                 f"{ENGINE_OPTION} names an engine for {platform}, which is not a configured platform ({listed}): "
                 f"add it to --multiarch-platforms, or drop that engine."
             )
+    if settings.runtime == "podman":
+        from pytest_multiarch.podmanbuild import cache_problem
+
+        for option, value in (("cache-from", settings.cache_from), ("cache-to", settings.cache_to)):
+            problem = cache_problem(value) if value else None
+            if problem:
+                problems.append(
+                    f"--multiarch-{option} (ini multiarch_{option.replace('-', '_')}) {value!r}: {problem}."
+                )
+    if settings.runtime == "podman" and (settings.engines or settings.builder):
+        problems.append(
+            "--multiarch-runtime podman builds and runs every platform on this machine's podman: "
+            "--multiarch-engine and --multiarch-builder are for Docker engines and buildx; drop them."
+        )
     if settings.published:
         problem = reference_problem(settings.published)  # the registry's own error would come per test
         if problem:

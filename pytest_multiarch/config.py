@@ -25,6 +25,7 @@ from pytest_multiarch.options import (
     runs_tests,
 )
 from pytest_multiarch.platforms import Platform, parse_platforms_or_native
+from pytest_multiarch.podman import parse_runtime
 from pytest_multiarch.secrets import BuildSecret, parse_secret, parse_ssh
 from pytest_multiarch.timeouts import PlatformSeconds
 from pytest_multiarch.values import (  # noqa: F401  (also imported from here)
@@ -171,6 +172,7 @@ class Settings:
     summary_file: str | None = None  # where the Markdown summary is appended (None: nowhere)
     arch_check: str = "commands"  # --multiarch-arch-check: commands, all or off (archcheck.py)
     arch_ignore: tuple[str, ...] = ()  # --multiarch-arch-ignore globs
+    runtime: str = "docker"  # --multiarch-runtime: docker or podman (podman.py)
 
     @classmethod
     def from_pytest(cls, config: pytest.Config) -> Settings:
@@ -255,6 +257,7 @@ class Settings:
                 **parse_engines(config.getoption("multiarch_engines") or [], "--multiarch-engine"),
             },
             builder=(get("multiarch_builder") or "").strip() or None,
+            runtime=parse_runtime(get("multiarch_runtime")),
             summary_file=_summary_file(config),
             arch_check=parse_mode(get("multiarch_arch_check")),
             arch_ignore=tuple(

@@ -245,8 +245,13 @@ class Containers:
         if self.settings.reuse:
             mark_verified(container)  # from now on later sessions may reuse it as it is
         self._notes.of(container.platform).ready = f"{container.ready_seconds:.1f} s"
+        from pytest_multiarch.podman import low_port_note
+
         where = f"at {container.base_url}" if container.base_url else "(no port published)"
-        self._notes.say(f"{container.platform} container ready in {container.ready_seconds:.1f} s {where}")
+        self._notes.say(
+            f"{container.platform} container ready in {container.ready_seconds:.1f} s {where}"
+            + low_port_note(container.engine, container.urls)
+        )
         return container
 
     # -- releasing and removing --------------------------------------------------------------------

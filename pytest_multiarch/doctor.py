@@ -106,6 +106,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--multiarch-engine does; repeatable",
     )
     parser.add_argument("--builder", metavar="NAME", help="the buildx builder to check, as --multiarch-builder does")
+    parser.add_argument(
+        "--runtime",
+        metavar="docker|podman",
+        help="the runtime to check, as --multiarch-runtime does (default: docker; podman if CONTAINER_RUNTIME=podman)",
+    )
     parser.set_defaults(
         handler=lambda args: run_doctor(
             args.platforms,
@@ -113,6 +118,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             engines=args.engine,
             builder=args.builder,
             project=Path.cwd(),
+            runtime=args.runtime,
         )
     )
 
@@ -125,6 +131,7 @@ def run_doctor(
     engines: list[str] | None = None,
     builder: str | None = None,
     project: Path | None = None,
+    runtime: str | None = None,
 ) -> int:
     """Run every check, print one line each; 0 when nothing failed (warnings allowed), else 1.
     Each engine (the docker CLI's, and those ``engines`` names per platform) is checked in turn
@@ -140,6 +147,11 @@ def run_doctor(
         platforms, routes, builder = _with_project(report, project, platforms, routes, builder)
     if platforms is None:
         platforms = parse_platforms(DEFAULT_PLATFORMS)
+    if _podman_chosen(report, runtime):
+        from pytest_multiarch.podmandoctor import check_podman
+
+        check_podman(report, platforms, image, _check_platform)
+        return _summary(report, out)
     default = Engine.default(builder=builder)
     routed = route(default, routes, builder=builder, cache_dir=None)
     engines_in_order = list({id(e): e for e in [default, *routed.values()]}.values())
@@ -150,6 +162,10 @@ def run_doctor(
         if not mine and engine is not default:
             continue
         _check_platforms(report, engine, mine, image)
+    return _summary(report, out)
+
+
+def _summary(report: Report, out: TextIO) -> int:
     summary = "some checks failed: each fail line says how to fix it" if report.failed else "no check failed"
     print(f"\n{summary}", file=out)
     return 1 if report.failed else 0
@@ -181,6 +197,17 @@ def _with_project(
     except UsageError as exc:
         report.fail(str(exc), fix)
     return platforms, routes, builder or values.get("multiarch_builder") or None
+
+
+def _podman_chosen(report: Report, runtime: str | None) -> bool:
+    """--runtime (else CONTAINER_RUNTIME) names podman; a runtime that is neither fails."""
+    from pytest_multiarch.podman import parse_runtime
+
+    try:
+        return parse_runtime(runtime) == "podman"
+    except UsageError as exc:
+        report.fail(str(exc).replace("--multiarch-runtime (ini multiarch_runtime)", "--runtime"), "--runtime podman")
+        return False
 
 
 def _check_platforms(report: Report, engine: Engine, platforms: list[Platform], image: str | None) -> None:

@@ -29,6 +29,7 @@ from pytest_multiarch.endpoints import named_endpoint, resolve_endpoint
 from pytest_multiarch.errors import EngineError, EngineGone, EngineRefused, MultiarchError
 from pytest_multiarch.jobs import Once
 from pytest_multiarch.platforms import Platform
+from pytest_multiarch.podman import PodmanService, inspect_podman, locate, podman_command
 
 if TYPE_CHECKING:
     import docker
@@ -55,8 +56,12 @@ class Engine:
         builder: str | None = None,
         cache_dir: Path | None = None,
         unusable: EngineError | None = None,
+        runtime: str = "docker",
+        service: PodmanService | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.runtime = runtime  # "docker", or "podman": its Docker-compatible API (podman.py)
+        self._service = service  # the podman service to start on first use, when no socket answers
         self.builder = builder  # the buildx builder to use; None: the CLI's current one
         self._unusable = unusable  # why this engine cannot even be named (a broken context)
         self._container_host = container_host
@@ -89,6 +94,19 @@ class Engine:
             return cls(Endpoint("unknown://"), unusable=exc)
         return cls(endpoint, container_host=container_host, builder=builder, cache_dir=cache_dir)
 
+    @classmethod
+    def podman(cls, *, container_host: str | None = None) -> Engine:
+        """Podman's (--multiarch-runtime podman), at the socket podman.locate finds or will start."""
+        try:
+            url, service = locate()
+        except EngineError as exc:
+            return cls(Endpoint("unknown://"), unusable=exc, runtime="podman")
+        return cls(Endpoint(url, given=True), container_host=container_host, runtime="podman", service=service)
+
+    @property
+    def noun(self) -> str:  # for messages
+        return "podman service" if self.runtime == "podman" else "Docker engine"
+
     def __repr__(self) -> str:
         return f"<Engine {self.endpoint.describe()}>"
 
@@ -101,7 +119,7 @@ class Engine:
     def label(self) -> str:
         """For progress lines and the summary: "" for the docker CLI's own local engine, else
         how the user named it."""
-        return "" if self.endpoint.is_local and not self.endpoint.bound else self.name
+        return "" if self.endpoint.is_local and (not self.endpoint.bound or self.runtime == "podman") else self.name
 
     @property
     def container_host(self) -> str:
@@ -128,6 +146,8 @@ class Engine:
                 import docker
 
                 environment = self._environment()
+                if self._service is not None:
+                    self._service.start()  # EngineError when it does not answer
                 if self.endpoint.url.startswith("ssh://"):
                     from pytest_multiarch.dialbridge import DialBridge
 
@@ -154,6 +174,8 @@ class Engine:
         context, ``--host`` (and the TLS flags) for an explicit one, nothing more for the
         default context, which the CLI picks without being told. Builds run it directly: loading
         python-on-whales for them would cost 0.16 s of CPU before the first build."""
+        if self.runtime == "podman":
+            return podman_command(None if self._service is not None else self.endpoint.url)
         command = ["docker"]
         if self.endpoint.context:
             return [*command, "--context", self.endpoint.context]
@@ -193,6 +215,10 @@ class Engine:
     def _inspect(self) -> Capabilities:
         from pytest_multiarch import preflight
 
+        if self.runtime == "podman":
+            found = inspect_podman(self.docker_command(), local=self.endpoint.is_local)
+            self.sdk  # noqa: B018 -- its service starts here, in the preflight's background thread
+            return found
         try:
             found = preflight.cached_capabilities(self, self._cache_dir)
         except EngineError:
@@ -255,14 +281,14 @@ class Engine:
             return self.gone(doing, lost)
         refused = refusal(exc)
         if refused is not None:
-            return EngineRefused(f"the Docker engine at {self.endpoint.describe()} refused {doing}: {refused}")
+            return EngineRefused(f"the {self.noun} at {self.endpoint.describe()} refused {doing}: {refused}")
         return exc
 
     def gone(self, doing: str, why: str) -> EngineGone:
         """The one message for this engine going away while ``doing``."""
         check = " ".join([*self.docker_command(), "info"])
         return EngineGone(
-            f"the Docker engine at {self.endpoint.describe()} stopped answering while {doing}: {why}. "
+            f"the {self.noun} at {self.endpoint.describe()} stopped answering while {doing}: {why}. "
             f"Check it with `{check}`, then run the tests again."
         )
 
@@ -276,7 +302,7 @@ class Engine:
             return False
 
     def close(self) -> None:
-        """Close the API client's connections (the CLI client holds none)."""
+        """Close the API client's connections (the CLI client holds none); stop its podman service."""
         with self._lock:
             sdk, self._sdk = self._sdk, None
             bridge, self._bridge = self._bridge, None
@@ -287,6 +313,8 @@ class Engine:
                 pass
         if bridge is not None:
             bridge.close()
+        if self._service is not None:
+            self._service.stop()
 
 
 def lost_connection(exc: BaseException) -> str | None:

@@ -95,6 +95,10 @@ class Images:
         from pytest_multiarch import gate
 
         assert self.settings.published
+        if self._default_engine.runtime == "podman":  # podman manifest inspect (podmangate.py)
+            from pytest_multiarch import podmangate
+
+            return podmangate.inspect_published(self._default_engine, self.settings.published)
         # Read by the default engine's CLI, with the user's `docker login` credentials.
         return gate.inspect_published(self._default_engine.cli, self.settings.published)
 
@@ -119,10 +123,8 @@ class Images:
         started = time.monotonic()
         try:
             if self.pulled(spec):
-                from pytest_multiarch import gate
-
                 self._notes.say(f"pulling {label} ({mode})…")
-                image = gate.pull_platform(engine.cli, self.published_index(), platform)
+                image = self._pull(platform, engine)
                 self._notes.say(f"{platform}: testing manifest {image.key} of {self.settings.published}")
             else:
                 found = engine.capabilities()
@@ -172,6 +174,16 @@ class Images:
             return BuildError(f"preparing {label} failed: {type(exc).__name__}: {exc}")
         return exc
 
+    def _pull(self, platform: Platform, engine: Engine) -> BuiltImage:
+        """--multiarch-image: ``platform``'s manifest of the published index, pulled by its digest."""
+        if engine.runtime == "podman":
+            from pytest_multiarch import podmangate
+
+            return podmangate.pull_platform(engine, self.published_index(), platform)
+        from pytest_multiarch import gate
+
+        return gate.pull_platform(engine.cli, self.published_index(), platform)
+
     def _check_arch(self, image: BuiltImage, engine: Engine) -> BuiltImage:
         """``image`` with its architecture check's findings and its files; ArchMismatch when a
         file its platform runs is built for another CPU (archcheck.py). Warnings go to the
@@ -207,6 +219,7 @@ class Images:
         from pytest_multiarch.buildx import end_running_builds
 
         ended = cleanup.end_descendants("buildx")  # Linux: each build's whole process tree
+        ended += cleanup.end_descendants("podman build")  # --multiarch-runtime podman's
         end_running_builds()  # anywhere: the docker CLI processes this session started
         return ended
 

@@ -209,6 +209,16 @@ _OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
         },
     ),
     (
+        "--multiarch-runtime",
+        "multiarch_runtime",
+        "string",
+        {
+            "metavar": "docker|podman",
+            "help": "the container runtime that builds and runs the images (default: docker; podman when "
+            "CONTAINER_RUNTIME=podman)",
+        },
+    ),
+    (
         "--multiarch-builder",
         "multiarch_builder",
         "string",

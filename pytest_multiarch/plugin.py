@@ -311,6 +311,8 @@ class MultiarchPlugin:
                 terminalreporter.write_line(line)
             for line in report.emulator_lines(self._session, [row[0] for row in table[1:]]):
                 terminalreporter.write_line(line)
+            for line in report.runtime_lines(self._session):
+                terminalreporter.write_line(line)
             for line in report.arch_warning_lines(self._session):
                 terminalreporter.write_line(line, yellow=True)
         target = self.settings.summary_file
@@ -350,6 +352,9 @@ class MultiarchPlugin:
         except MultiarchError:
             return
         xml.add_global_property("multiarch.engine", f"{engine.server_version} ({engine.native})")
+        from pytest_multiarch.report import runtime_of
+
+        xml.add_global_property("multiarch.runtime", runtime_of(engine))
         xml.add_global_property("multiarch.buildx", engine.buildx_version)
         xml.add_global_property("multiarch.builder", f"{engine.builder_name} ({engine.builder_driver})")
 

@@ -55,6 +55,8 @@ class Capabilities:
     buildx_version: str
     local: bool  # the daemon shares this kernel, so /proc/sys/fs/binfmt_misc describes it
     builder_nodes: tuple[str, ...] = ()  # "name=endpoint" per node: part of the build key
+    runtime: str = "docker"  # or "podman" (podman.py): then builder_* and buildx_version describe podman build
+    rootless: bool = False  # podman as a user: host ports >= 1024 only
 
     def is_native(self, platform: Platform) -> bool:
         return platform.arch == self.native.arch or platform.arch in _COMPATIBLE.get(self.native.arch, set())

@@ -12,6 +12,7 @@ from pytest_multiarch.errors import MultiarchError, PlatformUnavailable
 from pytest_multiarch.platforms import Platform
 
 if TYPE_CHECKING:
+    from pytest_multiarch.preflight import Capabilities
     from pytest_multiarch.progress import Terminal
     from pytest_multiarch.session import MultiarchSession
 
@@ -88,6 +89,12 @@ def header_lines(session: MultiarchSession) -> list[str]:
             found = engine.capabilities()
         except MultiarchError as exc:
             lines.append(f"multiarch: {routed or 'Docker '}engine unavailable: {str(exc).split('. ')[0]}")
+            continue
+        if found.runtime == "podman":
+            lines.append(
+                f"multiarch: runtime {runtime_of(found)}, API at {engine.endpoint.describe()}, builds with "
+                f"podman build ({found.buildx_version})"
+            )
             continue
         where = "" if not engine.label or routed else f" at {engine.endpoint.describe()}"
         lines.append(
@@ -275,6 +282,22 @@ def emulator_lines(session: MultiarchSession | None, platforms: list[str]) -> li
         known = known_crash(version)
         found.append(f"{text}: {_qemu(version)}" + (f" (known crash reports: {known})" if known else ""))
     return ["multiarch: emulators: " + "; ".join(found)] if found else []
+
+
+def runtime_of(found: Capabilities) -> str:
+    """``podman 4.3.1 (linux/amd64, rootless)``, ``docker 26.1.5 (linux/amd64)``."""
+    name = found.server_version if found.runtime == "podman" else f"docker {found.server_version}"
+    return f"{name} ({found.native}{', rootless' if found.rootless else ''})"
+
+
+def runtime_lines(session: MultiarchSession | None) -> list[str]:
+    """The summary's line naming podman, when it ran the tests (Docker's header says it)."""
+    if session is None or session.settings.runtime != "podman":
+        return []
+    try:
+        return [f"multiarch: runtime: {runtime_of(session.engine.capabilities())}"]
+    except MultiarchError:
+        return []
 
 
 def emulation_of(session: MultiarchSession, platform_text: str) -> str:

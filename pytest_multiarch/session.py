@@ -42,9 +42,12 @@ class MultiarchSession:
         self.cache_dir = cache_dir
         self.started_at = time.time()  # images made after it may be another session's: not pruned
         self.notes = Notes()
-        self.engine = Engine.default(
-            container_host=settings.container_host, builder=settings.builder, cache_dir=cache_dir
-        )
+        if settings.runtime == "podman":
+            self.engine = Engine.podman(container_host=settings.container_host)
+        else:
+            self.engine = Engine.default(
+                container_host=settings.container_host, builder=settings.builder, cache_dir=cache_dir
+            )
         self._routed = route(self.engine, settings.engines, builder=settings.builder, cache_dir=cache_dir)
         # Shared by all xdist workers of one run (their testrunuid), so --multiarch-rebuild builds once.
         self.run_id = xdist.run_id(config) or uuid.uuid4().hex

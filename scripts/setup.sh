@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything a fresh machine needs before any test: Docker with buildx, QEMU, the local registry
 # and base images (setup-docker.sh), a second engine standing in for a remote host
-# (remote-engine.sh), then a virtualenv in .venv with this package installed.
+# (remote-engine.sh), podman (setup-podman.sh), then a virtualenv in .venv with this package installed.
 # Idempotent; a second run takes a few seconds.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -14,6 +14,8 @@ if [ "$(id -u)" = 0 ] && command -v dockerd >/dev/null 2>&1; then
 else
   echo "[setup] not root: the remote-engine tests need \`sudo bash scripts/remote-engine.sh start\`" >&2
 fi
+# Podman (--multiarch-runtime podman) for the podman tests, configured for the local registry.
+bash scripts/setup-podman.sh
 
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

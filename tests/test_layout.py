@@ -1,6 +1,6 @@
 """The package's shape: no import cycle among its modules at run time (imports inside functions
-included, ``if TYPE_CHECKING:`` blocks excluded), Docker clients made in one module only, and
-no module over 400 lines."""
+included, ``if TYPE_CHECKING:`` blocks excluded), Docker clients made in one module only, podman's
+service started in one module only, and no module over 400 lines."""
 
 from __future__ import annotations
 
@@ -119,3 +119,18 @@ def test_docker_clients_are_made_only_in_the_engine_module(path):
 def test_no_module_is_over_400_lines(path):
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_LINES, f"{path.name} has {lines} lines: split it by concept"
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.glob("*.py")), ids=lambda p: p.name)
+def test_the_podman_service_is_started_only_in_the_podman_module(path):
+    """podman.py starts it, and stops it by pid at the session's end (or its wrapper does when
+    pytest dies): a service started anywhere else could outlive the session."""
+    if path.name == "podman.py":
+        return
+    starts = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, (ast.List, ast.Tuple)):  # ["podman", "system", "service", ...]
+            words = [item.value for item in node.elts if isinstance(item, ast.Constant)]
+            if "system" in words and "service" in words:
+                starts.append(ast.unparse(node))
+    assert not starts, f"{path.name} starts podman's service ({starts}): use podman.PodmanService"
