@@ -248,8 +248,10 @@ class Containers:
         from pytest_multiarch.podman import low_port_note
 
         where = f"at {container.base_url}" if container.base_url else "(no port published)"
-        where += low_port_note(container.engine, container.urls)
-        self._notes.say(f"{container.platform} container ready in {container.ready_seconds:.1f} s {where}")
+        self._notes.say(
+            f"{container.platform} container ready in {container.ready_seconds:.1f} s {where}"
+            + low_port_note(container.engine, container.urls)
+        )
         return container
 
     # -- releasing and removing --------------------------------------------------------------------

@@ -117,8 +117,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             args.image or os.environ.get(IMAGE_ENV),
             engines=args.engine,
             builder=args.builder,
-            runtime=args.runtime,
             project=Path.cwd(),
+            runtime=args.runtime,
         )
     )
 
@@ -130,8 +130,8 @@ def run_doctor(
     *,
     engines: list[str] | None = None,
     builder: str | None = None,
-    runtime: str | None = None,
     project: Path | None = None,
+    runtime: str | None = None,
 ) -> int:
     """Run every check, print one line each; 0 when nothing failed (warnings allowed), else 1.
     Each engine (the docker CLI's, and those ``engines`` names per platform) is checked in turn
@@ -171,17 +171,6 @@ def _summary(report: Report, out: TextIO) -> int:
     return 1 if report.failed else 0
 
 
-def _podman_chosen(report: Report, runtime: str | None) -> bool:
-    """--runtime (else CONTAINER_RUNTIME) names podman; a runtime that is neither fails."""
-    from pytest_multiarch.podman import parse_runtime
-
-    try:
-        return parse_runtime(runtime) == "podman"
-    except UsageError as exc:
-        report.fail(str(exc).replace("--multiarch-runtime (ini multiarch_runtime)", "--runtime"), "--runtime podman")
-        return False
-
-
 def _with_project(
     report: Report, folder: Path, platforms: list[Platform] | None, routes: dict[Platform, str], builder: str | None
 ) -> tuple[list[Platform] | None, dict[Platform, str], str | None]:
@@ -208,6 +197,17 @@ def _with_project(
     except UsageError as exc:
         report.fail(str(exc), fix)
     return platforms, routes, builder or values.get("multiarch_builder") or None
+
+
+def _podman_chosen(report: Report, runtime: str | None) -> bool:
+    """--runtime (else CONTAINER_RUNTIME) names podman; a runtime that is neither fails."""
+    from pytest_multiarch.podman import parse_runtime
+
+    try:
+        return parse_runtime(runtime) == "podman"
+    except UsageError as exc:
+        report.fail(str(exc).replace("--multiarch-runtime (ini multiarch_runtime)", "--runtime"), "--runtime podman")
+        return False
 
 
 def _check_platforms(report: Report, engine: Engine, platforms: list[Platform], image: str | None) -> None:

@@ -163,16 +163,6 @@ class Images:
             self._notes.say(f"{label}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
             raise
 
-    def _pull(self, platform: Platform, engine: Engine) -> BuiltImage:
-        """--multiarch-image: ``platform``'s manifest of the published index, pulled by its digest."""
-        if engine.runtime == "podman":
-            from pytest_multiarch import podmangate
-
-            return podmangate.pull_platform(engine, self.published_index(), platform)
-        from pytest_multiarch import gate
-
-        return gate.pull_platform(engine.cli, self.published_index(), platform)
-
     @staticmethod
     def _failure(exc: BaseException, label: str, engine: Engine) -> BaseException:
         """What a failed build or pull raises: docker's own words for python-on-whales' errors
@@ -185,6 +175,16 @@ class Images:
                 return mapped
             return BuildError(f"preparing {label} failed: {type(exc).__name__}: {exc}")
         return exc
+
+    def _pull(self, platform: Platform, engine: Engine) -> BuiltImage:
+        """--multiarch-image: ``platform``'s manifest of the published index, pulled by its digest."""
+        if engine.runtime == "podman":
+            from pytest_multiarch import podmangate
+
+            return podmangate.pull_platform(engine, self.published_index(), platform)
+        from pytest_multiarch import gate
+
+        return gate.pull_platform(engine.cli, self.published_index(), platform)
 
     def _check_arch(self, image: BuiltImage, engine: Engine) -> BuiltImage:
         """``image`` with its architecture check's findings and its files; ArchMismatch when a

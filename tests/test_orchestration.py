@@ -126,6 +126,8 @@ class FakeContainer(MultiarchContainer):
         self.base_url = "http://127.0.0.1:1/"
         self.engine_name = "the fake engine"
         self.engine_answers = lambda: True
+        self.engine = None  # no engine: what asks it (podman's low-port note) has nothing to say
+        self.urls = {}
         self.removed = threading.Event()
 
     def stop(self) -> None:
