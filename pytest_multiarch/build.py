@@ -19,12 +19,9 @@ import dataclasses
 import datetime
 import hashlib
 import json
-import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from docker.errors import ImageNotFound
@@ -35,6 +32,15 @@ from pytest_multiarch.buildx import run_buildx
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.context import context_digest, context_entries
 from pytest_multiarch.errors import BuildError, ImageMismatch, UsageError
+from pytest_multiarch.names import (  # noqa: F401  (also imported from here)
+    KEY_LABEL,
+    LOCK_DIR,
+    RUN_LABEL,
+    SLOT_LABEL,
+    image_repository,
+    image_slot,
+    image_tag,
+)
 from pytest_multiarch.platforms import Platform
 from pytest_multiarch.secrets import keyed_digest
 from pytest_multiarch.secrets import secret_masker as secret_masker
@@ -47,11 +53,7 @@ if TYPE_CHECKING:
     from pytest_multiarch.engine import Engine
     from pytest_multiarch.rootfs import RootFS
 
-KEY_LABEL = "io.github.pytest-multiarch.key"
-SLOT_LABEL = "io.github.pytest-multiarch.slot"
-RUN_LABEL = "io.github.pytest-multiarch.rebuilt-in-run"
 _KEY_SCHEME = "4"  # 4: the context counts only what the Dockerfile reaches (reach.py)
-LOCK_DIR = Path(tempfile.gettempdir()) / f"pytest-multiarch-locks-{os.getuid() if hasattr(os, 'getuid') else 0}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,8 +96,15 @@ class BuiltImage:
     seconds: float
     exposed_ports: tuple[int, ...] = ()
     config: ImageConfig = dataclasses.field(default_factory=ImageConfig, repr=False)
+    pulled: bool = False  # a release gate's manifest (``key`` is its digest), not a build of the project
     arch: ArchReport | None = dataclasses.field(default=None, compare=False, repr=False)  # the check's findings
     files: Callable[[], RootFS] | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    @property
+    def source(self) -> str:
+        """ "built" in this session, "reused" (found unchanged, the same build key) or "pulled"
+        (--multiarch-image)."""
+        return "pulled" if self.pulled else "reused" if self.reused else "built"
 
     def elf(self, path: str) -> ElfInfo | None:
         """The ELF headers of ``path`` in this image, symlinks followed: ``.bits``, ``.machine``,
@@ -139,23 +148,6 @@ def key_inputs(spec: ImageSpec, platform: Platform, builder: str) -> dict[str, A
 def context_files(spec: ImageSpec) -> list[str]:
     """Paths of the context that buildx sends, honouring .dockerignore as Docker does."""
     return sorted(context_entries(spec))
-
-
-def image_tag(spec: ImageSpec, platform: Platform, key: str) -> str:
-    return f"{image_repository(spec)}:{platform.slug}-{key[:16]}"
-
-
-def image_slot(spec: ImageSpec, platform: Platform) -> str:
-    """The project image and platform an image is built for (its SLOT_LABEL); builds of the
-    same slot with other keys are the stale ones."""
-    return f"{image_repository(spec)}:{platform.slug}"
-
-
-def image_repository(spec: ImageSpec) -> str:
-    """One repository per project folder and image name, so projects never share tags."""
-    where = hashlib.sha256(str(spec.context.resolve()).encode()).hexdigest()[:8]
-    base = re.sub(r"[^a-z0-9]+", "-", (spec.name or spec.context.resolve().name).lower()).strip("-")
-    return f"pytest-multiarch/{base or 'image'}-{where}"
 
 
 def find_loaded(sdk: docker.DockerClient, tag: str, key: str, run: str | None = None) -> str | None:

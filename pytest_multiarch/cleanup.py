@@ -27,15 +27,13 @@ from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from pytest_multiarch.names import OWNER_LABEL, PID_NAMESPACE_LABEL
+
 if TYPE_CHECKING:
     import docker
 
     from pytest_multiarch.run import MultiarchContainer
 
-OWNER_LABEL = "io.github.pytest-multiarch.owner"
-# The PID namespace of that process: pids of another one (a CI job in its own container, sharing
-# the host's Docker socket and, with host networking, its hostname) say nothing here.
-PID_NAMESPACE_LABEL = "io.github.pytest-multiarch.pid-namespace"
 _open_trackers: weakref.WeakSet[Tracker] = weakref.WeakSet()
 _handlers_lock = threading.Lock()
 _atexit_registered = False

@@ -10,7 +10,7 @@ import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -132,6 +132,16 @@ class ImageSpec:
                 f"Dockerfile not found: {str(self.dockerfile)!r}. Set {self.setting('dockerfile')}, "
                 f"relative to the context {str(self.context)!r}."
             )
+
+
+class Need(NamedTuple):
+    """What the collected tests need of one image on one platform: its build, and when
+    ``container`` its container too (plugin.py collects them, session.prefetch starts them,
+    early.py records them for the next run)."""
+
+    spec: ImageSpec
+    platform: Platform
+    container: bool
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,10 +18,11 @@ import pytest
 from filelock import FileLock
 
 from pytest_multiarch import cleanup
-from pytest_multiarch.build import LOCK_DIR, BuiltImage
+from pytest_multiarch.build import BuiltImage
 from pytest_multiarch.config import ImageSpec, Settings
 from pytest_multiarch.errors import ContainerError, HookSkipped, MultiarchError
 from pytest_multiarch.jobs import Closed, Jobs
+from pytest_multiarch.names import LOCK_DIR
 from pytest_multiarch.networks import DEFAULT_ALIAS, Networks
 from pytest_multiarch.platforms import Platform
 from pytest_multiarch.report import Notes

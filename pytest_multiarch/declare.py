@@ -63,6 +63,7 @@ def multiarch_fixtures(
     depends_on: Sequence[str] | None = None,
     secrets: Sequence[str] | None = None,
     ssh: Sequence[str] | None = None,
+    structure_tests: Sequence[str] | None = None,
 ) -> ImageFixtures:
     """Declare one more image; returns fixtures ``<name>_image``, ``<name>_container`` and
     ``<name>_http``, and defines ``<name>_run`` in the calling module. In a conftest.py::
@@ -79,6 +80,8 @@ def multiarch_fixtures(
     ``secrets`` (``"id=ID,src=PATH"``, ``"id=ID,env=VAR"``) and ``ssh`` (``"default"``) are
     passed to buildx for ``RUN --mount=type=secret`` and ``type=ssh``, on top of the configured ones.
     Tests using them are parametrized over the platforms exactly like ``multiarch_image``.
+    ``structure_tests``: container-structure-test files (paths or globs relative to the rootdir)
+    to run against this image on every platform (docs/structure-tests.md).
     """
     if not name.isidentifier():
         raise UsageError(f"multiarch_fixtures name {name!r} must be a Python identifier, e.g. 'api'.")
@@ -119,6 +122,11 @@ def multiarch_fixtures(
         )
 
     made = make_fixtures(name, spec_of)
+    if structure_tests is not None:
+        from pytest_multiarch.structure_plugin import STRUCTURE_ATTRIBUTE
+
+        paths = _names_or_paths(structure_tests, f"structure_tests= of {where}")
+        setattr(made.image, STRUCTURE_ATTRIBUTE, tuple(paths))
     # <name>_run does not fit the three-name assignment: it is defined where the declaration is.
     caller = inspect.currentframe()
     while caller is not None and caller.f_globals is globals():  # past _keywords_checked's frame
@@ -202,3 +210,9 @@ def _names(values: Sequence[str] | None, source: str) -> list[str]:
         if not isinstance(value, str) or not value.isidentifier():
             raise UsageError(f"{source}: {value!r} is not a fixture name.")
     return names
+
+
+def _names_or_paths(values: Sequence[str], source: str) -> list[str]:
+    if isinstance(values, str) or not all(isinstance(value, str) and value for value in values):
+        raise UsageError(f"{source} must be a list of paths or globs, e.g. ['structure/api.yaml'].")
+    return list(values)

@@ -8,8 +8,8 @@ same key starts exactly that at ``pytest_sessionstart`` (``EarlyStart``), and dr
 whatever collection then shows it does not need. The file holds fixture prefixes, platforms and a
 SHA-256 per image spec (never build args).
 
-It is an optional part: ``register`` adds its hooks as a plugin of their own, and it talks to the
-session only through ``submit`` and ``cancel``.
+It is an optional part: ``register`` adds its hooks as a plugin of their own. What it uses of the
+session and of the plugin is all in the two protocols below, ``EarlySession`` and ``EarlyHost``.
 """
 
 from __future__ import annotations
@@ -22,20 +22,52 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
-from pytest_multiarch.config import ImageSpec, runs_tests
+from pytest_multiarch.config import ImageSpec, Need, runs_tests
 from pytest_multiarch.errors import MultiarchError
 from pytest_multiarch.fixtures import SpecFactory, declarations
 from pytest_multiarch.platforms import Platform
 from pytest_multiarch.secrets import keyed_digest
 
 if TYPE_CHECKING:
+    from pathlib import Path as _Path
+
+    from pytest_multiarch.config import Settings
     from pytest_multiarch.containers import Key
-    from pytest_multiarch.plugin import MultiarchPlugin
-    from pytest_multiarch.session import MultiarchSession
+    from pytest_multiarch.report import Notes
+    from pytest_multiarch.xdist import Role
+
+
+class EarlySession(Protocol):
+    """What early start asks of the session (session.MultiarchSession), and nothing else."""
+
+    config: pytest.Config
+    settings: Settings
+    notes: Notes
+
+    def resolve(self, platform: Platform) -> Platform: ...
+    def full_spec(self, spec: ImageSpec, platform: Platform) -> ImageSpec: ...
+    def spec_for(self, spec: ImageSpec, platform: Platform) -> ImageSpec: ...
+    def submit(self, full: ImageSpec, platform: Platform, *, container: bool) -> None: ...
+    def cancel(self, key: Key, *, container: bool) -> None: ...
+
+
+class EarlyHost(Protocol):
+    """What early start's hooks ask of the plugin object (plugin.MultiarchPlugin)."""
+
+    config: pytest.Config
+    settings: Settings
+    cache_dir: _Path
+    wanted: list[Need]  # what the collected tests need
+
+    @property
+    def role(self) -> Role: ...
+    @property
+    def session(self) -> EarlySession: ...
+
 
 REPORT_KEY = "multiarch-early"
 
@@ -44,7 +76,7 @@ FORGET_DAYS = 30
 
 
 @dataclasses.dataclass(frozen=True)
-class Needed:
+class Recorded:
     """One (image, platform) a run needed: ``prefix`` names its fixtures (``multiarch`` for the
     default image) and ``digest`` the full spec it was built from, build args included."""
 
@@ -54,13 +86,15 @@ class Needed:
     digest: str
 
 
-def merged(needed: list[Needed]) -> list[Needed]:
+def merged(needed: list[Recorded]) -> list[Recorded]:
     """One entry per image and platform (first seen first), needing a container if any did."""
     containers: dict[tuple[str, str, str], bool] = {}
     for entry in needed:
         key = (entry.prefix, entry.platform, entry.digest)
         containers[key] = containers.get(key, False) or entry.container
-    return [Needed(prefix, platform, container, digest) for (prefix, platform, digest), container in containers.items()]
+    return [
+        Recorded(prefix, platform, container, digest) for (prefix, platform, digest), container in containers.items()
+    ]
 
 
 def spec_digest(spec: ImageSpec, platform: Platform) -> str:
@@ -102,13 +136,13 @@ def record_path(config: pytest.Config, cache_dir: Path) -> Path:
     return cache_dir / "early" / f"{keyed_digest(key.encode(), cache_dir)[:24]}.json"
 
 
-def read(path: Path) -> list[Needed]:
+def read(path: Path) -> list[Recorded]:
     """The record, or nothing when it is missing, unreadable or of another version."""
     try:
         data = json.loads(path.read_text())
         if data.get("scheme") != _SCHEME:
             return []
-        needed = [Needed(**entry) for entry in data["needed"]]
+        needed = [Recorded(**entry) for entry in data["needed"]]
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return []
     types = (str, str, bool, str)
@@ -119,7 +153,7 @@ def read(path: Path) -> list[Needed]:
     return needed
 
 
-def write(path: Path, needed: list[Needed]) -> None:
+def write(path: Path, needed: list[Recorded]) -> None:
     """Replace the record atomically, and drop records of command lines not run for
     FORGET_DAYS (one file per command line would otherwise pile up). A cache that cannot be
     written only costs the head start."""
@@ -149,7 +183,7 @@ class EarlyStart:
     """
 
     def __init__(
-        self, session: MultiarchSession, needed: list[Needed], specs: dict[str, SpecFactory], *, containers: bool
+        self, session: EarlySession, needed: list[Recorded], specs: dict[str, SpecFactory], *, containers: bool
     ) -> None:
         self._session = session
         self._containers = containers  # False on an xdist controller: each worker starts its own
@@ -164,7 +198,7 @@ class EarlyStart:
         )
         threading.Thread(target=self._run, args=(needed, specs), name="multiarch-early", daemon=True).start()
 
-    def _run(self, needed: list[Needed], specs: dict[str, SpecFactory]) -> None:
+    def _run(self, needed: list[Recorded], specs: dict[str, SpecFactory]) -> None:
         session = self._session
         configured = session.settings.platforms
         for entry in needed:
@@ -191,7 +225,7 @@ class EarlyStart:
             except Exception:
                 continue  # best effort: the tests that need it report any problem themselves
 
-    def settle(self, wanted: list[tuple[ImageSpec, Platform, bool]]) -> None:
+    def settle(self, wanted: list[Need]) -> None:
         """Collection is done: cancel the builds and remove the containers started early that no
         collected test needs. A build already running cannot be stopped; it finishes, loaded
         for the next run."""
@@ -215,7 +249,7 @@ class EarlyStart:
             session.cancel(key, container=False)
 
 
-def register(config: pytest.Config, plugin: MultiarchPlugin) -> None:
+def register(config: pytest.Config, plugin: EarlyHost) -> None:
     """Add early start to a run that configures the plugin and runs tests."""
     if runs_tests(config):
         config.pluginmanager.register(EarlyStartPlugin(plugin), "multiarch-early-start")
@@ -225,10 +259,10 @@ class EarlyStartPlugin:
     """The hooks of early start: start from the record, settle after collection, write the
     record at the end (under xdist the controller does both, from its workers' reports)."""
 
-    def __init__(self, plugin: MultiarchPlugin) -> None:
+    def __init__(self, plugin: EarlyHost) -> None:
         self._plugin = plugin
         self._early: EarlyStart | None = None
-        self.needed: list[Needed] | None = None  # what the collected tests need; None: not known
+        self.needed: list[Recorded] | None = None  # what the collected tests need; None: not known
 
     def pytest_sessionstart(self) -> None:
         plugin = self._plugin
@@ -244,11 +278,11 @@ class EarlyStartPlugin:
     def pytest_collection_finish(self) -> None:
         plugin = self._plugin
         session = plugin.session
-        needed: list[Needed] = []
+        needed: list[Recorded] = []
         for spec, platform, needs_container in plugin.wanted:
             with contextlib.suppress(MultiarchError):
                 digest = spec_digest(session.spec_for(spec, platform), platform)
-                needed.append(Needed(_prefix(spec), str(platform), needs_container, digest))
+                needed.append(Recorded(_prefix(spec), str(platform), needs_container, digest))
         self.needed = merged(needed)
         if self._early is not None:
             self._early.settle(plugin.wanted)
@@ -258,7 +292,7 @@ class EarlyStartPlugin:
         reported = (getattr(node, "workeroutput", None) or {}).get(REPORT_KEY)
         if reported is not None:
             with contextlib.suppress(TypeError):
-                entries = [Needed(**entry) for entry in reported]
+                entries = [Recorded(**entry) for entry in reported]
                 self.needed = merged((self.needed or []) + entries)
 
     @pytest.hookimpl(tryfirst=True)

@@ -37,8 +37,10 @@ if TYPE_CHECKING:
     from pytest_multiarch.dialbridge import DialBridge
     from pytest_multiarch.preflight import Capabilities
 
-# docker-py's default is 60 s; a call to a local engine takes milliseconds.
+# Each API call's timeout, docker-py's default kept: a call to a local engine takes milliseconds,
+# but pulling or exporting a large image through one call may take long.
 API_TIMEOUT_SECONDS = 60
+PING_TIMEOUT_SECONDS = 5  # answers(): is the engine there at all
 
 
 class Engine:
@@ -265,9 +267,11 @@ class Engine:
         )
 
     def answers(self) -> bool:
-        """Whether the engine answers now (a ping, within a few seconds)."""
+        """Whether the engine answers now: a ping within PING_TIMEOUT_SECONDS (not the API's
+        60 s), so that telling a lost engine from a slow call does not take a minute."""
         try:
-            return bool(self.sdk.api.ping())
+            api = self.sdk.api
+            return bool(api.get(api._url("/_ping"), timeout=PING_TIMEOUT_SECONDS).ok)
         except Exception:
             return False
 

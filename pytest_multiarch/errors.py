@@ -34,7 +34,13 @@ class ImageMismatch(MultiarchError):
 
 
 class ContainerError(MultiarchError):
-    """The container exited during start, or never became ready."""
+    """The container exited during start, or never became ready. When it exited: its
+    ``exit_code`` and the tail of its ``logs``."""
+
+    def __init__(self, message: str, exit_code: int | None = None, logs: str = "") -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.logs = logs
 
 
 class HookSkipped(MultiarchError):

@@ -10,7 +10,6 @@ of that platform's tests, never a skip. Registry credentials stay with the docke
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import time
 from typing import Any
@@ -21,6 +20,7 @@ from python_on_whales.utils import run
 
 from pytest_multiarch.build import BuiltImage, ImageConfig, check_image_platform, exposed_ports
 from pytest_multiarch.errors import MultiarchError, UsageError, docker_said
+from pytest_multiarch.names import gate_tag
 from pytest_multiarch.platforms import Platform
 
 
@@ -131,7 +131,7 @@ def pull_platform(docker: DockerClient, index: PublishedIndex, platform: Platfor
         docker.image.pull(source, quiet=True, platform=str(platform))
     except DockerException as exc:
         raise GateError(f"cannot pull {platform} of {index.ref} ({source}): {docker_said(exc)}") from None
-    local = f"pytest-multiarch/gate-{hashlib.sha256(index.ref.encode()).hexdigest()[:8]}:{platform.slug}"
+    local = gate_tag(index.ref, platform)
     docker.image.tag(source, local)
     image = docker.image.inspect(local)
     check_image_platform(f"{index.ref} ({digest})", platform, image.os, image.architecture, image.variant)
@@ -141,6 +141,7 @@ def pull_platform(docker: DockerClient, index: PublishedIndex, platform: Platfor
         platform=platform,
         key=digest,
         reused=False,
+        pulled=True,
         seconds=time.monotonic() - started,
         exposed_ports=exposed_ports(image.config.exposed_ports if image.config else None),
         config=_config_of(image.config),

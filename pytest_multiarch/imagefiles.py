@@ -20,6 +20,7 @@ from pytest_multiarch import cleanup
 from pytest_multiarch.archcheck import ArchReport, analyse
 from pytest_multiarch.elf import needs
 from pytest_multiarch.errors import ImageMismatch, MultiarchError
+from pytest_multiarch.names import NEVER_STARTED_ENTRYPOINT
 from pytest_multiarch.platforms import Platform
 from pytest_multiarch.rootfs import RootFS, from_layer_dirs, from_tar
 
@@ -75,9 +76,7 @@ def _exported(engine: Engine, image_id: str) -> RootFS:
     """The filesystem of a created, never started container of the image (removed after)."""
     api = engine.sdk.api
     try:
-        created = api.create_container(
-            image_id, entrypoint=["/pytest-multiarch-never-started"], labels=cleanup.owner_labels()
-        )
+        created = api.create_container(image_id, entrypoint=[NEVER_STARTED_ENTRYPOINT], labels=cleanup.owner_labels())
     except Exception as exc:
         raise ImageUnreadable(
             f"the engine could not create a container of {image_id} to read its files: {exc}"

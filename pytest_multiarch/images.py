@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_multiarch import prunes, rebuilds
-from pytest_multiarch.build import BuiltImage, build_image, image_slot, key_inputs, prune_stale
+from pytest_multiarch.build import BuiltImage, build_image, key_inputs, prune_stale
 from pytest_multiarch.config import ImageSpec, Settings
 from pytest_multiarch.context import context_manifest, manifest_digest
 from pytest_multiarch.errors import BuildError, MultiarchError, docker_said
 from pytest_multiarch.jobs import Closed, Jobs, Once
+from pytest_multiarch.names import image_slot
 from pytest_multiarch.platforms import Platform
 from pytest_multiarch.report import Notes, merged_cells
 
@@ -247,7 +248,7 @@ class Images:
         used: dict[str, set[str]] = {}
         built: set[str] = set()
         for (spec, platform), image in self.jobs.done():
-            if not image.key.startswith("sha256:"):
+            if image.source != "pulled":
                 slot = image_slot(spec, platform)
                 used.setdefault(slot, set()).add(image.id)
                 if not image.reused or prunes.marked(self._prune_dir, slot):  # a killed session's build

@@ -66,13 +66,10 @@ class Jobs(Generic[K, V]):
             if future.done() and not future.cancelled() and future.exception() is None
         ]
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def close(self) -> None:
-        """Refuse new jobs and cancel the queued ones; running jobs go on (their owners ask
-        ``closed`` to give up early). Does not wait."""
+        """Refuse new jobs and cancel the queued ones. Running jobs go on: a container start
+        gives up through its own ``cancelled`` check, and Images.close ends running buildx
+        processes itself. Does not wait."""
         with self._lock:
             self._closed = True
             pool = self._pool

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from pytest_multiarch import cleanup
 from pytest_multiarch.errors import ContainerError, EngineGone
+from pytest_multiarch.names import network_name
 from pytest_multiarch.platforms import Platform
 
 if TYPE_CHECKING:
@@ -129,7 +130,7 @@ class Networks:
                 raise ContainerError(f"the session ended: no network for {platform} any more")
             found = self._made.get(key)
         if found is None:
-            name = f"pytest-multiarch-{self._session_id}-{platform.slug}"
+            name = network_name(self._session_id, platform)
             try:
                 made = engine.sdk.networks.create(name, driver="bridge", labels=cleanup.owner_labels())
             except Exception as exc:

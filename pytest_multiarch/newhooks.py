@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 
 @pytest.hookspec
 def pytest_multiarch_modify_platforms(config: pytest.Config, platforms: list[Platform]) -> None:
-    """Change the final platform list in place, before tests are parametrized. Entries may be
-    ``Platform`` objects or strings (``"arm64"``); they are normalized, duplicates dropped.
+    """Change the platform list in place, before tests are parametrized. It holds ``Platform``
+    objects (``native`` already replaced by each engine's own platform); you may add strings
+    (``"arm64"``), which are normalized, and duplicates are dropped.
 
     Example: test arm/v7 only on nightly runs::
 

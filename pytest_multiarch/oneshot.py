@@ -20,7 +20,7 @@ from pytest_multiarch.build import BuiltImage
 from pytest_multiarch.emulators import crash_error
 from pytest_multiarch.engine import timed_out
 from pytest_multiarch.errors import MultiarchError
-from pytest_multiarch.run import MultiarchContainer, attach
+from pytest_multiarch.run import MultiarchContainer
 
 if TYPE_CHECKING:
     from pytest_multiarch.engine import Engine
@@ -56,10 +56,14 @@ def run_once(
     stdin: bytes | str | None = None,
     network: str | None = None,
     on_created: Callable[[str], None] | None = None,
+    create_options: Mapping[str, Any] | None = None,
 ) -> RunResult:
-    """Run ``image`` once on ``engine``: ``args`` replace its CMD, ``entrypoint`` its ENTRYPOINT."""
+    """Run ``image`` once on ``engine``: ``args`` replace its CMD, ``entrypoint`` its ENTRYPOINT.
+    ``create_options``: more of docker-py's ``containers.create`` keywords (user, privileged,
+    cap_add, volumes, tty: structure tests' containerRunOptions)."""
     shown = tuple(str(a) for a in (*(entrypoint or ()), *args)) or ("(its own command)",)
-    options: dict[str, Any] = {"environment": dict(environment or {}), "labels": cleanup.owner_labels()}
+    options: dict[str, Any] = {**(create_options or {})}
+    options |= {"environment": dict(environment or {}), "labels": cleanup.owner_labels()}
     if args:
         options["command"] = [str(a) for a in args]
     if entrypoint is not None:
@@ -71,7 +75,7 @@ def run_once(
     about = f"`{' '.join(shown)}` on {image.platform}"
     with engine.call(f"creating the {image.platform} container of {image.tag}"):
         inner = engine.sdk.containers.create(image.id, platform=str(image.platform), detach=stdin is None, **options)
-    handle = attach(MultiarchContainer(inner, image, None, None, "command"), engine, timeout)
+    handle = MultiarchContainer(inner, image, engine, command_timeout=timeout)
     tracker.track(handle)
     try:
         with engine.call(f"running {about}"):

@@ -15,7 +15,7 @@ DEFAULT_BUILD_JOBS = 2
 DEFAULT_REQUEST_TIMEOUT = 30.0
 
 _OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
-    # (cli flag, ini key, ini type, help)
+    # (cli flag, ini key (also the option's dest), ini type, argparse keyword arguments with the help)
     (
         "--multiarch-platforms",
         "multiarch_platforms",

@@ -18,7 +18,7 @@ import pytest
 
 from pytest_multiarch import marker, typos, xdist
 from pytest_multiarch.checks import check_configuration
-from pytest_multiarch.config import Settings, add_options, runs_tests
+from pytest_multiarch.config import Need, Settings, add_options, runs_tests
 from pytest_multiarch.errors import EmulatorCrash, EngineError, MultiarchError, UsageError
 from pytest_multiarch.failures import ShownErrors
 from pytest_multiarch.fixtures import (  # noqa: F401  (pytest registers the fixtures found here)
@@ -42,8 +42,6 @@ if TYPE_CHECKING:
     from pytest_multiarch.config import ImageSpec
     from pytest_multiarch.session import MultiarchSession
 
-Wanted = tuple["ImageSpec", Platform, bool]  # (spec, platform, needs a container)
-
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     from pytest_multiarch import newhooks
@@ -56,6 +54,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     from pytest_multiarch import evidence  # --multiarch-report, --multiarch-attest
 
     evidence.add_options(parser)
+    from pytest_multiarch import structure_plugin  # --multiarch-structure-tests
+
+    structure_plugin.add_options(parser)
 
 
 def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
@@ -83,6 +84,12 @@ def pytest_configure(config: pytest.Config) -> None:
     except UsageError as exc:
         raise pytest.UsageError(f"pytest-multiarch: {exc}") from None
     config.pluginmanager.register(plugin, STATE)
+    from pytest_multiarch import structure_plugin  # container-structure-test files as items
+
+    try:
+        structure_plugin.register(config, plugin)
+    except UsageError as exc:
+        raise pytest.UsageError(f"pytest-multiarch: {exc}") from None
     if plugin.configured:  # it will be used: ask the engine while pytest collects
         plugin.session.start_preflight()
         from pytest_multiarch import early
@@ -98,6 +105,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def platform_of_item(item: pytest.Item) -> Platform | None:
+    own = getattr(item, "multiarch_platform", None)  # a structure test's item (structure_items.py)
+    if isinstance(own, Platform):
+        return own
     callspec = getattr(item, "callspec", None)
     platform = callspec.params.get(PLATFORM_FIXTURE) if callspec else None
     return platform if isinstance(platform, Platform) else None
@@ -114,7 +124,7 @@ class MultiarchPlugin:
         self._session: MultiarchSession | None = None
         self._terminal: Terminal | None = None
         self.platform_of: dict[str, str] = {}  # nodeid → platform, of the tests parametrized by it
-        self.wanted: list[Wanted] = []  # what the collected tests need
+        self.wanted: list[Need] = []  # what the collected tests need
         self.lifetimes = Lifetimes()
         self.reports = xdist.ControllerReports()
         self._shown = ShownErrors()  # each error in full once (failures.py)
@@ -202,11 +212,11 @@ class MultiarchPlugin:
             names = set(getattr(item, "fixturenames", ()))
             for prefix, spec_of in declarations_of_item(item).items():
                 needs_container = bool(names & {f"{prefix}_container", f"{prefix}_http"})
-                entry = (spec_of(self.config), platform, needs_container)
+                entry = Need(spec_of(self.config), platform, needs_container)
                 if entry not in self.wanted:
                     self.wanted.append(entry)
                 if needs_container:
-                    self.lifetimes.note(item, (entry[0], platform), f"{prefix}_container")
+                    self.lifetimes.note(item, (entry.spec, platform), f"{prefix}_container")
         if self.wanted and runs_tests(self.config):
             self.session.prefetch(self.wanted)
         if self.platform_of:

@@ -23,16 +23,11 @@ from pytest_multiarch.build import BuiltImage
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.errors import ContainerError
 from pytest_multiarch.http import join_url, probe
-from pytest_multiarch.run import MultiarchContainer, attach, check_machine, port_of
+from pytest_multiarch.names import REUSE_KEY_LABEL, REUSE_SLOT_LABEL, REUSE_STARTER_LABEL
+from pytest_multiarch.run import MultiarchContainer, check_machine, port_of
 
 if TYPE_CHECKING:
     from pytest_multiarch.engine import Engine
-
-REUSE_SLOT_LABEL = "io.github.pytest-multiarch.reuse-slot"
-REUSE_KEY_LABEL = "io.github.pytest-multiarch.reuse-key"
-# host:pid of the session that started a --multiarch-reuse container: until that session has run
-# the container-started hook (and renamed it, see verified_name), only it may be relied on.
-REUSE_STARTER_LABEL = "io.github.pytest-multiarch.reuse-starter"
 
 
 def reuse_labels(image: BuiltImage, spec: ImageSpec) -> dict[str, str]:
@@ -60,7 +55,7 @@ def mark_verified(container: MultiarchContainer) -> None:
     """Rename a verified --multiarch-reuse container (best effort: unnamed, the next session
     replaces it once this one has ended)."""
     with contextlib.suppress(Exception):  # the engine's error or a broken connection alike
-        container._container.rename(verified_name(container._container.labels[REUSE_SLOT_LABEL]))
+        container.rename(verified_name(container.labels[REUSE_SLOT_LABEL]))
 
 
 @dataclasses.dataclass
@@ -103,8 +98,16 @@ def find_reusable(
             found.remove(force=True, v=True)
             return None
         base_url = f"http://{engine.container_host}:{bindings[0]['HostPort']}/"
-    container = attach(MultiarchContainer(found, image, port, base_url, spec.setting("port")), engine, command_timeout)
-    container.reused = True
+    container = MultiarchContainer(
+        found,
+        image,
+        engine,
+        command_timeout=command_timeout,
+        port=port,
+        base_url=base_url,
+        port_setting=spec.setting("port"),
+        reused=True,
+    )
     name = verified_name(wanted[REUSE_SLOT_LABEL])
     if found.name != name:
         starter = _starter_state(found)
@@ -145,7 +148,8 @@ def wait_until_renamed(pending: StarterPending, timeout: float, cancelled: Calla
 
 
 def _starter_state(container: Container) -> str:
-    from pytest_multiarch.cleanup import PID_NAMESPACE_LABEL, process_state
+    from pytest_multiarch.cleanup import process_state
+    from pytest_multiarch.names import PID_NAMESPACE_LABEL
 
     labels = container.labels or {}
     return process_state(labels.get(REUSE_STARTER_LABEL, ""), labels.get(PID_NAMESPACE_LABEL))

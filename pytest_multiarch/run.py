@@ -39,10 +39,16 @@ class MultiarchContainer:
         self,
         container: Container,
         image: BuiltImage,
-        port: int | None,
-        base_url: str | None,
-        port_setting: str,  # where the user sets the port (ImageSpec.setting), for messages
+        engine: Engine,
+        *,
+        command_timeout: float,
+        port: int | None = None,
+        base_url: str | None = None,
+        port_setting: str = "the command",  # where the user sets the port (ImageSpec.setting), for messages
+        reused: bool = False,
     ) -> None:
+        """Every field at once: the engine it runs on (for its calls, its messages, and to ask
+        whether it still answers) and the default timeout of its commands."""
         self._container = container
         self.image = image
         self.port = port
@@ -50,12 +56,11 @@ class MultiarchContainer:
         self.port_setting = port_setting
         self.urls: dict[int, str] = {port: base_url} if port is not None and base_url else {}  # per port
         self.ready_seconds = 0.0
-        self.reused = False  # found running from an earlier session (--multiarch-reuse)
-        # Set by attach(): the engine it runs on, for messages, and the default command timeout.
-        self.engine_name = "the Docker engine"
-        self.command_timeout: float | None = None
-        self.engine_answers: Callable[[], bool] = lambda: True
-        self.engine: Engine | None = None
+        self.reused = reused  # found running from an earlier session (--multiarch-reuse)
+        self.engine: Engine | None = engine
+        self.engine_name = f"the Docker engine at {engine.endpoint.describe()}"
+        self.command_timeout: float | None = command_timeout
+        self.engine_answers: Callable[[], bool] = engine.answers
 
     @property
     def platform(self) -> Platform:
@@ -64,6 +69,15 @@ class MultiarchContainer:
     @property
     def id(self) -> str:
         return str(self._container.id)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict(self._container.labels or {})
+
+    def rename(self, name: str) -> None:
+        """Give the container ``name`` on its engine (a verified --multiarch-reuse container)."""
+        with self._engine_call(f"renaming it to {name}"):
+            self._container.rename(name)
 
     def url(self, path: str = "/", *, port: int | None = None) -> str:
         """URL of ``path`` on the published port (or on container port ``port``, one of those
@@ -226,16 +240,6 @@ def _within(seconds: float | None, call: Callable[[], T]) -> T | None:
     if failure:
         raise failure[0]
     return outcome[0] if outcome else None
-
-
-def attach(container: MultiarchContainer, engine: Engine, command_timeout: float) -> MultiarchContainer:
-    """Tell ``container`` its engine (for messages and to ask whether it still answers) and its
-    default command timeout."""
-    container.engine_name = f"the Docker engine at {engine.endpoint.describe()}"
-    container.command_timeout = command_timeout
-    container.engine_answers = engine.answers
-    container.engine = engine
-    return container
 
 
 def port_of(image: BuiltImage, spec: ImageSpec) -> int | None:

@@ -19,7 +19,7 @@ import pytest
 
 from pytest_multiarch import cleanup, xdist
 from pytest_multiarch.build import BuiltImage
-from pytest_multiarch.config import EnvValue, ImageSpec, Settings
+from pytest_multiarch.config import EnvValue, ImageSpec, Need, Settings
 from pytest_multiarch.containers import Containers, Key
 from pytest_multiarch.engine import Engine, route
 from pytest_multiarch.errors import EngineError, MultiarchError, UsageError
@@ -164,11 +164,11 @@ class MultiarchSession:
             if future is not None:
                 future.cancel()
 
-    def prefetch(self, wanted: list[tuple[ImageSpec, Platform, bool]]) -> None:
-        """Start the builds, and the containers, that collected tests need: ``(spec, platform,
-        needs_container)``. An xdist worker learns which tests it runs only later (with
-        --dist loadgroup it may never need some platform's container): it starts them on use,
-        as do declarations whose container needs fixtures set up first (depends_on)."""
+    def prefetch(self, wanted: list[Need]) -> None:
+        """Start the builds, and the containers, that collected tests need. An xdist worker
+        learns which tests it runs only later (with --dist loadgroup it may never need some
+        platform's container): it starts them on use, as do declarations whose container needs
+        fixtures set up first (depends_on)."""
         for spec, platform, needs_container in wanted:
             try:
                 early = needs_container and self.role != "worker" and not spec.needs_fixtures

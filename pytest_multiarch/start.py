@@ -10,6 +10,8 @@ Separate from run.py so that a run that reuses running containers never loads th
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -23,10 +25,11 @@ from pytest_multiarch.build import BuiltImage
 from pytest_multiarch.cleanup import namespace_label, owner_labels, process_identity
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.emulators import crash_error
-from pytest_multiarch.errors import ContainerError, EmulatorCrash, ImageMismatch
+from pytest_multiarch.errors import ContainerError, EmulatorCrash, EngineRefused, ImageMismatch
 from pytest_multiarch.http import join_url, probe
-from pytest_multiarch.reuse import REUSE_STARTER_LABEL, reuse_labels
-from pytest_multiarch.run import MultiarchContainer, attach, check_machine, port_of
+from pytest_multiarch.names import REUSE_STARTER_LABEL
+from pytest_multiarch.reuse import reuse_labels
+from pytest_multiarch.run import MultiarchContainer, check_machine, port_of
 from pytest_multiarch.secrets import secret_masker
 
 if TYPE_CHECKING:
@@ -103,21 +106,12 @@ class ReadyWhenServing:
         return None if response.status_code < 500 else f"HTTP {response.status_code}"
 
 
-class ContainerExited(ContainerError):
-    """The container exited while it was starting: ``exit_code`` and ``logs`` (its tail)."""
-
-    def __init__(self, message: str, exit_code: int | None = None, logs: str = "") -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-        self.logs = logs
-
-
 def _raise_if_exited(container: Container) -> None:
     container.reload()
     if container.status in ("exited", "dead"):
         state: dict[str, Any] = container.attrs.get("State", {})
         tail = _log_tail(container)
-        raise ContainerExited(
+        raise ContainerError(
             f"the container exited during start with exit code {state.get('ExitCode')}"
             f"{' (' + state['Error'] + ')' if state.get('Error') else ''}"
             f"{' (killed: out of memory)' if state.get('OOMKilled') else ''}.\n{tail}",
@@ -135,6 +129,57 @@ def _log_tail(container: Container) -> str:
     if not text:
         return "The container printed nothing."
     return f"Last {LOG_TAIL_LINES} lines of its logs:\n" + "\n".join(f"  | {ln}" for ln in text.splitlines())
+
+
+@dataclasses.dataclass(frozen=True)
+class ContainerPlan:
+    """A container to create, decided from the image, its spec and the engine's publish address
+    alone (plan_container): what start_container then asks the engine for."""
+
+    labels: dict[str, str]
+    port: int | None  # the app's port, probed for readiness
+    published: tuple[int, ...]  # every container port to publish, the app's first
+    ports: dict[str, Any]  # docker-py's ports=: "8080/tcp" -> (host ip, None) or None
+    options: dict[str, Any]  # environment, command, entrypoint
+    ready_path: str | None  # polled over HTTP; None: ready once running, or by its logs
+    ready_log: str | None
+    where: str  # what is waited for, for messages
+    advice: str
+
+
+def plan_container(
+    image: BuiltImage, spec: ImageSpec, *, publish_ip: str, labels: dict[str, str], environment: dict[str, str] | None
+) -> ContainerPlan:
+    """The container of ``image`` as ``spec`` configures it: its port (``spec.port``, else the
+    first of ``spec.ports``, else the image's lowest EXPOSEd one), what is published and where
+    (``publish_ip``: the loopback for a local engine; "" every address of the engine's host),
+    and how readiness is told."""
+    port = port_of(image, spec)
+    published = tuple(dict.fromkeys(p for p in (port, *spec.ports) if p is not None))
+    # (host_ip, None): a free port on that address; None: every address of the engine's host.
+    ports = {f"{p}/tcp": (publish_ip, None) if publish_ip else None for p in published}
+    options: dict[str, Any] = {"environment": environment or {}}
+    if spec.command is not None:
+        options["command"] = list(spec.command)
+    if spec.entrypoint is not None:
+        options["entrypoint"] = list(spec.entrypoint)
+    exposed = ", ".join(map(str, image.exposed_ports)) or "no port"
+    where = f"container port {port}; the image EXPOSEs {exposed}"
+    advice = f"Check {spec.setting('port')} and {spec.setting('ready_path')}, or raise --multiarch-timeout."
+    if spec.ready_log is not None:
+        where, advice = f"its logs, for {spec.ready_log!r}", f"Check {spec.setting('ready_log')}."
+    probed = port is not None and spec.ready_log is None and spec.ready_path is not None
+    return ContainerPlan(
+        labels,
+        port,
+        published,
+        ports,
+        options,
+        spec.ready_path or "/" if probed else None,
+        spec.ready_log,
+        where,
+        advice,
+    )
 
 
 def start_container(
@@ -160,81 +205,92 @@ def start_container(
     instead of the owner label and outlives the session. ``environment``, ``spec.command`` and
     ``spec.entrypoint`` configure it; on ``network`` other containers reach it as ``alias``.
     """
-    port = port_of(image, spec)
     if reuse:
         labels = {**reuse_labels(image, spec), REUSE_STARTER_LABEL: process_identity(), **namespace_label()}
     else:
         labels = owner_labels()
+    plan = plan_container(image, spec, publish_ip=engine.publish_ip, labels=labels, environment=environment)
     sdk = engine.sdk
-    # By id, as the tag may be reused meanwhile; and first made sure the image is there: for a
-    # missing one (another session of this project pruned it, `docker image prune`) the engine
-    # would try a pull from Docker Hub, and fail with a message about that.
+    _check_image_is_there(sdk, image)
+    options = dict(plan.options)
+    if network is not None:
+        endpoint = sdk.api.create_endpoint_config(aliases=[alias] if alias else None)
+        options.update(network=network, networking_config={network: endpoint})
+    started = time.monotonic()
+    inner = _create(sdk, image, plan.labels, plan.ports, options)
+    container = MultiarchContainer(
+        inner,
+        image,
+        engine,
+        command_timeout=command_timeout or timeout,
+        port=plan.port,
+        port_setting=spec.setting("port"),
+    )
+    try:
+        if on_created is not None:
+            on_created(container)
+        _start(inner, image)
+        _raise_if_exited(inner)  # an exited container has no port mapping to look up
+        _publish(container, inner, plan, engine)
+        # uname first: under QEMU it runs while the app is still booting, instead of after.
+        try:
+            check_machine(container)
+        except (DockerSDKError, EngineRefused):
+            _raise_if_exited(inner)  # "is not running": say how it exited, with its logs
+            raise
+        ready_url = join_url(container.base_url, plan.ready_path) if plan.ready_path and container.base_url else None
+        ReadyWhenServing(ready_url, timeout, plan.where, cancelled, plan.advice, plan.ready_log).wait_until_ready(inner)
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            inner.remove(force=True, v=True)
+        named = _named(exc, engine, image, environment)
+        if named is not None:
+            raise named from None
+        raise
+    container.ready_seconds = time.monotonic() - started
+    return container
+
+
+def _check_image_is_there(sdk: Any, image: BuiltImage) -> None:
+    """By id, as the tag may be reused meanwhile: for a missing image (another session of this
+    project pruned it, `docker image prune`) the engine would try a pull from Docker Hub, and
+    fail with a message about that."""
     try:
         sdk.images.get(image.id)
     except ImageNotFound:
-        pulled = image.key.startswith("sha256:")  # --multiarch-image: a manifest digest, not a build key
+        pulled = image.source == "pulled"
         raise ContainerError(
             f"the {image.platform} image {image.tag} is gone: removed since it was "
             f"{'pulled' if pulled else 'built or found'} (by `docker image prune`, say"
             f"{'' if pulled else ', or by another pytest session of this project removing older builds'}). "
             f"Run pytest again to {'pull' if pulled else 'build'} it anew."
         ) from None
-    published = list(dict.fromkeys(p for p in (port, *spec.ports) if p is not None))
-    # (host_ip, None): a free port on that address; None: every address of the engine's host.
-    ports = {f"{p}/tcp": (engine.publish_ip, None) if engine.publish_ip else None for p in published}
-    options: dict[str, Any] = {"environment": environment or {}}
-    if spec.command is not None:
-        options["command"] = list(spec.command)
-    if spec.entrypoint is not None:
-        options["entrypoint"] = list(spec.entrypoint)
-    if network is not None:
-        endpoint = sdk.api.create_endpoint_config(aliases=[alias] if alias else None)
-        options.update(network=network, networking_config={network: endpoint})
-    started = time.monotonic()
-    inner = _create(sdk, image, labels, ports, options)
-    try:
-        container = MultiarchContainer(inner, image, port, None, spec.setting("port"))
-        attach(container, engine, command_timeout or timeout)
-        if on_created is not None:
-            on_created(container)
-        _start(inner, image)
-        _raise_if_exited(inner)  # an exited container has no port mapping to look up
-        for each in published:
-            bindings = sdk.api.port(inner.id, each) or []
-            if not bindings:
-                raise ContainerError(f"the engine published no host port for container port {each}")
-            container.urls[each] = f"http://{engine.container_host}:{bindings[0]['HostPort']}/"
-        container.base_url = container.urls.get(port) if port is not None else None
-        probed = container.base_url if spec.ready_log is None and spec.ready_path is not None else None
-        ready_url = join_url(probed, spec.ready_path or "/") if probed else None
-        exposed = ", ".join(map(str, image.exposed_ports)) or "no port"
-        where = f"container port {port}; the image EXPOSEs {exposed}"
-        advice = f"Check {spec.setting('port')} and {spec.setting('ready_path')}, or raise --multiarch-timeout."
-        # uname first: under QEMU it runs while the app is still booting, instead of after.
-        try:
-            check_machine(container)
-        except DockerSDKError:
-            _raise_if_exited(inner)  # "is not running": say how it exited, with its logs
-            raise
-        if spec.ready_log is not None:
-            where, advice = f"its logs, for {spec.ready_log!r}", f"Check {spec.setting('ready_log')}."
-        ReadyWhenServing(ready_url, timeout, where, cancelled, advice, spec.ready_log).wait_until_ready(inner)
-    except BaseException as exc:
-        crash = None
-        try:
-            inner.remove(force=True, v=True)
-        except Exception:
-            pass
-        if isinstance(exc, ContainerExited):  # QEMU's crash, named as such
-            crash = crash_error(engine, image.platform, "the container", exc.exit_code, exc.logs)
-            exc = crash or exc
-        # Its logs (in the message) may print the environment: hide secret-named values.
-        masked = secret_masker({}, environment or {})(str(exc))
-        if isinstance(exc, (ContainerError, ImageMismatch, EmulatorCrash)) and (masked != str(exc) or crash):
-            raise type(exc)(masked) from None
-        raise
-    container.ready_seconds = time.monotonic() - started
-    return container
+
+
+def _publish(container: MultiarchContainer, inner: Container, plan: ContainerPlan, engine: Engine) -> None:
+    """The host port the engine gave each published container port, as URLs."""
+    for each in plan.published:
+        bindings = engine.sdk.api.port(inner.id, each) or []
+        if not bindings:
+            raise ContainerError(f"the engine published no host port for container port {each}")
+        container.urls[each] = f"http://{engine.container_host}:{bindings[0]['HostPort']}/"
+    container.base_url = container.urls.get(plan.port) if plan.port is not None else None
+
+
+def _named(
+    exc: BaseException, engine: Engine, image: BuiltImage, environment: dict[str, str] | None
+) -> BaseException | None:
+    """What a failed start raises instead of ``exc``: QEMU's crash named as such, and the
+    container's logs (in the message) with secret-named values of its environment hidden.
+    None: ``exc`` as it is."""
+    crash = None
+    if isinstance(exc, ContainerError) and exc.exit_code is not None:  # it exited
+        crash = crash_error(engine, image.platform, "the container", exc.exit_code, exc.logs)
+    shown = crash or exc
+    masked = secret_masker({}, environment or {})(str(shown))
+    if isinstance(shown, (ContainerError, ImageMismatch, EmulatorCrash)) and (masked != str(shown) or crash):
+        return type(shown)(masked)
+    return None
 
 
 def _create(

@@ -162,8 +162,28 @@ ensure_engine_packages() {
   fi
   can_install || die "Docker Engine with buildx is missing. Install Docker (https://docs.docker.com/engine/install/) and re-run."
   add_trixie_source
+  say_what_trixie_changes docker.io docker-buildx
   log "installing docker.io and docker-buildx from trixie (takes about a minute)"
   apt_install -t trixie docker.io docker-buildx
+}
+
+# The trixie pin keeps every other package on bookworm, but what docker.io needs from trixie
+# comes with it: on a minimal bookworm that upgrades libc6, libc-bin and base-files (more on a
+# fuller machine). Say so before doing it, from apt's own dry run.
+say_what_trixie_changes() {
+  [ "$APT_UPDATED" = 1 ] || apt_update
+  local plan
+  plan=$(apt-get -s install -t trixie --no-install-recommends "$@" 2>/dev/null | grep '^Inst ' || true)
+  local upgrades news
+  upgrades=$(printf '%s\n' "$plan" | awk '/^Inst [^ ]+ \[/ { gsub(/[][()]/, "", $3); gsub(/\(/, "", $4); print $2 " " $3 " -> " $4 }')
+  news=$(printf '%s\n' "$plan" | grep -vc '^Inst [^ ]* \[' || true)
+  if [ -n "$upgrades" ]; then
+    log "installing from trixie upgrades these installed packages (apt-get -s):"
+    printf '%s\n' "$upgrades" | sed 's/^/[setup-docker]   /' >&2
+  else
+    log "installing from trixie upgrades no installed package (apt-get -s)"
+  fi
+  log "and adds ${news:-0} new package(s)"
 }
 
 ensure_daemon() {

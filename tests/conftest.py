@@ -18,6 +18,8 @@ import pytest
 import python_on_whales  # noqa: F401
 import testcontainers.core.container  # noqa: F401
 
+from pytest_multiarch.names import SLOT_LABEL
+
 if TYPE_CHECKING:
     from tests.integration.helpers import PrivateEngine
 
@@ -169,7 +171,7 @@ def _remove_test_images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
             "image",
             "ls",
             "--filter",
-            "label=io.github.pytest-multiarch.slot",
+            f"label={SLOT_LABEL}",
             "--format",
             "{{.Repository}}:{{.Tag}}",
         ],

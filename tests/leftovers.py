@@ -22,9 +22,8 @@ from pathlib import Path
 
 import docker
 
-OWNER_LABEL = "io.github.pytest-multiarch.owner"
-REUSE_SLOT_LABEL = "io.github.pytest-multiarch.reuse-slot"
-REUSE_STARTER_LABEL = "io.github.pytest-multiarch.reuse-starter"
+from pytest_multiarch.names import OWNER_LABEL, REUSE_SLOT_LABEL, REUSE_STARTER_LABEL
+
 LOCAL = "unix:///var/run/docker.sock"
 REMOTE = "tcp://127.0.0.2:2375"  # the second engine (scripts/remote-engine.sh), when it answers
 EVERY_SECONDS = 0.1  # a session that starts a container lives much longer than this

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_multiarch.build import build_key, context_files, describe_build_failure, image_tag
+from pytest_multiarch.build import build_key, context_files, describe_build_failure
 from pytest_multiarch.config import ImageSpec
+from pytest_multiarch.names import image_tag
 from pytest_multiarch.platforms import Platform
 
 ARM = Platform.parse("linux/arm64")

@@ -29,6 +29,8 @@ COVERED = {
     "docs/any-image.md: def test_runs_as_non_root_everywhere(multiarch_image):  # also as a release gate": RUN,
     "docs/emulation.md: [pytest]": COLLECT,
     "docs/emulation.md: import pytest": COLLECT,
+    "README.md: multiarch_structure_tests =": COLLECT,
+    "docs/structure-tests.md: # pytest.ini": COLLECT,
 }
 
 

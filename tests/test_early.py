@@ -24,7 +24,7 @@ def spec(**build_args: str) -> ImageSpec:
 
 def test_a_record_round_trips(tmp_path):
     path = tmp_path / "early" / "x.json"
-    needed = [early.Needed("multiarch", "linux/arm64", True, "d1"), early.Needed("db", "linux/amd64", False, "d2")]
+    needed = [early.Recorded("multiarch", "linux/arm64", True, "d1"), early.Recorded("db", "linux/amd64", False, "d2")]
     early.write(path, needed)
     assert early.read(path) == needed
     assert list(path.parent.iterdir()) == [path]  # no temporary file left
@@ -145,7 +145,7 @@ def test_an_interrupted_collection_keeps_the_last_record(pytester):
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pytest-multiarch" / "early"
     (record,) = cache.iterdir()
     assert early.read(record) == []  # written: these tests need no image
-    earlier = [early.Needed("multiarch", "linux/amd64", True, "an earlier run's digest")]
+    earlier = [early.Recorded("multiarch", "linux/amd64", True, "an earlier run's digest")]
     early.write(record, earlier)
     pytester.makepyfile(test_broken="import a_module_that_does_not_exist\n")
     broken = pytester.runpytest_inprocess("-p", "no:cacheprovider")

@@ -11,9 +11,9 @@ import pytest
 
 from conftest import BUSYBOX, BUSYBOX_DOCKERFILE, PLATFORMS, REGISTRY
 from pytest_multiarch import Platform
-from pytest_multiarch.build import image_repository
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.gate import GateError, parse_index, repository_of
+from pytest_multiarch.names import image_repository
 from tests.integration.helpers import docker_cli_wrapper, mode, shim_calls
 
 GATE_TESTS = """

@@ -303,8 +303,8 @@ def test_close_retries_a_removal_once_the_engine_answers_again_and_names_what_is
 
 
 def test_only_slots_where_a_build_ran_are_pruned_with_every_id_the_session_used_kept(tmp_path):
-    from pytest_multiarch.build import image_slot
     from pytest_multiarch.images import Images
+    from pytest_multiarch.names import image_slot
 
     spec = ImageSpec(name="", context=tmp_path, dockerfile=tmp_path / "Dockerfile")
     amd64 = Platform.parse("linux/amd64")

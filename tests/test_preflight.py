@@ -5,6 +5,7 @@ import os
 import subprocess
 
 import pytest
+from python_on_whales.exceptions import DockerException
 
 from pytest_multiarch import EngineError, Platform, PlatformUnavailable
 from pytest_multiarch.engine import DEFAULT_SOCKET, Engine, cli_context_name, resolve_endpoint
@@ -75,7 +76,7 @@ def test_the_engine_follows_the_docker_context_variable_without_touching_the_env
     cut_off = Engine(resolve_endpoint())
     with pytest.raises(Exception, match="No such file or directory"):
         cut_off.sdk.ping()
-    with pytest.raises(Exception):  # noqa: B017 - python-on-whales' own error type
+    with pytest.raises(DockerException):
         cut_off.cli.system.info()
     assert dict(os.environ) == before
 

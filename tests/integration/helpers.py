@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from pytest_multiarch import Platform
-
-OWNER_LABEL = "io.github.pytest-multiarch.owner"
+from pytest_multiarch.names import OWNER_LABEL, REUSE_SLOT_LABEL
 
 
 def _engine_native() -> str:
@@ -83,7 +82,7 @@ def containers_of(owner: str) -> list[str]:
 
 def reuse_containers() -> set[str]:
     """Ids of all --multiarch-reuse containers on the engine."""
-    listed = ["docker", "ps", "-aq", "--no-trunc", "--filter", "label=io.github.pytest-multiarch.reuse-slot"]
+    listed = ["docker", "ps", "-aq", "--no-trunc", "--filter", f"label={REUSE_SLOT_LABEL}"]
     return set(subprocess.run(listed, capture_output=True, text=True, check=True).stdout.split())
 
 

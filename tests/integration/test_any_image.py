@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+from pytest_multiarch.names import OWNER_LABEL
 from tests.integration.helpers import run
 
 CLI_DOCKERFILE = """\
@@ -35,8 +36,8 @@ ENTRYPOINT ["/busybox", "sleep", "600"]
 def networks_left() -> list[str]:
     """The plugin's networks whose pytest session has ended: its process is gone, or it is this
     process, whose in-process sessions are over when this is asked (another session's may be in use)."""
-    listed = ["docker", "network", "ls", "--filter", "label=io.github.pytest-multiarch.owner"]
-    listed += ["--format", '{{.ID}} {{.Label "io.github.pytest-multiarch.owner"}}']
+    listed = ["docker", "network", "ls", "--filter", f"label={OWNER_LABEL}"]
+    listed += ["--format", "{{.ID}} {{.Label " + f'"{OWNER_LABEL}"' + "}}"]
     left = []
     for line in subprocess.run(listed, capture_output=True, text=True, check=True).stdout.splitlines():
         network, _, owner = line.partition(" ")

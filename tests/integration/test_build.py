@@ -10,8 +10,8 @@ import time
 import pytest
 
 from conftest import BUSYBOX, BUSYBOX_DOCKERFILE
-from pytest_multiarch.build import image_repository
 from pytest_multiarch.config import ImageSpec
+from pytest_multiarch.names import image_repository
 from tests.integration.helpers import mode, run
 
 
@@ -145,7 +145,8 @@ def test_pruning_spares_an_image_another_session_built_after_this_one_started(do
     other has just built and is about to start a container from."""
     import docker as docker_sdk
 
-    from pytest_multiarch.build import SLOT_LABEL, prune_stale
+    from pytest_multiarch.build import prune_stale
+    from pytest_multiarch.names import SLOT_LABEL
 
     slot = f"test-prune-{os.getpid()}-{time.time_ns()}"
     (tmp_path / "Dockerfile").write_text(f"FROM {BUSYBOX}\nLABEL {SLOT_LABEL}={slot}\nRUN echo {slot} > /made\n")

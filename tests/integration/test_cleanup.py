@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from conftest import BUSYBOX
+from pytest_multiarch.names import PID_NAMESPACE_LABEL
 from tests.integration.helpers import OWNER_LABEL, containers_of, run, wait_for
 
 
@@ -68,7 +69,7 @@ class TestCleanup:
         orphan = start()
         # The same host name and pid, but a process of another PID namespace (a CI job in its own
         # container with host networking): whether it still runs cannot be told from here.
-        elsewhere = start("io.github.pytest-multiarch.pid-namespace=pid:[1]")
+        elsewhere = start(f"{PID_NAMESPACE_LABEL}=pid:[1]")
         try:
             assert set(containers_of(owner)) == {orphan[:12], elsewhere[:12]}
             busybox_project.makepyfile(test_app="def test_x(multiarch_container): pass")

@@ -10,8 +10,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from pytest_multiarch.build import image_repository
 from pytest_multiarch.config import ImageSpec
+from pytest_multiarch.names import image_repository
 from tests.integration.helpers import LOADED_PLATFORM_SOURCE, declare_app_twice, mode, reuse_containers, run
 
 
@@ -27,11 +27,12 @@ class TestProjectApi:
             textwrap.dedent(
                 """
                 import os, socket, subprocess, time
+                from pytest_multiarch.names import OWNER_LABEL
 
                 def test_stage(app_container):
                     assert app_container.exec(["cat", "/stage"]).strip() == "prod"
                     deadline = time.monotonic() + 20
-                    owner = f"io.github.pytest-multiarch.owner={socket.gethostname()}:{os.getpid()}"
+                    owner = f"{OWNER_LABEL}={socket.gethostname()}:{os.getpid()}"
                     while True:  # this session's containers (its owner label), other than prod's
                         running = subprocess.run(
                             ["docker", "ps", "-q", "--no-trunc", "--filter", f"label={owner}"],

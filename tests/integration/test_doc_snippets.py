@@ -89,6 +89,33 @@ def test_the_marker_declaration_and_emulation_blocks_collect_as_written(pytester
     assert len([line for line in collected if line.startswith(("test_emulation.py", "test_declared.py"))]) == 10
 
 
+STRUCTURE_YAML = """\
+schemaVersion: 2.0.0
+commandTests:
+  - name: shell
+    command: sh
+    args: ["-c", "echo hi"]
+    expectedOutput: ["hi"]
+"""
+
+
+@pytest.mark.usefixtures("docker_engine")
+@pytest.mark.parametrize("key", ["docs/structure-tests.md: # pytest.ini", "README.md: multiarch_structure_tests ="])
+def test_the_structure_tests_settings_collect_as_written(pytester: pytest.Pytester, key: str) -> None:
+    """The ini blocks that point at structure-test YAML: each test of the YAML becomes an item per
+    platform (--co: nothing is built)."""
+    block = snippet(key)
+    ini = block if "[pytest]" in block else "[pytest]\nmultiarch_platforms = linux/amd64, linux/arm64\n" + block
+    pytester.makeini(ini)
+    pytester.makefile("", Dockerfile=f"FROM {BUSYBOX}\n")
+    pytester.mkdir("structure")
+    (pytester.path / "structure" / "app.yaml").write_text(STRUCTURE_YAML)
+    result = pytester.runpytest_subprocess("--co", "-q")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str() + result.stderr.str()
+    collected = {line for line in result.stdout.lines if "::" in line}
+    assert collected == {f"structure/app.yaml::commandTests::shell[{p}]" for p in ("linux/amd64", "linux/arm64")}
+
+
 SECRET_STUBS = {
     "npm": '#!/bin/sh\n[ "$1" = ci ] && [ -n "$NPM_TOKEN" ] || exit 1\n'
     'echo "token of ${#NPM_TOKEN} characters" > /npm-ran\n',

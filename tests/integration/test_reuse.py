@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from pytest_multiarch.names import REUSE_SLOT_LABEL, REUSE_STARTER_LABEL
 from tests.integration.helpers import mode, reuse_containers, run
 
 
@@ -27,7 +28,7 @@ class TestReuse:
                 assert multiarch_http.get("/").ok
             """
         )
-        slot_filter = "label=io.github.pytest-multiarch.reuse-slot"
+        slot_filter = f"label={REUSE_SLOT_LABEL}"
 
         def ids() -> dict[str, str]:
             return {p.name: p.read_text() for p in busybox_project.path.glob("images-*")}
@@ -150,7 +151,7 @@ class TestReuse:
             subprocess.run(["docker", "rm", "-f", first["linux-arm64"]], capture_output=True, check=True)
             dead = subprocess.Popen(["true"])
             dead.wait()
-            labels["io.github.pytest-multiarch.reuse-starter"] = f"{socket.gethostname()}:{dead.pid}"
+            labels[REUSE_STARTER_LABEL] = f"{socket.gethostname()}:{dead.pid}"
             label_args = [arg for key, value in labels.items() for arg in ("--label", f"{key}={value}")]
             unseeded = subprocess.run(
                 ["docker", "run", "-d", "--platform", "linux/arm64", "-p", "127.0.0.1::8080", *label_args, image],
@@ -163,8 +164,8 @@ class TestReuse:
             assert ids()["linux-amd64"] == first["linux-amd64"]
             assert ids()["linux-arm64"] != unseeded
             assert hook_calls() == ["linux/arm64"]  # the replacement's, and only its
-            gone = subprocess.run(["docker", "inspect", unseeded], capture_output=True).returncode != 0
-            assert gone
+            gone = subprocess.run(["docker", "container", "inspect", unseeded], capture_output=True, text=True)
+            assert gone.returncode != 0 and "No such container" in gone.stderr, gone.stderr
         finally:
             for cid in [*ids().values(), *leftover]:
                 subprocess.run(["docker", "rm", "-f", cid], capture_output=True)

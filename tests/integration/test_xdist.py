@@ -10,8 +10,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from pytest_multiarch.build import image_repository
 from pytest_multiarch.config import ImageSpec
+from pytest_multiarch.names import image_repository
 from tests.integration.helpers import mode
 
 
@@ -60,7 +60,7 @@ def test_xdist_builds_each_platform_once_across_workers(busybox_project):
     records = [p.read_text() for p in busybox_project.path.glob("images-gw*")]
     assert sum("reused=False" in r for r in records) == 2, records
     # ... and the images it replaced (same build keys) are pruned, not left dangling.
-    assert all(subprocess.run(["docker", "image", "inspect", i], capture_output=True).returncode for i in first)
+    assert all(_no_such_image(i) for i in first)
     # After a change, the controller removes the older builds once all workers are done.
     older = {r.split()[0] for r in records}
     busybox_project.makefile(".txt", fresh=str(os.getpid()) + "-xdist-changed")
@@ -134,3 +134,9 @@ def test_xdist_controller_starts_the_builds_the_last_run_needed(busybox_project,
     second.stdout.fnmatch_lines_random(["*build linux/amd64: done in*", "*build linux/arm64: done in*"])
     assert second_records and all("reused=True" in r for r in second_records), second_records
     assert {r.split()[0] for r in second_records}.isdisjoint({r.split()[0] for r in first_records})
+
+
+def _no_such_image(image_id: str) -> bool:
+    """The engine says the image is gone (not merely that the call failed)."""
+    done = subprocess.run(["docker", "image", "inspect", image_id], capture_output=True, text=True)
+    return done.returncode != 0 and "No such image" in done.stderr
