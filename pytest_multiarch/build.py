@@ -1,11 +1,12 @@
 """Build: one ``docker buildx build --platform P --load`` per platform, skipped when unchanged.
 
 The build key is a SHA-256 over everything that determines the image: the files of the build
-context that .dockerignore lets through (names, exec bits, contents: context.py's digest, read
-once per session and re-reading only changed files), the Dockerfile, the build args (keyed), the
-target, secret and ssh ids and sources, the platform and the builder. The image is tagged and labelled with it; an
-image with the same key already loaded is reused without calling buildx (``--multiarch-rebuild``
-forces a build). Base images pulled by ``FROM`` are not part of the key.
+context that .dockerignore lets through and the Dockerfile can reach (names, exec bits, contents:
+context.py's digest, read once per session and re-reading only changed files), the Dockerfile,
+the build args (keyed), the target, secret and ssh ids and sources, the platform and the
+builder. The image is tagged and labelled with it; an image with the same key already loaded is
+reused without calling buildx (``--multiarch-rebuild`` forces a build; rebuilds.py says why a
+build runs). Base images pulled by ``FROM`` are not part of the key.
 
 Files that running the tests itself writes into the context (``__pycache__``, ``*.pyc``,
 ``.pytest_cache``) and ``.git`` are left out of the key even without a .dockerignore: otherwise
@@ -53,7 +54,7 @@ if TYPE_CHECKING:
     from pytest_multiarch.engine import Engine
     from pytest_multiarch.rootfs import RootFS
 
-_KEY_SCHEME = "3"
+_KEY_SCHEME = "4"  # 4: the context counts only what the Dockerfile reaches (reach.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +124,15 @@ def build_key(spec: ImageSpec, platform: Platform, builder: str, context: str | 
     """SHA-256 of every input of the build (see the module docstring). ``context``: the context's
     digest, when the session has it already (context.py; computed here otherwise)."""
     header = {
+        **key_inputs(spec, platform, builder),
+        "context": context if context is not None else context_digest(spec, None),
+    }
+    return hashlib.sha256(json.dumps(header, sort_keys=True).encode()).hexdigest()
+
+
+def key_inputs(spec: ImageSpec, platform: Platform, builder: str) -> dict[str, Any]:
+    """The build key's inputs besides the context (rebuilds.py names those that changed)."""
+    return {
         "scheme": _KEY_SCHEME,
         "platform": str(platform),
         "builder": builder,
@@ -133,9 +143,7 @@ def build_key(spec: ImageSpec, platform: Platform, builder: str, context: str | 
         "secrets": [secret.argument() for secret in spec.secrets],
         "ssh": list(spec.ssh),
         "dockerfile": hashlib.sha256(spec.dockerfile.read_bytes()).hexdigest(),
-        "context": context if context is not None else context_digest(spec, None),
     }
-    return hashlib.sha256(json.dumps(header, sort_keys=True).encode()).hexdigest()
 
 
 def context_files(spec: ImageSpec) -> list[str]:

@@ -1,5 +1,7 @@
-"""The build context's digest: every file .dockerignore lets through (names, exec bits, symlink
-targets, contents), computed once per session and context, re-reading only what changed.
+"""The build context's digest: the files .dockerignore lets through and the Dockerfile can reach
+(reach.py: its COPY, ADD and bind-mount sources; all of them when that is not certain), by name,
+exec bit, symlink target and content, computed once per session, context and Dockerfile,
+re-reading only what changed.
 
 A per-context index under the cache directory keeps each file's digest with its size, mtime
 and ctime (nanoseconds) and inode, as git's index does; a file whose stat is unchanged is not
@@ -29,9 +31,11 @@ from typing import Any
 from docker.utils.build import PatternMatcher, normalize_slashes
 
 from pytest_multiarch.config import ImageSpec
+from pytest_multiarch.reach import reach_of
 from pytest_multiarch.secrets import keyed_hasher
 
 _NOT_IN_KEY = ("__pycache__", ".pytest_cache", ".git")
+REACH_KEY = "\x00reach"  # in a manifest: "reached" (the Dockerfile's sources only) or "all"; no path has a NUL
 _SCHEME = 2  # 2: content digests keyed
 RACY_NS = 50_000_000  # 50 ms: more than the kernel's coarse clock tick on any common setup
 
@@ -134,34 +138,54 @@ class _Matcher:
 
 
 def context_digest(spec: ImageSpec, index_dir: Path | None) -> str:
-    """SHA-256 over the context's entries, sorted: each name, its kind and exec bit, a symlink's
-    target, a file's content digest (from the index when its stat is unchanged). Content digests
-    are keyed (secrets.keyed_hasher, the user's key): a context may hold a secret (a .env file),
-    and neither the index on disk nor the build key in an image's label may confirm a guess."""
+    """SHA-256 over ``context_manifest``: what the build key holds of the context."""
+    return manifest_digest(context_manifest(spec, index_dir))
+
+
+def manifest_digest(manifest: dict[str, str]) -> str:
+    digest = hashlib.sha256()
+    for rel, entry in sorted(manifest.items()):
+        digest.update(b"\0" + rel.encode() + b"\0" + entry.encode())
+    return digest.hexdigest()
+
+
+def context_manifest(spec: ImageSpec, index_dir: Path | None) -> dict[str, str]:
+    """The entries the Dockerfile can reach (reach.py; every entry when that is not certain, or
+    when a reached entry is a symlink, whose target may be anywhere), each as its kind and exec
+    bit, a symlink's target, a file's content digest (from the index when its stat is
+    unchanged). The key ``REACH_KEY`` says which. Content digests are keyed
+    (secrets.keyed_hasher, the user's key): a context may hold a secret (a .env file), and
+    neither the index on disk nor the build key in an image's label may confirm a guess."""
     keyed = keyed_hasher()
-    entries = context_entries(spec)
+    whole = entries = context_entries(spec)
+    reached = reach_of(spec.dockerfile)
+    if reached is not None:
+        some = {rel: info for rel, info in whole.items() if reached(rel)}
+        if not any(stat.S_ISLNK(info.st_mode) for info in some.values()):
+            entries = some
     index_path = _index_path(spec, index_dir)
     known = _read_index(index_path, spec) if index_path else {}
     started_ns = time.time_ns()
     fresh: dict[str, list[int | str]] = {}
-    digest = hashlib.sha256()
+    manifest = {REACH_KEY: "all" if entries is whole else "reached"}
     for rel in sorted(entries):
         info = entries[rel]
-        digest.update(b"\0" + rel.encode() + b"\0")
         if stat.S_ISLNK(info.st_mode):
-            digest.update(b"L" + os.readlink(spec.context / rel).encode())
+            manifest[rel] = "L" + os.readlink(spec.context / rel)
         elif stat.S_ISREG(info.st_mode):
             signature = [info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_mode]
             entry = known.get(rel)
             unchanged = entry is not None and entry[:5] == signature
             content = str(entry[5]) if unchanged and entry is not None else _hash_file(spec.context / rel, keyed.copy())
             fresh[rel] = [*signature, content]
-            digest.update((b"X" if info.st_mode & 0o111 else b"F") + content.encode())
+            manifest[rel] = ("X" if info.st_mode & 0o111 else "F") + content
         else:
-            digest.update(b"D")
-    if index_path is not None and fresh != known:
-        _write_index(index_path, spec, fresh, started_ns)
-    return digest.hexdigest()
+            manifest[rel] = "D"
+    # Digests of files this Dockerfile does not reach stay for the context's other Dockerfiles.
+    index = {**{rel: e for rel, e in known.items() if rel in whole and rel not in fresh}, **fresh}
+    if index_path is not None and index != known:
+        _write_index(index_path, spec, index, started_ns)
+    return manifest
 
 
 def _hash_file(path: Path, digest: hmac.HMAC) -> str:

@@ -16,10 +16,10 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_multiarch import prunes
-from pytest_multiarch.build import BuiltImage, build_image, prune_stale
+from pytest_multiarch import prunes, rebuilds
+from pytest_multiarch.build import BuiltImage, build_image, key_inputs, prune_stale
 from pytest_multiarch.config import ImageSpec, Settings
-from pytest_multiarch.context import context_digest
+from pytest_multiarch.context import context_manifest, manifest_digest
 from pytest_multiarch.errors import BuildError, MultiarchError, docker_said
 from pytest_multiarch.jobs import Closed, Jobs, Once
 from pytest_multiarch.names import image_slot
@@ -59,12 +59,13 @@ class Images:
         self._closed = False  # a podman build waiting for its turn then gives up (podmanbuild.py)
         self._index: Once[gate.PublishedIndex] = Once(self._read_index, remember=(MultiarchError,))
         # One digest per build context a session, whichever platforms build from it.
-        self._contexts: dict[tuple[Path, Path], Once[str]] = {}
+        self._contexts: dict[tuple[Path, Path], Once[dict[str, str]]] = {}
         self._contexts_lock = threading.Lock()
         self._running: dict[Key, float] = {}  # builds under way: when buildx started
         self._index_dir = cache_dir / "contexts" if cache_dir is not None else None
         self._cache_dir = cache_dir
         self._prune_dir = cache_dir / "prune" if cache_dir is not None else None
+        self._builds_dir = cache_dir / "builds" if cache_dir is not None else None  # rebuilds.py
 
     def future(self, full: ImageSpec, platform: Platform) -> Future[BuiltImage]:
         """The build of ``full`` (a spec with its build args complete) for ``platform``."""
@@ -114,13 +115,6 @@ class Images:
                 if line.strip():
                     self._notes.say(f"[{platform}] {line}")
 
-        def building() -> None:
-            prunes.mark(self._prune_dir, image_slot(spec, platform))  # cleared by the prune after it
-            self._notes.say(f"building {label} ({mode})…")
-            self._running[(spec, platform)] = time.monotonic()
-            if self.on_build is not None:
-                self.on_build()
-
         started = time.monotonic()
         try:
             if self.pulled(spec):
@@ -128,20 +122,7 @@ class Images:
                 image = self._pull(platform, engine)
                 self._notes.say(f"{platform}: testing manifest {image.key} of {self.settings.published}")
             else:
-                found = engine.capabilities()
-                image = build_image(
-                    engine,
-                    spec,
-                    platform,
-                    context=self._context_digest(spec),
-                    builder=",".join((found.builder_name, *found.builder_nodes)),
-                    rebuild_run=self._run_id if self.settings.rebuild else None,
-                    on_line=on_line,
-                    cache=(self.settings.cache_from, self.settings.cache_to),
-                    flags=self.settings.buildx_flags,
-                    on_build=building,
-                    cancelled=lambda: self._closed,
-                )
+                image = self._build_here(spec, platform, engine, f"{label} ({mode})", on_line)
         except BaseException as exc:
             self._notes.say(f"build {label}: failed after {time.monotonic() - started:.1f} s")
             self._notes.of(platform).build = "failed"
@@ -162,6 +143,44 @@ class Images:
         except MultiarchError as exc:
             self._notes.say(f"{label}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
             raise
+
+    def _build_here(
+        self, spec: ImageSpec, platform: Platform, engine: Engine, what: str, on_line: Callable[[str], None] | None
+    ) -> BuiltImage:
+        """Build (or find unchanged) ``spec`` for ``platform`` on ``engine``; a build that runs
+        says why (rebuilds.py), and the inputs are kept for the next one."""
+        found = engine.capabilities()
+        builder = ",".join((found.builder_name, *found.builder_nodes))
+        manifest = self._context_manifest(spec)
+        inputs = {"key": key_inputs(spec, platform, builder), "files": manifest}
+        record = rebuilds.record_path(self._builds_dir, image_slot(spec, platform))
+
+        def building() -> None:
+            prunes.mark(self._prune_dir, image_slot(spec, platform))  # cleared by the prune after it
+            chosen, forced = self.settings, None
+            if chosen.rebuild:  # the option that builds although the key is unchanged
+                forced = "--multiarch-no-cache" if chosen.no_cache else "--multiarch-pull" if chosen.pull else None
+                forced = forced or "--multiarch-rebuild"
+            self._notes.say(f"building {what}: {rebuilds.why(rebuilds.recall(record), inputs, forced)}…")
+            self._running[(spec, platform)] = time.monotonic()
+            if self.on_build is not None:
+                self.on_build()
+
+        image = build_image(
+            engine,
+            spec,
+            platform,
+            context=manifest_digest(manifest),
+            builder=builder,
+            rebuild_run=self._run_id if self.settings.rebuild else None,
+            on_line=on_line,
+            cache=(self.settings.cache_from, self.settings.cache_to),
+            flags=self.settings.buildx_flags,
+            on_build=building,
+            cancelled=lambda: self._closed,
+        )
+        rebuilds.remember(record, inputs)
+        return image
 
     @staticmethod
     def _failure(exc: BaseException, label: str, engine: Engine) -> BaseException:
@@ -226,12 +245,13 @@ class Images:
         end_running_builds()  # anywhere: the docker CLI processes this session started
         return ended
 
-    def _context_digest(self, spec: ImageSpec) -> str:
-        """The context's digest, computed once a session for all platforms (context.py)."""
+    def _context_manifest(self, spec: ImageSpec) -> dict[str, str]:
+        """What the build key holds of the context, computed once a session for all platforms
+        (context.py)."""
         spec.check_paths()
         with self._contexts_lock:
             key = (spec.context, spec.dockerfile)
-            once = self._contexts.setdefault(key, Once(lambda: context_digest(spec, self._index_dir)))
+            once = self._contexts.setdefault(key, Once(lambda: context_manifest(spec, self._index_dir)))
         return once.get()
 
     def built_slots(self) -> dict[str, set[str]]:

@@ -97,7 +97,7 @@ _OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
         "multiarch_timeout",
         "string",
         {
-            "metavar": "SECONDS[, PLATFORM=SECONDS...]",
+            "metavar": "SECONDS[,PLATFORM=SECONDS...]",
             "help": f"seconds a native container may take to become ready (default: "
             f"{DEFAULT_TIMEOUT:g}); emulated platforms get {EMULATION_TIMEOUT_FACTOR:g}x that; PLATFORM=SECONDS "
             "entries set a platform's own, used as given (e.g. '30, linux/riscv64=600')",
@@ -108,7 +108,7 @@ _OPTIONS: list[tuple[str, str, str, dict[str, Any]]] = [
         "multiarch_request_timeout",
         "string",
         {
-            "metavar": "SECONDS[, PLATFORM=SECONDS...]",
+            "metavar": "SECONDS[,PLATFORM=SECONDS...]",
             "help": f"seconds one multiarch_http request or one container.exec command may take on a native "
             f"platform (default: {DEFAULT_REQUEST_TIMEOUT:g}); emulated platforms get "
             f"{EMULATION_TIMEOUT_FACTOR:g}x that; PLATFORM=SECONDS entries as for --multiarch-timeout; a per-call "

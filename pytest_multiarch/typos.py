@@ -35,6 +35,8 @@ def check_ini_keys(config: pytest.Config) -> None:
     """UsageError for ``multiarch_*`` keys of the ini file that no plugin registered. pytest's
     own check of unknown keys (a warning, after collection) has no public API: where its
     internals differ, this check is skipped."""
+    if getattr(config.option, "help", False):
+        return  # `pytest --help` is where the right key is looked up
     try:
         unknown = config._get_unknown_ini_keys()
         known = [k for k in config._parser._inidict if k.startswith(PREFIX)]

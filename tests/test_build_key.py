@@ -37,12 +37,23 @@ def test_context_file_change_changes_key(spec):
 
 
 def test_new_file_and_exec_bit_change_key(spec):
+    (spec.context / "Dockerfile").write_text("FROM scratch\nCOPY . /\n")  # the whole context
     before = key(spec)
     (spec.context / "extra.py").write_text("")
     after_new = key(spec)
     assert after_new != before
     (spec.context / "extra.py").chmod(0o755)
     assert key(spec) != after_new
+
+
+def test_a_file_the_dockerfile_never_copies_does_not_change_key(spec):
+    """Issue 27: a test file or a junit.xml written into the context rebuilt every platform."""
+    before = key(spec)
+    (spec.context / "test_app.py").write_text("def test_x(): pass\n")
+    (spec.context / "junit.xml").write_text("<testsuites/>")
+    assert key(spec) == before
+    (spec.context / "app.py").chmod(0o755)  # what it copies still counts, exec bit included
+    assert key(spec) != before
 
 
 def test_dockerignored_files_do_not_change_key(spec):

@@ -3,6 +3,7 @@ appears only while a build runs, never for the time a test spent waiting for a q
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import Future
 from typing import Any
 
@@ -36,3 +37,30 @@ def test_the_heartbeat_shows_the_running_builds_time_and_nothing_while_it_is_que
     assert wait(future, running, say, lambda _: None) == "image"
     assert recorder.shown == [("building linux/arm64", 95.0), ("building linux/arm64", 96.0)]
     assert recorder.ended == 1
+
+
+def test_lines_said_during_tests_wait_for_pytests_line_breaks(pytester) -> None:
+    """Default verbosity, 120 tests in one file, each saying a line while it runs (as a fixture
+    waiting for a build does): the file's name is printed once, its results are never split by
+    one of ours, and every line is shown, between pytest's wrapped lines or at the end."""
+    pytester.makepyfile(
+        test_many="""
+        import pytest
+        from pytest_multiarch.fixtures import state
+
+        @pytest.mark.parametrize("n", range(120))
+        def test_says(request, n):
+            state(request.config).say(f"line {n}")
+        """
+    )
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--color=no")
+    result.assert_outcomes(passed=120)
+    lines = result.stdout.lines
+    named = [line for line in lines if "test_many.py" in line]
+    assert len(named) == 1 and named[0].startswith("test_many.py ."), named
+    said = [line for line in lines if line.startswith("multiarch: line ")]
+    assert said == [f"multiarch: line {n}" for n in range(120)]
+    results = [re.fullmatch(r"(test_many\.py )?(\.+) +\[ *\d+%\]", line) for line in lines]
+    assert sum(len(found.group(2)) for found in results if found) == 120, lines  # whole lines of results
+    wrapped = [i for i, found in enumerate(results) if found and not found.group(1)]  # pytest's own wrap
+    assert wrapped and lines[wrapped[0] - 1].startswith("multiarch: line "), lines  # ours came at the wrap

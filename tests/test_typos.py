@@ -54,3 +54,10 @@ def test_an_option_unlike_any_says_where_they_are_listed() -> None:
     assert closest("multiarch_zzzzzzzzzz", ["multiarch_platforms"]) is None
     message = unknown_keys_message(["multiarch_zzzzzzzzzz", "other_key"], ["multiarch_platforms"], "pytest.ini")
     assert message == "unknown ini key multiarch_zzzzzzzzzz in pytest.ini: `pytest --help` lists the multiarch_* keys"
+
+
+def test_help_still_works_to_look_the_right_key_up(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nmultiarch_platfroms = linux/amd64\n")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--help")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*multiarch_platforms (string):*"])

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import BUSYBOX
+from conftest import BUSYBOX, BUSYBOX_DOCKERFILE
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.names import image_repository
 from tests.integration.helpers import mode, run
@@ -18,6 +18,9 @@ from tests.integration.helpers import mode, run
 @pytest.mark.usefixtures("docker_engine")
 class TestBothPlatforms:
     def test_unchanged_image_is_reused_and_a_change_rebuilds(self, busybox_project):
+        # COPY . : every file of the context reaches the image (a Dockerfile copying less rebuilds
+        # for less: test_rebuild_reasons.py).
+        busybox_project.makefile("", Dockerfile=BUSYBOX_DOCKERFILE + "COPY . /context\n")
         busybox_project.makepyfile(test_app="def test_x(multiarch_image): pass")
 
         def build_and_image(result: pytest.RunResult) -> dict[str, tuple[str, str]]:

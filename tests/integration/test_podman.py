@@ -144,12 +144,14 @@ def podman_tags(repository: str) -> list[str]:
 
 def test_a_change_rebuilds_on_podman_and_the_older_builds_are_pruned(podman_project):
     podman_project.makepyfile(test_app="def test_x(multiarch_image): pass")
+    podman_project.makefile("", Dockerfile=DOCKERFILE + "COPY extra.txt /extra.txt\n")
+    podman_project.makefile(".txt", extra="what the image holds")
     args = ["-p", "no:cacheprovider", "--multiarch-runtime", "podman", "--multiarch-secret", "id=tok,env=HOME"]
     podman_project.runpytest_inprocess(*args).assert_outcomes(passed=2)
     repository = image_repository(ImageSpec(name="", context=podman_project.path, dockerfile=Path("Dockerfile")))
     first = podman_tags(repository)
     assert [tag.split("-")[1] for tag in first] == ["amd64", "arm64"], first
-    podman_project.makefile(".txt", extra="a new file in the context")
+    podman_project.makefile(".txt", extra="what the image holds, changed")  # a file the image copies
     changed = podman_project.runpytest_inprocess(*args)
     changed.assert_outcomes(passed=2)
     changed.stdout.no_fnmatch_line("linux/*reused*")
