@@ -214,8 +214,8 @@ def untag_gate_images() -> None:
         ["podman", "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True
     )
     ours = [tag for tag in listed.stdout.split() if tag.startswith("localhost/pytest-multiarch/gate-")]
-    if ours:
-        subprocess.run(["podman", "image", "untag", *ours], capture_output=True)
+    for tag in ours:  # `podman image untag IMAGE NAME`: that one name
+        subprocess.run(["podman", "image", "untag", tag, tag], capture_output=True)
 
 
 def test_release_gate_pulls_each_platform_by_digest_into_podman(pytester, podman_engine):
