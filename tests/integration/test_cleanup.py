@@ -152,7 +152,9 @@ def test_the_older_build_a_killed_session_left_goes_with_the_next_warm_run(busyb
         return subprocess.Popen(base, cwd=path, env={**os.environ, "ROUND": round_name}, stdout=subprocess.DEVNULL)
 
     assert session("first").wait(timeout=120) == 0
-    (path / "changed.txt").write_text("a new build")
+    # A new build: the Dockerfile is in the build key (a file it does not COPY is not, since the
+    # key covers only what the Dockerfile reaches), and a new label makes a new image id.
+    (path / "Dockerfile").write_text((path / "Dockerfile").read_text() + "LABEL round=killed\n")
     killed = session("killed")
     try:
         wait_for(lambda: (path / "images-killed").exists() or killed.poll() is not None, "the second build")
