@@ -279,3 +279,10 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def change_the_image(project: pytest.Pytester, text: str) -> None:
+    """A change the build key sees, so that the next run really builds: a label added to the
+    Dockerfile (a new file in the context is not enough when the Dockerfile does not COPY it)."""
+    dockerfile = project.path / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + f'LABEL pytest-multiarch-test="{text}"\n')

@@ -12,7 +12,14 @@ import pytest
 
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.names import image_repository
-from tests.integration.helpers import LOADED_PLATFORM_SOURCE, declare_app_twice, mode, reuse_containers, run
+from tests.integration.helpers import (
+    LOADED_PLATFORM_SOURCE,
+    change_the_image,
+    declare_app_twice,
+    mode,
+    reuse_containers,
+    run,
+)
 
 
 @pytest.mark.usefixtures("docker_engine")
@@ -106,7 +113,7 @@ class TestProjectApi:
         from pytest_multiarch.images import Images
 
         busybox_project.makepyfile(test_app="def test_x(multiarch_image): pass\ndef test_y(multiarch_container): pass")
-        busybox_project.makefile(".txt", fresh=str(os.getpid()) + "-collect-only")
+        change_the_image(busybox_project, str(os.getpid()) + "-collect-only")
         cache = busybox_project.path / ".cache" / "pytest-multiarch"  # pytester's HOME
         asked: list[str] = []  # every build (or reuse) the in-process sessions ask for, started or not
         future = Images.future

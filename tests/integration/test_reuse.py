@@ -41,7 +41,9 @@ class TestReuse:
             amd, arm = mode("linux/amd64"), mode("linux/arm64")
             second_run.stdout.fnmatch_lines([f"linux/amd64*{amd}*reused*reused*", f"linux/arm64*{arm}*reused*reused*"])
             assert ids() == first  # the very same containers answered
-            busybox_project.makefile(".txt", changed="a change to the context: new image, new container")
+            # A change the image sees (the Dockerfile; a file it does not COPY is not in the build key).
+            dockerfile = busybox_project.path / "Dockerfile"
+            dockerfile.write_text(dockerfile.read_text() + "LABEL changed=yes\n")
             run(busybox_project, "--multiarch-reuse").assert_outcomes(passed=2)
             third = ids()
             assert set(third.values()).isdisjoint(first.values())

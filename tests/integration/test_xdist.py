@@ -12,7 +12,7 @@ import pytest
 
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.names import image_repository
-from tests.integration.helpers import mode
+from tests.integration.helpers import change_the_image, mode
 
 
 @pytest.mark.usefixtures("docker_engine")
@@ -29,7 +29,7 @@ def test_xdist_builds_each_platform_once_across_workers(busybox_project):
             assert multiarch_container.exec(["uname", "-m"]).strip() == multiarch_image.platform.machine
         """
     )
-    busybox_project.makefile(".txt", fresh=str(os.getpid()) + "-xdist")  # a new build key: a real build
+    change_the_image(busybox_project, str(os.getpid()) + "-xdist")  # a new build key: a real build
     result = busybox_project.runpytest_subprocess(
         "-p", "xdist", "-n", "2", "--dist", "load", "-v", "--junitxml=report.xml"
     )
@@ -63,7 +63,7 @@ def test_xdist_builds_each_platform_once_across_workers(busybox_project):
     assert all(_no_such_image(i) for i in first)
     # After a change, the controller removes the older builds once all workers are done.
     older = {r.split()[0] for r in records}
-    busybox_project.makefile(".txt", fresh=str(os.getpid()) + "-xdist-changed")
+    change_the_image(busybox_project, str(os.getpid()) + "-xdist-changed")
     busybox_project.runpytest_subprocess("-p", "xdist", "-n", "2").assert_outcomes(passed=12)
     newer = {p.read_text().split()[0] for p in busybox_project.path.glob("images-gw*")}
     assert newer.isdisjoint(older) and len(newer) == 2
@@ -117,7 +117,7 @@ def test_xdist_controller_starts_the_builds_the_last_run_needed(busybox_project,
     def run_records(change: str) -> tuple[pytest.RunResult, list[str]]:
         for old in busybox_project.path.glob("images-gw*"):
             old.unlink()
-        busybox_project.makefile(".txt", fresh=f"{os.getpid()}-{change}")  # a new build key: a real build
+        change_the_image(busybox_project, f"{os.getpid()}-{change}")  # a new build key: a real build
         listed = ["docker", "image", "ls", "--format", "{{.Tag}}", repository]
         tags = subprocess.run(listed, capture_output=True, text=True, check=True).stdout
         (busybox_project.path / "images-tags-before").write_text(tags)
