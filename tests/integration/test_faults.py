@@ -65,7 +65,16 @@ def test_sigterm_to_pytest_alone_during_a_build_stops_it_at_once(busybox_project
     log = busybox_project.path / "out.log"
     with log.open("w") as out:
         pytest_process = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--multiarch-build-arg=FRESH={time.time()}"],
+            # -v: the plugin's lines as they come (by default they wait for pytest's line breaks)
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-v",
+                "-p",
+                "no:cacheprovider",
+                f"--multiarch-build-arg=FRESH={time.time()}",
+            ],
             cwd=busybox_project.path,
             stdout=out,
             stderr=subprocess.STDOUT,
