@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from pytest_multiarch.buildargs import shared_build_arguments
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.errors import DOCTOR_HINT, BuildError, install_emulator_command
 from pytest_multiarch.platforms import Platform
@@ -150,29 +151,10 @@ def buildx_command(
     process's own (the build args' values)."""
     command = [*docker, "buildx", "build", "--platform", str(platform), "--load", "--progress", "plain"]
     command += ["--tag", tag, "--file", str(spec.dockerfile)]
-    environment: dict[str, str] = {}
     if builder:
         command += ["--builder", builder]
-    for name, value in spec.build_args.items():
-        if _RESERVED.match(name):
-            command += ["--build-arg", f"{name}={value}"]
-        else:
-            command += ["--build-arg", name]
-            environment[name] = value
-    if spec.target:
-        command += ["--target", spec.target]
-    if cache[0]:
-        command += ["--cache-from", cache[0]]
-    if cache[1]:
-        command += ["--cache-to", cache[1]]
-    command += flags  # --no-cache, --pull
-    for name, value in labels.items():
-        command += ["--label", f"{name}={value}"]
-    for secret in spec.secrets:
-        command += ["--secret", secret.argument()]
-    for forwarded in spec.ssh:
-        command += ["--ssh", os.path.expanduser(forwarded)]
-    command.append(str(spec.context))
+    shared, environment = shared_build_arguments(spec, labels, cache, _RESERVED)
+    command += [*shared, *flags, str(spec.context)]  # flags: --no-cache, --pull
     return command, environment
 
 

@@ -197,7 +197,13 @@ def multiarch_platform(request: pytest.FixtureRequest) -> Platform:
             "multiarch_platform is only available to tests parametrized by pytest-multiarch "
             "(request it as a test argument, not through request.getfixturevalue)."
         )
-    plugin = state(request.config)
+    return resolved_platform(request.config, platform)
+
+
+def resolved_platform(config: pytest.Config, platform: Platform) -> Platform:
+    """``platform`` with ``emulated`` set; a platform the engine cannot run skips, or fails
+    when it must run (--multiarch-strict, a release gate, CI, --multiarch-engine)."""
+    plugin = state(config)
     settings = plugin.settings
     because = _must_run_because(settings.strict, settings.published is not None)
     if plugin.session.routed(platform):

@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from pytest_multiarch.buildargs import shared_build_arguments
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.errors import BuildError, install_emulator_command
 from pytest_multiarch.platforms import Platform
@@ -85,27 +86,8 @@ def podman_build_command(
     """The command line (no secret value on it) and the environment it needs besides the
     process's own (the build args' values). ``flags``: --no-cache, --pull (podman's --pull=always)."""
     command = [*podman, "build", "--platform", str(platform), "--tag", tag, "--file", str(spec.dockerfile)]
-    environment: dict[str, str] = {}
-    for name, value in spec.build_args.items():
-        if _RESERVED.match(name):
-            command += ["--build-arg", f"{name}={value}"]
-        else:
-            command += ["--build-arg", name]
-            environment[name] = value
-    if spec.target:
-        command += ["--target", spec.target]
-    if cache[0]:
-        command += ["--cache-from", cache[0]]
-    if cache[1]:
-        command += ["--cache-to", cache[1]]
-    for name, value in labels.items():
-        command += ["--label", f"{name}={value}"]
-    for secret in spec.secrets:
-        command += ["--secret", secret.argument()]
-    for forwarded in spec.ssh:
-        command += ["--ssh", os.path.expanduser(forwarded)]
-    command += ["--pull=always" if flag == "--pull" else flag for flag in flags]
-    command.append(str(spec.context))
+    shared, environment = shared_build_arguments(spec, labels, cache, _RESERVED)
+    command += [*shared, *("--pull=always" if flag == "--pull" else flag for flag in flags), str(spec.context)]
     return command, environment
 
 

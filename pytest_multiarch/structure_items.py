@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_multiarch.config import ImageSpec
-from pytest_multiarch.errors import EngineError, MultiarchError, PlatformUnavailable, UsageError
-from pytest_multiarch.fixtures import _must_run_because, state
+from pytest_multiarch.errors import MultiarchError, UsageError
+from pytest_multiarch.fixtures import resolved_platform, state
 from pytest_multiarch.platforms import Platform
 from pytest_multiarch.structure_schema import StructureConfig
 
@@ -132,19 +132,5 @@ class StructureItem(pytest.Item):
 
 
 def _resolved(config: pytest.Config, platform: Platform) -> Platform:
-    """``platform`` with ``emulated`` set; a platform the engine cannot run skips, or fails
-    when it must run (--multiarch-strict, a release gate, CI, --multiarch-engine)."""
-    plugin = state(config)
-    because = _must_run_because(plugin.settings.strict, plugin.settings.published is not None)
-    if plugin.session.routed(platform):
-        because = because or "--multiarch-engine names an engine for it"
-    try:
-        return plugin.session.resolve(platform)
-    except PlatformUnavailable as exc:
-        if because:
-            raise
-        pytest.skip(str(exc))
-    except EngineError as exc:
-        if because:
-            raise EngineError(f"{exc}\n(Docker-backed tests fail instead of skipping because {because}.)") from None
-        pytest.skip(str(exc))
+    """As for any test of the platform: skips, or fails when it must run (fixtures.py)."""
+    return resolved_platform(config, platform)
