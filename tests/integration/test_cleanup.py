@@ -114,11 +114,14 @@ def test_a_killed_run_only_session_leaves_a_container_the_next_run_only_session_
         )
     owner = f"{host}:{first.pid}"  # unshare and sh exec: the pid is pytest's
     try:
-        left = wait_for(lambda: containers_of(owner) or first.poll() is not None, "the one-shot container")
+        # The running one-shot container (under the new host name the engine does not look local,
+        # so the architecture check reads the image through a created container of its own,
+        # which it removes at once: not the one this test is about).
+        left = wait_for(lambda: running_of(owner) or first.poll() is not None, "the one-shot container")
         assert first.poll() is None, log.read_text()
         first.kill()
         first.wait(timeout=60)
-        assert containers_of(owner) == left  # SIGKILL: nothing removed it
+        assert running_of(owner) == left  # SIGKILL: nothing removed it
         result = busybox_project.run(*renamed, *pytest_run, "test_quick.py")
         result.assert_outcomes(passed=1)
         result.stdout.fnmatch_lines(["*removed 1 container(s) left by earlier pytest runs that could not remove*"])
@@ -235,3 +238,9 @@ def test_a_session_leaves_the_process_as_it_found_it(busybox_project):
     )
     busybox_project.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
     assert environ_now() == environ
+
+
+def running_of(owner: str) -> list[str]:
+    """Running containers of the session ``owner`` (host:pid)."""
+    listed = ["docker", "ps", "-q", "--filter", f"label={OWNER_LABEL}={owner}"]
+    return subprocess.run(listed, capture_output=True, text=True).stdout.split()
