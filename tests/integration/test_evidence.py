@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +20,7 @@ import pytest
 from conftest import BUSYBOX, BUSYBOX_DOCKERFILE, REGISTRY
 from pytest_multiarch import Platform
 from pytest_multiarch.evidence_report import schema
-from tests.integration.helpers import mode
-
-WAIT = 120  # seconds a state may take to be reached on a loaded machine
+from tests.integration.helpers import WAIT, mode, wait_for
 
 # The user's tests: test_flavour fails on an image whose /www/flavour says "broken".
 USER_TESTS = """
@@ -256,16 +253,6 @@ def test_under_xdist_the_controller_writes_the_report_with_the_workers_images(ga
         assert found[platform]["image_id"].startswith("sha256:") and found[platform]["mode"] == mode(platform)
         assert len(found[platform]["passed"]) == 2 and found[platform]["result"] == "PASSED"
         check_statement(gate_project.path / "attestations" / f"{Platform.parse(platform).slug}.intoto.json")
-
-
-def wait_for(condition, what: str, timeout: float = WAIT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def test_an_interrupted_run_still_writes_what_it_knew_with_every_platform_failed(gate_project, published):
