@@ -272,6 +272,7 @@ def _publish(container: MultiarchContainer, inner: Container, plan: ContainerPla
     for each in plan.published:
         bindings = engine.sdk.api.port(inner.id, each) or []
         if not bindings:
+            _raise_if_exited(inner)  # it exited since the last look: its mapping went with it
             raise ContainerError(f"the engine published no host port for container port {each}")
         container.urls[each] = f"http://{engine.container_host}:{bindings[0]['HostPort']}/"
     container.base_url = container.urls.get(plan.port) if plan.port is not None else None
