@@ -18,4 +18,8 @@ case "${MULTIARCH_WHEEL_CHECK:-${CI:-}}" in
   1 | true | TRUE | True | yes) bash scripts/wheel-check.sh ;;
   *) echo "[run-tests] wheel check skipped (it runs with CI=true or MULTIARCH_WHEEL_CHECK=1)" >&2 ;;
 esac
-exec .venv/bin/python -m pytest "$@"
+# Tests run on MULTIARCH_TEST_WORKERS pytest-xdist workers (3: most of a Docker-backed test is
+# waiting for the engine, QEMU or a subprocess session, so 3 keep 2 cores busy); tests that share
+# something on the machine take turns (tests/conftest.py's shared_by and _one_at_a_time).
+# MULTIARCH_TEST_WORKERS=0 runs them all in this process, one after another.
+exec .venv/bin/python -m pytest -n "${MULTIARCH_TEST_WORKERS:-3}" "$@"

@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -113,10 +114,43 @@ def private_engine(docker_engine: None) -> Iterator[PrivateEngine]:
         shutil.rmtree(engine.state, ignore_errors=True)
 
 
+def shared_by(item: pytest.Item) -> str | None:
+    """What on this machine ``item`` cannot share with a test running beside it (under
+    pytest-xdist, scripts/run-tests.sh, or in another test session): the private engine (one
+    address, bridge and state dir), podman's containers (a test lists all of the plugin's), or the
+    --multiarch-reuse containers (a test compares all of them before and after). None: it runs
+    beside anything."""
+    fixtures = getattr(item, "fixturenames", ())
+    if "private_engine" in fixtures:
+        return "private-engine"
+    if "podman_engine" in fixtures:
+        return "podman"
+    if item.get_closest_marker("leaves_containers") is not None:
+        return "leaves-containers"
+    return None
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "docker_engine" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.docker)
+
+
+@pytest.fixture(autouse=True)
+def _one_at_a_time(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests that share something on the machine (``shared_by``) run one after another: each
+    holds a lock file of its group from before its first function-scoped fixture (autouse ones
+    come first) to after its last. A lock, not xdist's ``--dist loadgroup``: with pytest 9.2,
+    xdist 3.8's groups are silently ignored (it renames ``item._nodeid``, which pytest no longer
+    reads), and a lock also holds against a second test session on this machine."""
+    group = shared_by(request.node)
+    if group is None:
+        yield
+        return
+    from filelock import FileLock
+
+    with FileLock(Path(tempfile.gettempdir()) / f"pytest-multiarch-tests-{group}.lock"):
+        yield
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -64,3 +64,28 @@ def test_lines_said_during_tests_wait_for_pytests_line_breaks(pytester) -> None:
     assert sum(len(found.group(2)) for found in results if found) == 120, lines  # whole lines of results
     wrapped = [i for i, found in enumerate(results) if found and not found.group(1)]  # pytest's own wrap
     assert wrapped and lines[wrapped[0] - 1].startswith("multiarch: line "), lines  # ours came at the wrap
+
+
+def test_in_a_log_the_heartbeat_is_one_line_per_15_s_of_build_time(pytester) -> None:
+    """Not on a terminal (a CI log), -v: the status at 1 … 46 s of one build's time gives a line
+    at 15, 30 and 45 s only; another build counts on its own."""
+    pytester.makepyfile(
+        test_beat="""
+        from pytest_multiarch.fixtures import state
+
+        def test_beat(request):
+            say = state(request.config).say
+            for second in range(1, 47):
+                say.status("building linux/arm64", float(second))
+            say.status("building linux/amd64", 15.2)
+        """
+    )
+    result = pytester.runpytest_inprocess("-v", "-p", "no:cacheprovider", "--color=no")
+    result.assert_outcomes(passed=1)
+    shown = [line for line in result.stdout.lines if "still building" in line]
+    assert shown == [
+        "multiarch: still building linux/arm64 (15 s)…",
+        "multiarch: still building linux/arm64 (30 s)…",
+        "multiarch: still building linux/arm64 (45 s)…",
+        "multiarch: still building linux/amd64 (15 s)…",
+    ], result.stdout.str()
