@@ -53,7 +53,7 @@ class TestBuilds:
         is printed every 15 s in a CI log (not a terminal), and each build ends with a line. The
         project's conftest sets the interval to 2 s, so a 5 s build shows it twice (the 15 s
         itself: test_progress.py)."""
-        busybox_project.makeconftest("import pytest_multiarch.progress\npytest_multiarch.progress.PLAIN_EVERY_SECONDS = 2.0")
+        busybox_project.makeconftest("import pytest_multiarch.progress as p\np.PLAIN_EVERY_SECONDS = 2.0")
         busybox_project.makefile("", Dockerfile=SLOW_BUILD.replace("{seconds}", "5"))
         busybox_project.makepyfile(test_app="def test_x(multiarch_image): pass")
         result = run(busybox_project, "-v", "--multiarch-platforms=linux/amd64", f"--multiarch-build-arg={fresh()}")
