@@ -24,13 +24,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from docker.errors import ImageNotFound
 from filelock import FileLock
 
 from pytest_multiarch.buildx import describe_build_failure as describe_build_failure
 from pytest_multiarch.buildx import run_buildx
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.context import context_digest, context_entries
+from pytest_multiarch.enginefaults import unless_missing
 from pytest_multiarch.errors import BuildError, ImageMismatch, UsageError
 from pytest_multiarch.names import (  # noqa: F401  (also imported from here)
     KEY_LABEL,
@@ -155,9 +155,8 @@ def find_loaded(sdk: docker.DockerClient, tag: str, key: str, run: str | None = 
     """Id of an already loaded image with this tag and build key (and, when ``run`` is given,
     built by that test run), else None. Asked through the Docker API: milliseconds, where the
     CLI takes a tenth of a second, on the path of every unchanged run."""
-    try:
-        image = sdk.images.get(tag)
-    except ImageNotFound:
+    image = unless_missing(lambda: sdk.images.get(tag))
+    if image is None:
         return None
     labels = _labels(image.attrs)
     if labels.get(KEY_LABEL) != key or (run is not None and labels.get(RUN_LABEL) != run):
@@ -204,15 +203,14 @@ def build_image(
             }
             with build_turn(engine.runtime, cancelled):  # podman: one build at a time (podmanbuild.py)
                 run_buildx(engine, spec, platform, tag, labels, on_line, cache, on_build, flags=flags)
-    try:
-        image = sdk.images.get(tag)
-    except ImageNotFound:
+    image = unless_missing(lambda: sdk.images.get(tag))
+    if image is None:
         raise BuildError(
             f"image {tag} for {platform} is not in the engine at {engine.endpoint.describe()} after its build: "
             f"removed right after it (by `docker image prune` or another process?), or the builder "
             f"{engine.builder or '(current)'} loads into another engine (a `docker` driver builder loads into "
             f"its own). Run the tests again, or pick a builder with --multiarch-builder."
-        ) from None
+        )
     attrs = image.attrs
     check_image_platform(tag, platform, attrs.get("Os"), attrs.get("Architecture"), attrs.get("Variant"))
     return BuiltImage(

@@ -20,6 +20,7 @@ from pytest_multiarch import prunes, rebuilds
 from pytest_multiarch.build import BuiltImage, build_image, key_inputs, prune_stale
 from pytest_multiarch.config import ImageSpec, Settings
 from pytest_multiarch.context import context_manifest, manifest_digest
+from pytest_multiarch.enginefaults import from_cli
 from pytest_multiarch.errors import BuildError, MultiarchError, docker_said
 from pytest_multiarch.jobs import Closed, Jobs, Once
 from pytest_multiarch.names import image_slot
@@ -186,7 +187,7 @@ class Images:
     def _failure(exc: BaseException, label: str, engine: Engine) -> BaseException:
         """What a failed build or pull raises: docker's own words for python-on-whales' errors
         (their text holds the command line, build args too), the engine gone or its refusal."""
-        if type(exc).__module__.startswith("python_on_whales"):
+        if from_cli(exc):
             return BuildError(f"the engine failed while preparing {label}: {docker_said(exc)}")
         if isinstance(exc, Exception) and not isinstance(exc, MultiarchError):
             mapped = engine.failure(f"preparing {label}", exc)

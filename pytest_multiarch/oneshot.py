@@ -13,12 +13,10 @@ import socket
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import requests
-
 from pytest_multiarch import cleanup
 from pytest_multiarch.build import BuiltImage
 from pytest_multiarch.emulators import crash_error
-from pytest_multiarch.engine import timed_out
+from pytest_multiarch.enginefaults import request_errors, timed_out
 from pytest_multiarch.errors import MultiarchError
 from pytest_multiarch.run import MultiarchContainer
 
@@ -102,7 +100,7 @@ def _exit_code(engine: Engine, inner: Any, timeout: float, about: str) -> int:
     (the engine still answers); what the engine raised otherwise, for Engine.call to name."""
     try:
         return int(inner.wait(timeout=timeout)["StatusCode"])
-    except requests.RequestException as exc:
+    except request_errors() as exc:
         if timed_out(exc) and engine.answers():
             raise RunTimeout(
                 f"{about} did not exit within {timeout:g} s. "

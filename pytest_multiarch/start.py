@@ -16,15 +16,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import requests
-from docker.errors import DockerException as DockerSDKError
-from docker.errors import ImageNotFound
-from docker.models.containers import Container
-
 from pytest_multiarch.build import BuiltImage
 from pytest_multiarch.cleanup import namespace_label, owner_labels, process_identity
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.emulators import crash_error
+from pytest_multiarch.enginefaults import connection_errors, docker_errors, request_errors, unless_missing
 from pytest_multiarch.errors import ContainerError, EmulatorCrash, EngineRefused, ImageMismatch
 from pytest_multiarch.http import join_url, probe
 from pytest_multiarch.names import REUSE_STARTER_LABEL
@@ -33,6 +29,8 @@ from pytest_multiarch.run import MultiarchContainer, check_machine, port_of
 from pytest_multiarch.secrets import secret_masker
 
 if TYPE_CHECKING:
+    from docker.models.containers import Container
+
     from pytest_multiarch.engine import Engine
 
 LOG_TAIL_LINES = 40
@@ -99,9 +97,9 @@ class ReadyWhenServing:
         assert self.url is not None
         try:
             response = probe(self.url, timeout=2)
-        except requests.ConnectionError:
+        except connection_errors():
             return "nothing accepted the connection: no process listens on that port (yet)"
-        except requests.RequestException as exc:
+        except request_errors() as exc:
             return type(exc).__name__ + ": " + str(exc).split("(Caused by")[0].strip()
         return None if response.status_code < 500 else f"HTTP {response.status_code}"
 
@@ -123,7 +121,7 @@ def _raise_if_exited(container: Container) -> None:
 def _log_tail(container: Container) -> str:
     try:
         raw = container.logs(stdout=True, stderr=True, tail=LOG_TAIL_LINES)
-    except DockerSDKError:
+    except docker_errors():
         return "(its logs could not be read)"
     text = raw.decode(errors="replace").rstrip()
     if not text:
@@ -235,7 +233,7 @@ def start_container(
         # uname first: under QEMU it runs while the app is still booting, instead of after.
         try:
             check_machine(container)
-        except (DockerSDKError, EngineRefused):
+        except docker_errors(EngineRefused):
             _raise_if_exited(inner)  # "is not running": say how it exited, with its logs
             raise
         ready_url = join_url(container.base_url, plan.ready_path) if plan.ready_path and container.base_url else None
@@ -255,16 +253,14 @@ def _check_image_is_there(sdk: Any, image: BuiltImage) -> None:
     """By id, as the tag may be reused meanwhile: for a missing image (another session of this
     project pruned it, `docker image prune`) the engine would try a pull from Docker Hub, and
     fail with a message about that."""
-    try:
-        sdk.images.get(image.id)
-    except ImageNotFound:
+    if unless_missing(lambda: sdk.images.get(image.id)) is None:
         pulled = image.source == "pulled"
         raise ContainerError(
             f"the {image.platform} image {image.tag} is gone: removed since it was "
             f"{'pulled' if pulled else 'built or found'} (by `docker image prune`, say"
             f"{'' if pulled else ', or by another pytest session of this project removing older builds'}). "
             f"Run pytest again to {'pull' if pulled else 'build'} it anew."
-        ) from None
+        )
 
 
 def _publish(container: MultiarchContainer, inner: Container, plan: ContainerPlan, engine: Engine) -> None:
@@ -302,7 +298,7 @@ def _create(
         return sdk.containers.create(
             image.id, platform=str(image.platform), labels=labels, ports=ports, detach=True, **options
         )
-    except DockerSDKError as exc:
+    except docker_errors() as exc:
         raise ContainerError(
             f"the engine could not create a {image.platform} container of {image.tag}: {_first_line(exc)}"
         ) from None
@@ -312,7 +308,7 @@ def _start(inner: Container, image: BuiltImage) -> None:
     """Start it; engine errors → ContainerError."""
     try:
         inner.start()
-    except DockerSDKError as exc:
+    except docker_errors() as exc:
         raise ContainerError(
             f"the engine could not start a {image.platform} container of {image.tag}: {_first_line(exc)}"
         ) from None

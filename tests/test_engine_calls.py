@@ -15,7 +15,8 @@ import urllib3.exceptions
 
 from pytest_multiarch import cleanup
 from pytest_multiarch.build import BuiltImage
-from pytest_multiarch.engine import Endpoint, Engine, lost_connection
+from pytest_multiarch.engine import Endpoint, Engine
+from pytest_multiarch.enginefaults import lost_connection
 from pytest_multiarch.errors import EngineGone, EngineRefused
 from pytest_multiarch.oneshot import RunTimeout, run_once
 from pytest_multiarch.platforms import Platform
