@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_multiarch import prunes, rebuilds
-from pytest_multiarch.build import BuiltImage, build_image, key_inputs, prune_stale
+from pytest_multiarch.build import BuildOptions, BuiltImage, build_image, key_inputs, prune_stale
 from pytest_multiarch.config import ImageSpec, Settings
 from pytest_multiarch.context import context_manifest, manifest_digest
 from pytest_multiarch.enginefaults import from_cli
@@ -167,16 +167,19 @@ class Images:
             if self.on_build is not None:
                 self.on_build()
 
+        options = BuildOptions(
+            builder=builder,
+            rebuild_run=self._run_id if self.settings.rebuild else None,
+            cache=(self.settings.cache_from, self.settings.cache_to),
+            flags=self.settings.buildx_flags,
+        )
         image = build_image(
             engine,
             spec,
             platform,
+            options,
             context=manifest_digest(manifest),
-            builder=builder,
-            rebuild_run=self._run_id if self.settings.rebuild else None,
             on_line=on_line,
-            cache=(self.settings.cache_from, self.settings.cache_to),
-            flags=self.settings.buildx_flags,
             on_build=building,
             cancelled=lambda: self._closed,
         )

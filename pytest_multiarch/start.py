@@ -180,40 +180,47 @@ def plan_container(
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class ContainerSetup:
+    """How the session sets a container up beyond its spec: the ``environment`` it gets (its
+    secret-named values hidden in messages), the session ``network`` it joins, as ``alias``
+    (None: the engine's default network), and whether it is a --multiarch-reuse container
+    (``reuse``: labelled to be found again, it outlives the session)."""
+
+    environment: dict[str, str] | None = None
+    network: str | None = None
+    alias: str | None = None
+    reuse: bool = False
+
+
 def start_container(
     engine: Engine,
     image: BuiltImage,
     spec: ImageSpec,
+    setup: ContainerSetup | None = None,
     *,
     timeout: float,
     command_timeout: float | None = None,
-    reuse: bool = False,
     on_created: Callable[[MultiarchContainer], None] | None = None,
     cancelled: Callable[[], bool] = lambda: False,
-    environment: dict[str, str] | None = None,
-    network: str | None = None,
-    alias: str | None = None,
 ) -> MultiarchContainer:
     """Start ``image`` as its platform on ``engine``, publish its port (on the loopback for a
     local engine), wait until ready, and check ``uname -m`` inside. On any failure the container
     is removed before raising.
 
     ``on_created`` gets the container as soon as it exists, so that cleanup knows it even when
-    the session ends while it is still starting. With ``reuse`` it carries the reuse labels
-    instead of the owner label and outlives the session. ``environment``, ``spec.command`` and
-    ``spec.entrypoint`` configure it; on ``network`` other containers reach it as ``alias``.
+    the session ends while it is still starting. ``setup`` (ContainerSetup), ``spec.command``
+    and ``spec.entrypoint`` configure it.
     """
-    if reuse:
-        labels = {**reuse_labels(image, spec), REUSE_STARTER_LABEL: process_identity(), **namespace_label()}
-    else:
-        labels = owner_labels()
-    plan = plan_container(image, spec, publish_ip=engine.publish_ip, labels=labels, environment=environment)
+    setup = setup or ContainerSetup()
+    labels = _labels(image, spec, reuse=setup.reuse)
+    plan = plan_container(image, spec, publish_ip=engine.publish_ip, labels=labels, environment=setup.environment)
     sdk = engine.sdk
     _check_image_is_there(sdk, image)
     options = dict(plan.options)
-    if network is not None:
-        endpoint = sdk.api.create_endpoint_config(aliases=[alias] if alias else None)
-        options.update(network=network, networking_config={network: endpoint})
+    if setup.network is not None:
+        endpoint = sdk.api.create_endpoint_config(aliases=[setup.alias] if setup.alias else None)
+        options.update(network=setup.network, networking_config={setup.network: endpoint})
     started = time.monotonic()
     inner = _create(sdk, image, plan.labels, plan.ports, options)
     container = MultiarchContainer(
@@ -230,23 +237,39 @@ def start_container(
         _start(inner, image)
         _raise_if_exited(inner)  # an exited container has no port mapping to look up
         _publish(container, inner, plan, engine)
-        # uname first: under QEMU it runs while the app is still booting, instead of after.
-        try:
-            check_machine(container)
-        except docker_errors(EngineRefused):
-            _raise_if_exited(inner)  # "is not running": say how it exited, with its logs
-            raise
-        ready_url = join_url(container.base_url, plan.ready_path) if plan.ready_path and container.base_url else None
-        ReadyWhenServing(ready_url, timeout, plan.where, cancelled, plan.advice, plan.ready_log).wait_until_ready(inner)
+        _check_then_wait(container, inner, plan, timeout, cancelled)
     except BaseException as exc:
         with contextlib.suppress(Exception):
             inner.remove(force=True, v=True)
-        named = _named(exc, engine, image, environment)
+        named = _named(exc, engine, image, setup.environment)
         if named is not None:
             raise named from None
         raise
     container.ready_seconds = time.monotonic() - started
     return container
+
+
+def _labels(image: BuiltImage, spec: ImageSpec, *, reuse: bool) -> dict[str, str]:
+    """The container's labels: the owner label that has cleanup remove it, or for a
+    --multiarch-reuse container the labels a later session finds it by, and who started it."""
+    if reuse:
+        return {**reuse_labels(image, spec), REUSE_STARTER_LABEL: process_identity(), **namespace_label()}
+    return owner_labels()
+
+
+def _check_then_wait(
+    container: MultiarchContainer, inner: Container, plan: ContainerPlan, timeout: float, cancelled: Callable[[], bool]
+) -> None:
+    """The ``uname -m`` check, then readiness as ``plan`` says. The check first: under QEMU it
+    runs while the app is still booting, instead of after. A container that exited meanwhile is
+    reported by its exit code and logs, not by the call that failed on it."""
+    try:
+        check_machine(container)
+    except docker_errors(EngineRefused):
+        _raise_if_exited(inner)  # "is not running": say how it exited, with its logs
+        raise
+    ready_url = join_url(container.base_url, plan.ready_path) if plan.ready_path and container.base_url else None
+    ReadyWhenServing(ready_url, timeout, plan.where, cancelled, plan.advice, plan.ready_log).wait_until_ready(inner)
 
 
 def _check_image_is_there(sdk: Any, image: BuiltImage) -> None:

@@ -202,3 +202,54 @@ def test_the_exception_type_finder_finds_each_way_of_naming_them():
     ]
     assert uses("import requests\nclass T(Exception, requests.Timeout): ...\nrequests.Session()") == []
     assert uses("try:\n    f()\nexcept docker_errors(EngineRefused):\n    pass") == []
+
+
+# -- function size -----------------------------------------------------------------------------
+
+MAX_FUNCTION_LINES = 60
+MAX_PARAMETERS = 8
+SIZE_EXEMPT = {"declare.multiarch_fixtures"}  # the public declaration API: one keyword per setting
+
+
+def oversized_functions(module: str, tree: ast.AST) -> list[str]:
+    """Each function or method of ``tree`` over MAX_FUNCTION_LINES lines (from its ``def`` to
+    its last line) or over MAX_PARAMETERS parameters (``self`` and ``cls`` not counted, ``*args``
+    and ``**kwargs`` counted), as ``module.name: why``."""
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        name = f"{module}.{node.name}"
+        if name in SIZE_EXEMPT:
+            continue
+        lines = (node.end_lineno or node.lineno) - node.lineno + 1
+        arguments = node.args
+        named = [a.arg for a in (*arguments.posonlyargs, *arguments.args)]
+        if named[:1] in (["self"], ["cls"]):
+            named = named[1:]
+        count = len(named) + len(arguments.kwonlyargs) + bool(arguments.vararg) + bool(arguments.kwarg)
+        if lines > MAX_FUNCTION_LINES:
+            found.append(f"{name}: {lines} lines")
+        if count > MAX_PARAMETERS:
+            found.append(f"{name}: {count} parameters")
+    return found
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.glob("*.py")), ids=lambda p: p.name)
+def test_no_function_is_over_60_lines_or_8_parameters(path):
+    """A function that long or that wide does several things: split it into helpers that each
+    guarantee one, or group related parameters into a small frozen dataclass."""
+    over = oversized_functions(path.stem, ast.parse(path.read_text()))
+    assert not over, f"split or regroup: {over}"
+
+
+def test_the_size_finder_counts_lines_and_parameters_as_said():
+    body = "\n".join(f"    x{i} = {i}" for i in range(59))
+    assert oversized_functions("m", ast.parse(f"def f():\n{body}\n")) == []  # 60 lines
+    assert oversized_functions("m", ast.parse(f"def f():\n{body}\n    x = 0\n")) == ["m.f: 61 lines"]
+    method = "class C:\n    def f(self, a, b, c, d, e, g, h, *args):\n        pass\n"
+    assert oversized_functions("m", ast.parse(method)) == []
+    wide = "def f(a, b, c, d, e, g, h, *, i, **kw):\n    pass\n"
+    assert oversized_functions("m", ast.parse(wide)) == ["m.f: 9 parameters"]
+    exempt = "def multiarch_fixtures(a, b, c, d, e, g, h, i, j):\n    pass\n"
+    assert oversized_functions("declare", ast.parse(exempt)) == []
