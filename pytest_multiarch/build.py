@@ -24,13 +24,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from docker.errors import ImageNotFound
 from filelock import FileLock
 
 from pytest_multiarch.buildx import describe_build_failure as describe_build_failure
 from pytest_multiarch.buildx import run_buildx
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.context import context_digest, context_entries
+from pytest_multiarch.enginefaults import unless_missing
 from pytest_multiarch.errors import BuildError, ImageMismatch, UsageError
 from pytest_multiarch.names import (  # noqa: F401  (also imported from here)
     KEY_LABEL,
@@ -155,9 +155,8 @@ def find_loaded(sdk: docker.DockerClient, tag: str, key: str, run: str | None = 
     """Id of an already loaded image with this tag and build key (and, when ``run`` is given,
     built by that test run), else None. Asked through the Docker API: milliseconds, where the
     CLI takes a tenth of a second, on the path of every unchanged run."""
-    try:
-        image = sdk.images.get(tag)
-    except ImageNotFound:
+    image = unless_missing(lambda: sdk.images.get(tag))
+    if image is None:
         return None
     labels = _labels(image.attrs)
     if labels.get(KEY_LABEL) != key or (run is not None and labels.get(RUN_LABEL) != run):
@@ -169,50 +168,60 @@ def _labels(attrs: dict[str, Any]) -> dict[str, str]:
     return dict((attrs.get("Config") or {}).get("Labels") or {})
 
 
+@dataclasses.dataclass(frozen=True)
+class BuildOptions:
+    """How the session builds, the same for each image: the builder as the key names it (its
+    name and nodes), --multiarch-rebuild's test run (None: an image with the same key is
+    reused), buildx's cache (--cache-from, --cache-to) and its own extra flags."""
+
+    builder: str
+    rebuild_run: str | None = None
+    cache: tuple[str | None, str | None] = (None, None)
+    flags: Sequence[str] = ()
+
+
 def build_image(
     engine: Engine,
     spec: ImageSpec,
     platform: Platform,
+    options: BuildOptions,
     *,
     context: str | None = None,
-    builder: str,
-    rebuild_run: str | None = None,
     on_line: Callable[[str], None] | None = None,
-    cache: tuple[str | None, str | None] = (None, None),
     on_build: Callable[[], None] | None = None,
     cancelled: Callable[[], bool] = lambda: False,
-    flags: Sequence[str] = (),
 ) -> BuiltImage:
     """Build (or reuse) the image of ``spec`` for ``platform`` on ``engine``, and check its
-    architecture."""
+    architecture. ``on_build`` is called when a build is to run; ``on_line`` gets its log lines."""
     spec.check_paths()
     sdk = engine.sdk
     started = time.monotonic()
-    key = build_key(spec, platform, builder, context)
+    key = build_key(spec, platform, options.builder, context)
     tag = image_tag(spec, platform, key)
     # One build per key across processes (pytest-xdist workers, parallel runs): the others wait
     # here and then find the image loaded.
     with FileLock(LOCK_DIR / f"{key}.lock"):
         # --multiarch-rebuild: build once in this test run; other xdist workers of the same run
         # (same testrunuid) then find that build.
-        reused = find_loaded(sdk, tag, key, rebuild_run) is not None
+        reused = find_loaded(sdk, tag, key, options.rebuild_run) is not None
         if not reused:
             labels = {
                 KEY_LABEL: key,
                 SLOT_LABEL: image_slot(spec, platform),
-                **({RUN_LABEL: rebuild_run} if rebuild_run else {}),
+                **({RUN_LABEL: options.rebuild_run} if options.rebuild_run else {}),
             }
             with build_turn(engine.runtime, cancelled):  # podman: one build at a time (podmanbuild.py)
-                run_buildx(engine, spec, platform, tag, labels, on_line, cache, on_build, flags=flags)
-    try:
-        image = sdk.images.get(tag)
-    except ImageNotFound:
+                if on_build is not None:
+                    on_build()
+                run_buildx(engine, spec, platform, tag, labels, on_line, options.cache, flags=options.flags)
+    image = unless_missing(lambda: sdk.images.get(tag))
+    if image is None:
         raise BuildError(
             f"image {tag} for {platform} is not in the engine at {engine.endpoint.describe()} after its build: "
             f"removed right after it (by `docker image prune` or another process?), or the builder "
             f"{engine.builder or '(current)'} loads into another engine (a `docker` driver builder loads into "
             f"its own). Run the tests again, or pick a builder with --multiarch-builder."
-        ) from None
+        )
     attrs = image.attrs
     check_image_platform(tag, platform, attrs.get("Os"), attrs.get("Architecture"), attrs.get("Variant"))
     return BuiltImage(

@@ -44,14 +44,11 @@ def run_buildx(
     labels: dict[str, str],
     on_line: Callable[[str], None] | None,
     cache: tuple[str | None, str | None],
-    on_build: Callable[[], None] | None = None,
     *,
     flags: Sequence[str] = (),
 ) -> None:
     """Build ``spec`` for ``platform`` and load it into ``engine`` as ``tag``; BuildError with
     the failing step and the log's tail (masked) when it fails."""
-    if on_build is not None:
-        on_build()
     podman = engine.runtime == "podman"
     if podman:  # podman build, its own command line and failure message (podmanbuild.py)
         from pytest_multiarch.podmanbuild import describe_podman_failure, podman_build_command

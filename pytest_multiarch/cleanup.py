@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from pytest_multiarch.enginefaults import docker_errors, ignoring_docker_errors
 from pytest_multiarch.names import OWNER_LABEL, PID_NAMESPACE_LABEL
 
 if TYPE_CHECKING:
@@ -304,22 +305,20 @@ def sweep_orphans(sdk: docker.DockerClient) -> tuple[int, int]:
     """Remove containers left by pytest processes on this host that no longer exist, then their
     networks (a network goes once no container is on it). Returns how many containers and
     networks were removed."""
-    from docker.errors import DockerException
-
     try:
         containers = sdk.containers.list(all=True, filters={"label": OWNER_LABEL})
         networks = sdk.networks.list(filters={"label": OWNER_LABEL})
-    except DockerException:
+    except docker_errors():
         return 0, 0
     removed = [0, 0]
     for container in containers:
         if _orphaned(container.labels):
-            with contextlib.suppress(DockerException):
+            with ignoring_docker_errors():
                 container.remove(force=True, v=True)
                 removed[0] += 1
     for network in networks:
         if _orphaned(network.attrs.get("Labels")):
-            with contextlib.suppress(DockerException):
+            with ignoring_docker_errors():
                 network.remove()
                 removed[1] += 1
     return removed[0], removed[1]

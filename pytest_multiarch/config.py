@@ -7,6 +7,7 @@ package never touches ``pytest.Config``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -176,27 +177,8 @@ class Settings:
 
     @classmethod
     def from_pytest(cls, config: pytest.Config) -> Settings:
-        def get(ini: str) -> Any:
-            cli = config.getoption(ini, default=None)
-            if cli not in (None, []):
-                return cli
-            try:
-                return config.getini(ini)
-            except (ValueError, pytest.UsageError) as exc:  # a bool key's "maybe": pytest's message names no key
-                raise UsageError(f"ini {ini}: {exc}; use true or false.") from None
-
-        raw_platforms = get("multiarch_platforms")
-        platforms = None
-        native = False
-        if raw_platforms is not None:
-            platforms, native = parse_platforms_or_native(raw_platforms)
-            if not platforms and not native:
-                raise UsageError(
-                    "the platform list is empty: give at least one platform, for example "
-                    "--multiarch-platforms linux/amd64,linux/arm64 (or leave it unset for the "
-                    "engine's native platform)."
-                )
-
+        get = functools.partial(_setting, config)
+        platforms, native = _platform_selection(config)
         reuse = bool(get("multiarch_reuse"))
         published = (get("multiarch_image") or "").strip() or None
         if published and platforms is None:
@@ -206,37 +188,9 @@ class Settings:
                 "them only this machine's platform would be tested, and a missing one would go unnoticed."
             )
 
-        rootdir = Path(config.rootpath)
-        context = rootdir / (get("multiarch_context") or ".")
-        dockerfile = context / (get("multiarch_dockerfile") or "Dockerfile")
-        build_args = parse_build_args(config.getini("multiarch_build_args") or "", "ini multiarch_build_args")
-        build_args.update(parse_build_args(config.getoption("multiarch_build_args") or [], "--multiarch-build-arg"))
-        environment: dict[str, EnvValue] = dict(parse_env(config.getini("multiarch_env") or "", "ini multiarch_env"))
-        environment.update(parse_env(config.getoption("multiarch_env") or [], "--multiarch-env"))
-        secrets = [
-            parse_secret(item, "ini multiarch_secrets") for item in split_lines(config.getini("multiarch_secrets"))
-        ]
-        secrets += [parse_secret(item, "--multiarch-secret") for item in config.getoption("multiarch_secrets") or []]
-        ssh = [parse_ssh(item, "ini multiarch_ssh") for item in split_lines(config.getini("multiarch_ssh"))]
-        ssh += [parse_ssh(item, "--multiarch-ssh") for item in config.getoption("multiarch_ssh") or []]
-        if not (get("multiarch_image") or "").strip():  # a release gate builds nothing: not needed there
-            for secret in secrets:
-                secret.check("--multiarch-secret")
-        image = ImageSpec(
-            name="",
-            context=context,
-            dockerfile=dockerfile,
-            build_args=build_args,
-            target=get("multiarch_target") or None,
-            port=parse_port(get("multiarch_port")),
-            ready_path=parse_ready_path(get("multiarch_ready_path")),
-            environment=environment,
-            secrets=tuple(secrets),
-            ssh=tuple(ssh),
-        )
         return cls(
             platforms=platforms,
-            image=image,
+            image=_project_image(config),
             timeouts=PlatformSeconds.parse(get("multiarch_timeout"), "multiarch_timeout", DEFAULT_TIMEOUT),
             request_timeouts=PlatformSeconds.parse(
                 get("multiarch_request_timeout"), "multiarch_request_timeout", DEFAULT_REQUEST_TIMEOUT
@@ -293,6 +247,65 @@ class Settings:
     def request_timeout_for(self, platform: Platform) -> float:
         """Seconds one HTTP request or exec command may take on ``platform``."""
         return self.request_timeouts.for_platform(platform)
+
+
+def _setting(config: pytest.Config, ini: str) -> Any:
+    """The command line's value of ``ini``'s option when given, else the ini file's (or its
+    default); UsageError naming the key for a value pytest cannot read."""
+    cli = config.getoption(ini, default=None)
+    if cli not in (None, []):
+        return cli
+    try:
+        return config.getini(ini)
+    except (ValueError, pytest.UsageError) as exc:  # a bool key's "maybe": pytest's message names no key
+        raise UsageError(f"ini {ini}: {exc}; use true or false.") from None
+
+
+def _platform_selection(config: pytest.Config) -> tuple[list[Platform] | None, bool]:
+    """The platforms asked for (None: not set) and whether "native" is among them; UsageError
+    for a list that names none."""
+    raw_platforms = _setting(config, "multiarch_platforms")
+    if raw_platforms is None:
+        return None, False
+    platforms, native = parse_platforms_or_native(raw_platforms)
+    if not platforms and not native:
+        raise UsageError(
+            "the platform list is empty: give at least one platform, for example "
+            "--multiarch-platforms linux/amd64,linux/arm64 (or leave it unset for the "
+            "engine's native platform)."
+        )
+    return platforms, native
+
+
+def _project_image(config: pytest.Config) -> ImageSpec:
+    """The project's own image as the options and ini say (context, Dockerfile, build args,
+    environment, secrets, ssh), each checked; its secrets' sources only when it is built."""
+    get = functools.partial(_setting, config)
+    context = Path(config.rootpath) / (get("multiarch_context") or ".")
+    dockerfile = context / (get("multiarch_dockerfile") or "Dockerfile")
+    build_args = parse_build_args(config.getini("multiarch_build_args") or "", "ini multiarch_build_args")
+    build_args.update(parse_build_args(config.getoption("multiarch_build_args") or [], "--multiarch-build-arg"))
+    environment: dict[str, EnvValue] = dict(parse_env(config.getini("multiarch_env") or "", "ini multiarch_env"))
+    environment.update(parse_env(config.getoption("multiarch_env") or [], "--multiarch-env"))
+    secrets = [parse_secret(item, "ini multiarch_secrets") for item in split_lines(config.getini("multiarch_secrets"))]
+    secrets += [parse_secret(item, "--multiarch-secret") for item in config.getoption("multiarch_secrets") or []]
+    ssh = [parse_ssh(item, "ini multiarch_ssh") for item in split_lines(config.getini("multiarch_ssh"))]
+    ssh += [parse_ssh(item, "--multiarch-ssh") for item in config.getoption("multiarch_ssh") or []]
+    if not (get("multiarch_image") or "").strip():  # a release gate builds nothing: not needed there
+        for secret in secrets:
+            secret.check("--multiarch-secret")
+    return ImageSpec(
+        name="",
+        context=context,
+        dockerfile=dockerfile,
+        build_args=build_args,
+        target=get("multiarch_target") or None,
+        port=parse_port(get("multiarch_port")),
+        ready_path=parse_ready_path(get("multiarch_ready_path")),
+        environment=environment,
+        secrets=tuple(secrets),
+        ssh=tuple(ssh),
+    )
 
 
 def _named_platforms(config: pytest.Config) -> tuple[Platform, ...]:

@@ -127,24 +127,21 @@ class Containers:
         *,
         waited: bool = False,
     ) -> MultiarchContainer | StarterPending:
+        """The container of (spec, platform): with --multiarch-reuse a running one found, else
+        a new one on the session's network; the network seat is left again if it fails."""
         if self.closing.is_set():
             raise ContainerError(f"the session ended before the {platform} container started")
         if given_up():
             raise ContainerError(f"the {platform} container was no longer needed when its image was ready")
         engine = self._engine_for(platform)
         if self.settings.reuse:
-            found = find_reusable(
-                engine, image, spec, waited=waited, command_timeout=self.settings.request_timeout_for(platform)
-            )
-            if isinstance(found, StarterPending):
-                return found
+            found = self._reusable(engine, image, spec, platform, waited=waited)
             if found is not None:
-                self._notes.say(f"reusing the running {platform} container at {found.base_url}")
                 return found
         self.sweep_once(engine)
         on = f" on {engine.label}" if engine.label else ""
         self._notes.say(f"starting the {platform} container of {image.tag}{on}…")
-        from pytest_multiarch.start import start_container  # only when starting one
+        from pytest_multiarch.start import ContainerSetup, start_container  # only when starting one
 
         alias = spec.name or DEFAULT_ALIAS
         # Reused containers outlive the session: they join no network of its own. A declared
@@ -160,23 +157,37 @@ class Containers:
                 self.networks.seated(seat, container.id)
 
         try:
+            setup = ContainerSetup(
+                environment=spec.resolved_environment,
+                network=seat.network if seat is not None else None,
+                alias=alias,
+                reuse=self.settings.reuse,
+            )
             return start_container(
                 engine,
                 image,
                 spec,
+                setup,
                 timeout=self.settings.timeout_for(platform),
                 command_timeout=self.settings.request_timeout_for(platform),
-                reuse=self.settings.reuse,
                 on_created=created,
                 cancelled=given_up,
-                environment=spec.resolved_environment,
-                network=seat.network if seat is not None else None,
-                alias=alias,
             )
         except BaseException:
             if seat is not None and self.networks is not None:
                 self.networks.leave(seat)  # its container was removed before the error
             raise
+
+    def _reusable(
+        self, engine: Engine, image: BuiltImage, spec: ImageSpec, platform: Platform, *, waited: bool
+    ) -> MultiarchContainer | StarterPending | None:
+        """A running --multiarch-reuse container for (spec, platform), said when found; or the
+        StarterPending of one its starter is still setting up (reuse.find_reusable)."""
+        timeout = self.settings.request_timeout_for(platform)
+        found = find_reusable(engine, image, spec, waited=waited, command_timeout=timeout)
+        if isinstance(found, MultiarchContainer):
+            self._notes.say(f"reusing the running {platform} container at {found.base_url}")
+        return found
 
     def sweep_once(self, engine: Engine) -> None:
         """Remove what ended pytest runs left on ``engine`` (cleanup.sweep_orphans), once per

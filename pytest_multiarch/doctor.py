@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import TextIO, cast
 
 from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException
 
 from pytest_multiarch import gate, projectconfig
 from pytest_multiarch.config import parse_engines
 from pytest_multiarch.emulators import known_crash, qemu_version
 from pytest_multiarch.endpoints import DEFAULT_SOCKET
 from pytest_multiarch.engine import Engine, route
+from pytest_multiarch.enginefaults import cli_errors
 from pytest_multiarch.errors import (
     EngineError,
     MultiarchError,
@@ -243,7 +243,7 @@ def _check_engine(report: Report, engine: Engine) -> tuple[DockerClient, Capabil
     where = engine.endpoint.describe()
     try:
         info = docker.system.info()
-    except (DockerException, OSError) as exc:
+    except cli_errors(OSError) as exc:
         fix = engine.endpoint.start_advice()
         if engine.endpoint.url == DEFAULT_SOCKET and not engine.endpoint.bound:
             fix = SETUP_FIX  # the machine may have no Docker at all: how to install it too
@@ -257,7 +257,7 @@ def _check_engine(report: Report, engine: Engine) -> tuple[DockerClient, Capabil
     report.ok(f"Docker daemon: server {info.server_version}, native {native} ({where})")
     try:
         docker.buildx.version()
-    except (DockerException, OSError) as exc:
+    except cli_errors(OSError) as exc:
         report.fail(
             f"buildx: not available: {docker_said(exc)}",
             "Debian/Ubuntu: `apt-get install docker-buildx`; otherwise https://github.com/docker/buildx#installing",
@@ -335,7 +335,7 @@ def _check_run(report: Report, docker: DockerClient, image: str, platform: Platf
             return
     try:
         machine = _uname(docker, ref, platform)
-    except (DockerException, OSError) as exc:
+    except cli_errors(OSError) as exc:
         reason = docker_said(exc)
         if "exec format error" in reason:
             what, fix = reason, f"install the emulator: `{install_emulator_command(platform.arch)}`"
@@ -359,7 +359,7 @@ def _check_run(report: Report, docker: DockerClient, image: str, platform: Platf
 def _remove_quietly(docker: DockerClient, ref: str) -> None:
     try:
         docker.image.remove(ref)
-    except (DockerException, OSError):
+    except cli_errors(OSError):
         pass  # gone already, or used by a container of someone else's: leave it
 
 
@@ -375,7 +375,7 @@ def _local_image_is(docker: DockerClient, image: str, platform: Platform) -> boo
     """Whether ``image`` is here for ``platform``: one tag holds one platform in Docker's classic store."""
     try:
         found = docker.image.inspect(image)
-    except (DockerException, OSError):
+    except cli_errors(OSError):
         return False
     return (found.os, found.architecture) == (platform.os, platform.arch) and (
         platform.variant is None or found.variant == platform.variant

@@ -9,13 +9,12 @@ are reached. Nothing else in the package creates a Docker client.
 Every engine call a test can trigger runs inside ``Engine.call``: whatever the libraries raise
 when the engine goes away (requests, urllib3, http.client, socket errors, docker-py wrapping
 them) becomes one ``EngineGone`` naming the engine, and an error the engine answered with one
-``EngineRefused`` in its own words.
+``EngineRefused`` in its own words (what each library's errors mean is enginefaults.py's).
 """
 
 from __future__ import annotations
 
 import contextlib
-import http.client
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -26,6 +25,7 @@ from pytest_multiarch.endpoints import Endpoint as Endpoint
 from pytest_multiarch.endpoints import cli_context_name as cli_context_name
 from pytest_multiarch.endpoints import docker_config_dir as docker_config_dir
 from pytest_multiarch.endpoints import named_endpoint, resolve_endpoint
+from pytest_multiarch.enginefaults import API_TIMEOUT_SECONDS, lost_connection, refusal
 from pytest_multiarch.errors import EngineError, EngineGone, EngineRefused, MultiarchError
 from pytest_multiarch.jobs import Once
 from pytest_multiarch.platforms import Platform
@@ -38,9 +38,6 @@ if TYPE_CHECKING:
     from pytest_multiarch.dialbridge import DialBridge
     from pytest_multiarch.preflight import Capabilities
 
-# Each API call's timeout, docker-py's default kept: a call to a local engine takes milliseconds,
-# but pulling or exporting a large image through one call may take long.
-API_TIMEOUT_SECONDS = 60
 PING_TIMEOUT_SECONDS = 5  # answers(): is the engine there at all
 
 
@@ -317,72 +314,6 @@ class Engine:
             bridge.close()
         if self._service is not None:
             self._service.stop()
-
-
-def lost_connection(exc: BaseException) -> str | None:
-    """Why ``exc`` means the engine went away, in a few words; None when it does not. Libraries
-    wrap each other (docker-py, requests, urllib3, http.client, the socket), so the whole chain
-    counts: causes, contexts, and errors carried as arguments or as a ``reason``."""
-    import requests
-    import urllib3.exceptions
-
-    if timed_out(exc):
-        return f"no answer within {API_TIMEOUT_SECONDS} s"
-    chain = list(_chain(exc))
-    broke = (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError)
-    if not any(isinstance(found, (*broke, http.client.IncompleteRead, ConnectionError)) for found in chain):
-        return None
-    # The innermost error says it best (the chain is outermost first); the last match of a kind
-    # below is its most specific name.
-    reasons = [why for found in chain for kind, why in _LOST_REASONS if isinstance(found, kind)]
-    return reasons[-1] if reasons else "the connection broke"
-
-
-def timed_out(exc: BaseException) -> bool:
-    """Whether ``exc`` is, or carries, a timeout (requests wraps a read timeout after retries
-    in a ConnectionError): no answer in time, not a connection that broke."""
-    import requests
-    import urllib3.exceptions
-
-    kinds = (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)
-    return any(isinstance(found, kinds) for found in _chain(exc))
-
-
-_LOST_REASONS: list[tuple[type[BaseException], str]] = [
-    (ConnectionError, "the connection broke"),
-    (ConnectionRefusedError, "connection refused"),
-    (ConnectionResetError, "connection reset"),
-    (ConnectionAbortedError, "connection aborted"),
-    (BrokenPipeError, "connection closed"),
-    (http.client.RemoteDisconnected, "connection closed without an answer"),
-    (http.client.IncompleteRead, "the connection broke in the middle of an answer"),
-    (FileNotFoundError, "its socket is gone"),
-]
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and every exception it carries (cause, context, arguments, ``reason``), outermost first."""
-    seen: set[int] = set()
-    queue = [exc]
-    while queue:
-        found = queue.pop(0)
-        if id(found) in seen:
-            continue
-        seen.add(id(found))
-        yield found
-        carried = [found.__cause__, found.__context__, getattr(found, "reason", None), *found.args]
-        queue.extend(item for item in carried if isinstance(item, BaseException))
-
-
-def refusal(exc: BaseException) -> str | None:
-    """What the engine answered, for an error docker-py raised from its answer; None otherwise."""
-    from docker.errors import APIError, DockerException
-
-    if isinstance(exc, APIError):
-        return str(exc.explanation or exc).strip()
-    if isinstance(exc, DockerException):
-        return str(exc).strip() or type(exc).__name__
-    return None
 
 
 def route(

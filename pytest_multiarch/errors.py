@@ -6,6 +6,8 @@ Every ``MultiarchError`` raised while setting up a test is shown as its message 
 
 from __future__ import annotations
 
+from pytest_multiarch import enginefaults
+
 DOCTOR_HINT = "Run `python -m pytest_multiarch doctor` to check this machine's Docker setup."
 
 
@@ -80,7 +82,7 @@ def docker_said(exc: BaseException) -> str:
     Never the text of an exception from the docker CLI wrapper (python-on-whales): it holds the
     whole command line, build args included.
     """
-    from_cli = type(exc).__module__.startswith("python_on_whales")
+    from_cli = enginefaults.from_cli(exc)
     text = getattr(exc, "stderr", None) or getattr(exc, "stdout", None) or ("" if from_cli else str(exc))
     line = next((ln.strip() for ln in str(text).splitlines() if ln.strip()), "")
     for prefix in ("ERROR: ", "Error response from daemon: "):

@@ -15,10 +15,10 @@ import time
 from typing import Any
 
 from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
 from pytest_multiarch.build import BuiltImage, ImageConfig, check_image_platform, exposed_ports
+from pytest_multiarch.enginefaults import cli_errors
 from pytest_multiarch.errors import MultiarchError, UsageError, docker_said
 from pytest_multiarch.names import gate_tag
 from pytest_multiarch.platforms import Platform
@@ -105,7 +105,7 @@ def _imagetools(docker: DockerClient, ref: str, fmt: str) -> str:
     cmd = [*docker.client_config.docker_cmd, "buildx", "imagetools", "inspect", ref, "--format", fmt]
     try:
         return str(run(cmd, capture_stderr=True))
-    except DockerException as exc:
+    except cli_errors() as exc:
         raise GateError(
             f"cannot read {ref} from its registry: {docker_said(exc)}. Check the reference "
             f"(tag or digest), that the registry is reachable, and for a private registry "
@@ -129,7 +129,7 @@ def pull_platform(docker: DockerClient, index: PublishedIndex, platform: Platfor
     source = f"{repository_of(index.ref)}@{digest}"
     try:
         docker.image.pull(source, quiet=True, platform=str(platform))
-    except DockerException as exc:
+    except cli_errors() as exc:
         raise GateError(f"cannot pull {platform} of {index.ref} ({source}): {docker_said(exc)}") from None
     local = gate_tag(index.ref, platform)
     docker.image.tag(source, local)
@@ -158,7 +158,7 @@ def fetch_untagged(docker: DockerClient, ref: str, platform: Platform) -> tuple[
         return source, False
     try:
         docker.image.pull(source, quiet=True, platform=str(platform))
-    except DockerException as exc:
+    except cli_errors() as exc:
         raise GateError(f"cannot pull {platform} of {ref} ({source}): {docker_said(exc)}") from None
     return source, True
 

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from pytest_multiarch.enginefaults import broken_connection_errors, is_connect_timeout, timeout_errors
 from pytest_multiarch.errors import MultiarchError
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ def probe(url: str, timeout: float) -> requests.Response:
         return session.get(url, timeout=timeout, allow_redirects=False)
 
 
-class RequestTimeout(MultiarchError, requests.exceptions.Timeout):
+class RequestTimeout(MultiarchError, requests.Timeout):
     """A ``multiarch_http`` request got no answer within its timeout (still a requests Timeout)."""
 
 
@@ -56,14 +57,14 @@ class ContainerHTTP(requests.Session):
         kwargs.setdefault("timeout", self.request_timeout)
         try:
             return super().request(method, join_url(self.base_url, url), *args, **kwargs)
-        except requests.exceptions.Timeout as exc:
-            if isinstance(exc, requests.exceptions.ConnectTimeout) or kwargs["timeout"] is None:
+        except timeout_errors() as exc:
+            if is_connect_timeout(exc) or kwargs["timeout"] is None:
                 raise
             raise RequestTimeout(
                 f"{method} {url} to the {self.container.platform} container got no answer within "
                 f"{kwargs['timeout']} s. Give timeout=SECONDS to the call, or raise --multiarch-request-timeout."
             ) from None
-        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError):
+        except broken_connection_errors():
             # The app's connection broke: the engine's fault when it no longer answers.
             engine = self.container.engine
             if engine is not None and not self.container.engine_answers():

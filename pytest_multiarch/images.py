@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_multiarch import prunes, rebuilds
-from pytest_multiarch.build import BuiltImage, build_image, key_inputs, prune_stale
+from pytest_multiarch.build import BuildOptions, BuiltImage, build_image, key_inputs, prune_stale
 from pytest_multiarch.config import ImageSpec, Settings
 from pytest_multiarch.context import context_manifest, manifest_digest
+from pytest_multiarch.enginefaults import from_cli
 from pytest_multiarch.errors import BuildError, MultiarchError, docker_said
 from pytest_multiarch.jobs import Closed, Jobs, Once
 from pytest_multiarch.names import image_slot
@@ -166,16 +167,19 @@ class Images:
             if self.on_build is not None:
                 self.on_build()
 
+        options = BuildOptions(
+            builder=builder,
+            rebuild_run=self._run_id if self.settings.rebuild else None,
+            cache=(self.settings.cache_from, self.settings.cache_to),
+            flags=self.settings.buildx_flags,
+        )
         image = build_image(
             engine,
             spec,
             platform,
+            options,
             context=manifest_digest(manifest),
-            builder=builder,
-            rebuild_run=self._run_id if self.settings.rebuild else None,
             on_line=on_line,
-            cache=(self.settings.cache_from, self.settings.cache_to),
-            flags=self.settings.buildx_flags,
             on_build=building,
             cancelled=lambda: self._closed,
         )
@@ -186,7 +190,7 @@ class Images:
     def _failure(exc: BaseException, label: str, engine: Engine) -> BaseException:
         """What a failed build or pull raises: docker's own words for python-on-whales' errors
         (their text holds the command line, build args too), the engine gone or its refusal."""
-        if type(exc).__module__.startswith("python_on_whales"):
+        if from_cli(exc):
             return BuildError(f"the engine failed while preparing {label}: {docker_said(exc)}")
         if isinstance(exc, Exception) and not isinstance(exc, MultiarchError):
             mapped = engine.failure(f"preparing {label}", exc)

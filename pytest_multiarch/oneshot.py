@@ -13,12 +13,10 @@ import socket
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import requests
-
 from pytest_multiarch import cleanup
 from pytest_multiarch.build import BuiltImage
 from pytest_multiarch.emulators import crash_error
-from pytest_multiarch.engine import timed_out
+from pytest_multiarch.enginefaults import request_errors, timed_out
 from pytest_multiarch.errors import MultiarchError
 from pytest_multiarch.run import MultiarchContainer
 
@@ -44,34 +42,39 @@ class RunResult:
         return self.stdout + self.stderr
 
 
+@dataclasses.dataclass(frozen=True)
+class RunCommand:
+    """What one run executes: ``args`` replace the image's CMD, ``entrypoint`` its ENTRYPOINT;
+    its environment, and what its standard input reads (None: none)."""
+
+    args: Sequence[str]
+    entrypoint: Sequence[str] | None = None
+    environment: Mapping[str, str] | None = None
+    stdin: bytes | str | None = None
+
+    @property
+    def shown(self) -> tuple[str, ...]:
+        """The command line, for messages and the result."""
+        return tuple(str(a) for a in (*(self.entrypoint or ()), *self.args)) or ("(its own command)",)
+
+
 def run_once(
     engine: Engine,
     image: BuiltImage,
-    args: Sequence[str],
+    run: RunCommand,
     *,
     tracker: cleanup.Tracker,
     timeout: float,
-    entrypoint: Sequence[str] | None = None,
-    environment: Mapping[str, str] | None = None,
-    stdin: bytes | str | None = None,
     network: str | None = None,
     on_created: Callable[[str], None] | None = None,
     create_options: Mapping[str, Any] | None = None,
 ) -> RunResult:
-    """Run ``image`` once on ``engine``: ``args`` replace its CMD, ``entrypoint`` its ENTRYPOINT.
+    """Run ``image`` once on ``engine`` as ``run`` says, on ``network`` if given.
     ``create_options``: more of docker-py's ``containers.create`` keywords (user, privileged,
     cap_add, volumes, tty: structure tests' containerRunOptions)."""
-    shown = tuple(str(a) for a in (*(entrypoint or ()), *args)) or ("(its own command)",)
-    options: dict[str, Any] = {**(create_options or {})}
-    options |= {"environment": dict(environment or {}), "labels": cleanup.owner_labels()}
-    if args:
-        options["command"] = [str(a) for a in args]
-    if entrypoint is not None:
-        options["entrypoint"] = [str(a) for a in entrypoint]
-    if stdin is not None:
-        options["stdin_open"] = True  # with detach=False docker-py also sets StdinOnce: EOF closes it
-    if network is not None:
-        options["network"] = network
+    shown = run.shown
+    stdin = run.stdin
+    options = _create_options(run, network, create_options)
     about = f"`{' '.join(shown)}` on {image.platform}"
     with engine.call(f"creating the {image.platform} container of {image.tag}"):
         inner = engine.sdk.containers.create(image.id, platform=str(image.platform), detach=stdin is None, **options)
@@ -97,12 +100,28 @@ def run_once(
     return RunResult(exit_code, stdout, stderr, shown)
 
 
+def _create_options(run: RunCommand, network: str | None, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    """docker-py's ``containers.create`` keywords for ``run`` (``extra`` first, then the
+    command, environment, owner labels, standard input and network, which win)."""
+    options: dict[str, Any] = {**(extra or {})}
+    options |= {"environment": dict(run.environment or {}), "labels": cleanup.owner_labels()}
+    if run.args:
+        options["command"] = [str(a) for a in run.args]
+    if run.entrypoint is not None:
+        options["entrypoint"] = [str(a) for a in run.entrypoint]
+    if run.stdin is not None:
+        options["stdin_open"] = True  # with detach=False docker-py also sets StdinOnce: EOF closes it
+    if network is not None:
+        options["network"] = network
+    return options
+
+
 def _exit_code(engine: Engine, inner: Any, timeout: float, about: str) -> int:
     """The run's exit code, waiting at most ``timeout`` seconds: RunTimeout when it runs longer
     (the engine still answers); what the engine raised otherwise, for Engine.call to name."""
     try:
         return int(inner.wait(timeout=timeout)["StatusCode"])
-    except requests.RequestException as exc:
+    except request_errors() as exc:
         if timed_out(exc) and engine.answers():
             raise RunTimeout(
                 f"{about} did not exit within {timeout:g} s. "

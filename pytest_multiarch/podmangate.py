@@ -20,6 +20,7 @@ import time
 from typing import TYPE_CHECKING
 
 from pytest_multiarch.build import BuiltImage, ImageConfig, check_image_platform, exposed_ports
+from pytest_multiarch.enginefaults import request_errors
 from pytest_multiarch.gate import GateError, PublishedIndex, parse_index, repository_of
 from pytest_multiarch.platforms import Platform
 
@@ -102,7 +103,7 @@ def index_digest(ref: str) -> str:
                 if token:
                     headers = {"Accept": _ACCEPT, "Authorization": f"Bearer {token}"}
                     answer = requests.head(url, headers=headers, timeout=10)
-        except requests.RequestException:
+        except request_errors():
             continue
         digest = answer.headers.get("Docker-Content-Digest", "")
         if answer.ok and digest.startswith("sha256:"):
@@ -119,7 +120,7 @@ def _anonymous_token(challenge: str) -> str | None:
     params = {k: v for k, v in fields.items() if k in ("service", "scope")}
     try:
         found = requests.get(fields["realm"], params=params, timeout=10).json()
-    except (requests.RequestException, ValueError):
+    except request_errors(ValueError):
         return None
     token = found.get("token") or found.get("access_token") if isinstance(found, dict) else None
     return str(token) if token else None

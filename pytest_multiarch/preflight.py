@@ -18,9 +18,10 @@ import os
 import platform as host
 import socket
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pytest_multiarch.errors import (
     DOCTOR_HINT,
@@ -157,32 +158,43 @@ def inspect_engine(
             f"{named}{' for ' + where if where else ''} cannot be used ({docker_said(exc)}). `docker buildx ls` "
             f"lists the builders; pick one with --multiarch-builder (ini multiarch_builder). {DOCTOR_HINT}"
         ) from None
-    listed: list[Platform] = []
-    for node in builder.nodes or []:
-        for text in node.platforms or []:
-            try:
-                parsed = Platform.parse(text.rstrip("*"))
-            except Exception:  # a platform we do not model (linux/mips64): not ours to test
-                continue
-            if parsed not in listed:
-                listed.append(parsed)
-    try:
-        native = Platform.parse(f"{info.os_type or 'linux'}/{info.architecture}")
-    except UsageError:
-        raise EngineError(
-            f"the Docker engine runs on {info.os_type}/{info.architecture}, which pytest-multiarch does not "
-            f"know; please report it."
-        ) from None
     return Capabilities(
         server_version=info.server_version or "unknown",
-        native=native,
+        native=_native_platform(info.os_type, info.architecture),
         builder_name=builder.name or "default",
         builder_driver=builder.driver or "unknown",
         builder_nodes=tuple(f"{node.name}={node.endpoint}" for node in builder.nodes or []),
-        builder_platforms=tuple(listed),
+        builder_platforms=_builder_platforms(builder.nodes or []),
         buildx_version=_buildx_version_text(buildx_version),
         local=local_endpoint and _daemon_is_local(info.name, info.kernel_version),
     )
+
+
+def _builder_platforms(nodes: Iterable[Any]) -> tuple[Platform, ...]:
+    """The platforms a builder's nodes list, each once, in their order; those the plugin does
+    not model (linux/mips64) left out, as they are not its to test."""
+    listed: list[Platform] = []
+    for node in nodes:
+        for text in node.platforms or []:
+            try:
+                parsed = Platform.parse(text.rstrip("*"))
+            except Exception:
+                continue
+            if parsed not in listed:
+                listed.append(parsed)
+    return tuple(listed)
+
+
+def _native_platform(os_type: str | None, architecture: str | None) -> Platform:
+    """The engine's own platform, as its ``docker info`` says; EngineError for one the plugin
+    does not know."""
+    try:
+        return Platform.parse(f"{os_type or 'linux'}/{architecture}")
+    except UsageError:
+        raise EngineError(
+            f"the Docker engine runs on {os_type}/{architecture}, which pytest-multiarch does not "
+            f"know; please report it."
+        ) from None
 
 
 def _buildx_version_text(raw: object) -> str:

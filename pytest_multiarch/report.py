@@ -183,18 +183,7 @@ def summary_table(
     which builds and runs nothing itself, the platform comes from the reports' ``platform``
     property and the build, image and ready columns from the workers (merge_worker_report).
     """
-    rows: dict[str, _Counts] = {}
-    for key, reports in stats.items():
-        field = _OUTCOMES.get(key)
-        if field is None:
-            continue
-        for rep in reports:
-            properties = dict(getattr(rep, "user_properties", ()) or ())
-            platform = platform_of.get(getattr(rep, "nodeid", "")) or properties.get("platform")
-            if platform is None or (key == "passed" and getattr(rep, "when", "call") != "call"):
-                continue
-            row = rows.setdefault(str(platform), _Counts())
-            setattr(row, field, getattr(row, field) + 1)
+    rows = _outcome_counts(stats, platform_of)
     if not rows:
         return []
     header: tuple[str, ...] = (
@@ -238,6 +227,24 @@ def summary_table(
             )
         )
     return table
+
+
+def _outcome_counts(stats: Mapping[str, Sequence[Any]], platform_of: Mapping[str, str]) -> dict[str, _Counts]:
+    """Each platform's outcomes, from pytest's reports by outcome (``stats``): a test counts
+    once (a passed setup or teardown is not a pass); reports of no platform are left out."""
+    rows: dict[str, _Counts] = {}
+    for key, reports in stats.items():
+        field = _OUTCOMES.get(key)
+        if field is None:
+            continue
+        for rep in reports:
+            properties = dict(getattr(rep, "user_properties", ()) or ())
+            platform = platform_of.get(getattr(rep, "nodeid", "")) or properties.get("platform")
+            if platform is None or (key == "passed" and getattr(rep, "when", "call") != "call"):
+                continue
+            row = rows.setdefault(str(platform), _Counts())
+            setattr(row, field, getattr(row, field) + 1)
+    return rows
 
 
 def arch_warning_lines(session: MultiarchSession | None) -> list[str]:

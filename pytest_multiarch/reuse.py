@@ -16,17 +16,16 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from docker.errors import DockerException as DockerSDKError
-from docker.models.containers import Container
-
 from pytest_multiarch.build import BuiltImage
 from pytest_multiarch.config import ImageSpec
-from pytest_multiarch.errors import ContainerError
+from pytest_multiarch.enginefaults import docker_errors, ignoring_docker_errors
 from pytest_multiarch.http import join_url, probe
 from pytest_multiarch.names import REUSE_KEY_LABEL, REUSE_SLOT_LABEL, REUSE_STARTER_LABEL
 from pytest_multiarch.run import MultiarchContainer, check_machine, port_of
 
 if TYPE_CHECKING:
+    from docker.models.containers import Container
+
     from pytest_multiarch.engine import Engine
 
 
@@ -78,22 +77,13 @@ def find_reusable(
     container-started hook: if the starter is gone, it is replaced; else StarterPending, and
     once ``waited`` (in vain) it is shared after a ``uname -m`` check."""
     wanted = reuse_labels(image, spec)
-    client = engine.sdk
-    found = None
-    same_slot = client.containers.list(all=True, filters={"label": f"{REUSE_SLOT_LABEL}={wanted[REUSE_SLOT_LABEL]}"})
-    for candidate in same_slot:
-        matches = candidate.labels.get(REUSE_KEY_LABEL) == wanted[REUSE_KEY_LABEL]
-        if found is None and matches and candidate.status == "running":
-            found = candidate
-            continue
-        with contextlib.suppress(DockerSDKError):
-            candidate.remove(force=True, v=True)
+    found = _running_match(engine, wanted)
     if found is None:
         return None
     port = port_of(image, spec)
     base_url = None
     if port is not None:
-        bindings = client.api.port(found.id, port) or []
+        bindings = engine.sdk.api.port(found.id, port) or []
         if not bindings:
             found.remove(force=True, v=True)
             return None
@@ -112,7 +102,7 @@ def find_reusable(
     if found.name != name:
         starter = _starter_state(found)
         if starter == "dead":
-            with contextlib.suppress(DockerSDKError):
+            with ignoring_docker_errors():
                 found.reload()  # renamed by its session just before it ended?
             if found.name != name:
                 container.stop()  # it died before its hook (SIGKILL, OOM): never seeded
@@ -120,17 +110,40 @@ def find_reusable(
         elif not waited:
             return StarterPending(found, name)
         # else: its session runs (or may: another host) but did not finish its hook in time: shared
-    try:  # still serving, and (unless verified) the platform it claims: else start afresh
-        if base_url is not None and spec.ready_path is not None:
-            answer = probe(join_url(base_url, spec.ready_path), timeout=5)
-            if answer.status_code >= 500:
-                raise ContainerError(f"HTTP {answer.status_code}")
-        if found.name != name:
-            check_machine(container)
-    except Exception:
-        container.stop()
+    if not _still_serves(container, spec, verified=found.name == name):
+        container.stop()  # start afresh
         return None
     return container
+
+
+def _running_match(engine: Engine, wanted: dict[str, str]) -> Container | None:
+    """The running container of the ``wanted`` slot with the ``wanted`` key, if any; every other
+    container of that slot is removed (best effort), as a slot holds one container."""
+    found = None
+    slot = f"{REUSE_SLOT_LABEL}={wanted[REUSE_SLOT_LABEL]}"
+    for candidate in engine.sdk.containers.list(all=True, filters={"label": slot}):
+        matches = candidate.labels.get(REUSE_KEY_LABEL) == wanted[REUSE_KEY_LABEL]
+        if found is None and matches and candidate.status == "running":
+            found = candidate
+            continue
+        with ignoring_docker_errors():
+            candidate.remove(force=True, v=True)
+    return found
+
+
+def _still_serves(container: MultiarchContainer, spec: ImageSpec, *, verified: bool) -> bool:
+    """Whether a found container still answers its ready path below 500 and, unless
+    ``verified`` (renamed by its starter), passes the ``uname -m`` check. Any error is a no."""
+    try:
+        if container.base_url is not None and spec.ready_path is not None:
+            answer = probe(join_url(container.base_url, spec.ready_path), timeout=5)
+            if answer.status_code >= 500:
+                return False
+        if not verified:
+            check_machine(container)
+    except Exception:
+        return False
+    return True
 
 
 def wait_until_renamed(pending: StarterPending, timeout: float, cancelled: Callable[[], bool]) -> None:
@@ -140,7 +153,7 @@ def wait_until_renamed(pending: StarterPending, timeout: float, cancelled: Calla
     while not cancelled() and time.monotonic() < deadline:
         try:
             pending.container.reload()
-        except DockerSDKError:
+        except docker_errors():
             return  # removed
         if pending.container.name == pending.verified_name:
             return

@@ -12,12 +12,10 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from docker.errors import DockerException as DockerSDKError
-from docker.models.containers import Container
-
 from pytest_multiarch.build import BuiltImage
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.emulators import crash_error
+from pytest_multiarch.enginefaults import already_removed, docker_errors, unless_missing
 from pytest_multiarch.errors import (
     CommandTimeout,
     ContainerError,
@@ -29,6 +27,8 @@ from pytest_multiarch.http import join_url
 from pytest_multiarch.platforms import Platform
 
 if TYPE_CHECKING:
+    from docker.models.containers import Container
+
     from pytest_multiarch.engine import Engine
 
 
@@ -170,9 +170,9 @@ class MultiarchContainer:
         """Remove the container (and its anonymous volumes); safe to call twice."""
         try:
             self._container.remove(force=True, v=True)
-        except DockerSDKError as exc:
+        except docker_errors() as exc:
             # Gone, or being removed by another thread of this session (a start giving up).
-            if "No such container" not in str(exc) and "is already in progress" not in str(exc):
+            if not already_removed(exc):
                 raise
 
     def __repr__(self) -> str:
@@ -200,12 +200,10 @@ class FileInfo:
 def _archived(container: Container, path: str, *, content: bool = True) -> tuple[tarfile.TarInfo | None, bytes | None]:
     """The tar entry of ``path`` (itself, not what a symlink points to) and, for a file, its
     bytes; (None, None) when there is no such path."""
-    from docker.errors import NotFound
-
-    try:
-        stream, _ = container.get_archive(path)
-    except NotFound:
+    archived = unless_missing(lambda: container.get_archive(path))
+    if archived is None:
         return None, None
+    stream, _ = archived
     raw = io.BytesIO()
     for chunk in stream:
         raw.write(chunk)
@@ -259,7 +257,7 @@ def check_machine(container: MultiarchContainer) -> None:
         machine = container.exec(["uname", "-m"]).strip()
     except ExecError:
         return
-    except (EngineRefused, DockerSDKError) as exc:  # no uname binary: "executable file not found"
+    except docker_errors(EngineRefused) as exc:  # no uname binary: "executable file not found"
         if "not found" in str(exc) or "no such file" in str(exc).lower():
             return
         raise

@@ -26,7 +26,7 @@ from pytest_multiarch.errors import EngineError, MultiarchError, UsageError
 from pytest_multiarch.images import Images
 from pytest_multiarch.jobs import Once
 from pytest_multiarch.networks import Networks
-from pytest_multiarch.oneshot import RunResult, run_once
+from pytest_multiarch.oneshot import RunCommand, RunResult, run_once
 from pytest_multiarch.platforms import Platform, host_platform, parse_platforms
 from pytest_multiarch.progress import Terminal, wait
 from pytest_multiarch.report import Notes
@@ -218,12 +218,11 @@ class MultiarchSession:
             return run_once(
                 engine,
                 image,
-                args,
+                RunCommand(args, **options),
                 tracker=self.containers.tracker,
                 timeout=timeout,
                 network=seat.network,
                 on_created=lambda container_id: self.networks.seated(seat, container_id),
-                **options,
             )
         finally:
             self.networks.leave(seat)

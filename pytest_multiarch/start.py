@@ -16,15 +16,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import requests
-from docker.errors import DockerException as DockerSDKError
-from docker.errors import ImageNotFound
-from docker.models.containers import Container
-
 from pytest_multiarch.build import BuiltImage
 from pytest_multiarch.cleanup import namespace_label, owner_labels, process_identity
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.emulators import crash_error
+from pytest_multiarch.enginefaults import connection_errors, docker_errors, request_errors, unless_missing
 from pytest_multiarch.errors import ContainerError, EmulatorCrash, EngineRefused, ImageMismatch
 from pytest_multiarch.http import join_url, probe
 from pytest_multiarch.names import REUSE_STARTER_LABEL
@@ -33,6 +29,8 @@ from pytest_multiarch.run import MultiarchContainer, check_machine, port_of
 from pytest_multiarch.secrets import secret_masker
 
 if TYPE_CHECKING:
+    from docker.models.containers import Container
+
     from pytest_multiarch.engine import Engine
 
 LOG_TAIL_LINES = 40
@@ -99,9 +97,9 @@ class ReadyWhenServing:
         assert self.url is not None
         try:
             response = probe(self.url, timeout=2)
-        except requests.ConnectionError:
+        except connection_errors():
             return "nothing accepted the connection: no process listens on that port (yet)"
-        except requests.RequestException as exc:
+        except request_errors() as exc:
             return type(exc).__name__ + ": " + str(exc).split("(Caused by")[0].strip()
         return None if response.status_code < 500 else f"HTTP {response.status_code}"
 
@@ -123,7 +121,7 @@ def _raise_if_exited(container: Container) -> None:
 def _log_tail(container: Container) -> str:
     try:
         raw = container.logs(stdout=True, stderr=True, tail=LOG_TAIL_LINES)
-    except DockerSDKError:
+    except docker_errors():
         return "(its logs could not be read)"
     text = raw.decode(errors="replace").rstrip()
     if not text:
@@ -182,40 +180,47 @@ def plan_container(
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class ContainerSetup:
+    """How the session sets a container up beyond its spec: the ``environment`` it gets (its
+    secret-named values hidden in messages), the session ``network`` it joins, as ``alias``
+    (None: the engine's default network), and whether it is a --multiarch-reuse container
+    (``reuse``: labelled to be found again, it outlives the session)."""
+
+    environment: dict[str, str] | None = None
+    network: str | None = None
+    alias: str | None = None
+    reuse: bool = False
+
+
 def start_container(
     engine: Engine,
     image: BuiltImage,
     spec: ImageSpec,
+    setup: ContainerSetup | None = None,
     *,
     timeout: float,
     command_timeout: float | None = None,
-    reuse: bool = False,
     on_created: Callable[[MultiarchContainer], None] | None = None,
     cancelled: Callable[[], bool] = lambda: False,
-    environment: dict[str, str] | None = None,
-    network: str | None = None,
-    alias: str | None = None,
 ) -> MultiarchContainer:
     """Start ``image`` as its platform on ``engine``, publish its port (on the loopback for a
     local engine), wait until ready, and check ``uname -m`` inside. On any failure the container
     is removed before raising.
 
     ``on_created`` gets the container as soon as it exists, so that cleanup knows it even when
-    the session ends while it is still starting. With ``reuse`` it carries the reuse labels
-    instead of the owner label and outlives the session. ``environment``, ``spec.command`` and
-    ``spec.entrypoint`` configure it; on ``network`` other containers reach it as ``alias``.
+    the session ends while it is still starting. ``setup`` (ContainerSetup), ``spec.command``
+    and ``spec.entrypoint`` configure it.
     """
-    if reuse:
-        labels = {**reuse_labels(image, spec), REUSE_STARTER_LABEL: process_identity(), **namespace_label()}
-    else:
-        labels = owner_labels()
-    plan = plan_container(image, spec, publish_ip=engine.publish_ip, labels=labels, environment=environment)
+    setup = setup or ContainerSetup()
+    labels = _labels(image, spec, reuse=setup.reuse)
+    plan = plan_container(image, spec, publish_ip=engine.publish_ip, labels=labels, environment=setup.environment)
     sdk = engine.sdk
     _check_image_is_there(sdk, image)
     options = dict(plan.options)
-    if network is not None:
-        endpoint = sdk.api.create_endpoint_config(aliases=[alias] if alias else None)
-        options.update(network=network, networking_config={network: endpoint})
+    if setup.network is not None:
+        endpoint = sdk.api.create_endpoint_config(aliases=[setup.alias] if setup.alias else None)
+        options.update(network=setup.network, networking_config={setup.network: endpoint})
     started = time.monotonic()
     inner = _create(sdk, image, plan.labels, plan.ports, options)
     container = MultiarchContainer(
@@ -232,18 +237,11 @@ def start_container(
         _start(inner, image)
         _raise_if_exited(inner)  # an exited container has no port mapping to look up
         _publish(container, inner, plan, engine)
-        # uname first: under QEMU it runs while the app is still booting, instead of after.
-        try:
-            check_machine(container)
-        except (DockerSDKError, EngineRefused):
-            _raise_if_exited(inner)  # "is not running": say how it exited, with its logs
-            raise
-        ready_url = join_url(container.base_url, plan.ready_path) if plan.ready_path and container.base_url else None
-        ReadyWhenServing(ready_url, timeout, plan.where, cancelled, plan.advice, plan.ready_log).wait_until_ready(inner)
+        _check_then_wait(container, inner, plan, timeout, cancelled)
     except BaseException as exc:
         with contextlib.suppress(Exception):
             inner.remove(force=True, v=True)
-        named = _named(exc, engine, image, environment)
+        named = _named(exc, engine, image, setup.environment)
         if named is not None:
             raise named from None
         raise
@@ -251,20 +249,41 @@ def start_container(
     return container
 
 
+def _labels(image: BuiltImage, spec: ImageSpec, *, reuse: bool) -> dict[str, str]:
+    """The container's labels: the owner label that has cleanup remove it, or for a
+    --multiarch-reuse container the labels a later session finds it by, and who started it."""
+    if reuse:
+        return {**reuse_labels(image, spec), REUSE_STARTER_LABEL: process_identity(), **namespace_label()}
+    return owner_labels()
+
+
+def _check_then_wait(
+    container: MultiarchContainer, inner: Container, plan: ContainerPlan, timeout: float, cancelled: Callable[[], bool]
+) -> None:
+    """The ``uname -m`` check, then readiness as ``plan`` says. The check first: under QEMU it
+    runs while the app is still booting, instead of after. A container that exited meanwhile is
+    reported by its exit code and logs, not by the call that failed on it."""
+    try:
+        check_machine(container)
+    except docker_errors(EngineRefused):
+        _raise_if_exited(inner)  # "is not running": say how it exited, with its logs
+        raise
+    ready_url = join_url(container.base_url, plan.ready_path) if plan.ready_path and container.base_url else None
+    ReadyWhenServing(ready_url, timeout, plan.where, cancelled, plan.advice, plan.ready_log).wait_until_ready(inner)
+
+
 def _check_image_is_there(sdk: Any, image: BuiltImage) -> None:
     """By id, as the tag may be reused meanwhile: for a missing image (another session of this
     project pruned it, `docker image prune`) the engine would try a pull from Docker Hub, and
     fail with a message about that."""
-    try:
-        sdk.images.get(image.id)
-    except ImageNotFound:
+    if unless_missing(lambda: sdk.images.get(image.id)) is None:
         pulled = image.source == "pulled"
         raise ContainerError(
             f"the {image.platform} image {image.tag} is gone: removed since it was "
             f"{'pulled' if pulled else 'built or found'} (by `docker image prune`, say"
             f"{'' if pulled else ', or by another pytest session of this project removing older builds'}). "
             f"Run pytest again to {'pull' if pulled else 'build'} it anew."
-        ) from None
+        )
 
 
 def _publish(container: MultiarchContainer, inner: Container, plan: ContainerPlan, engine: Engine) -> None:
@@ -302,7 +321,7 @@ def _create(
         return sdk.containers.create(
             image.id, platform=str(image.platform), labels=labels, ports=ports, detach=True, **options
         )
-    except DockerSDKError as exc:
+    except docker_errors() as exc:
         raise ContainerError(
             f"the engine could not create a {image.platform} container of {image.tag}: {_first_line(exc)}"
         ) from None
@@ -312,7 +331,7 @@ def _start(inner: Container, image: BuiltImage) -> None:
     """Start it; engine errors → ContainerError."""
     try:
         inner.start()
-    except DockerSDKError as exc:
+    except docker_errors() as exc:
         raise ContainerError(
             f"the engine could not start a {image.platform} container of {image.tag}: {_first_line(exc)}"
         ) from None

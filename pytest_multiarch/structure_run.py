@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_multiarch import cleanup
 from pytest_multiarch.build import BuiltImage
 from pytest_multiarch.errors import EngineRefused
-from pytest_multiarch.oneshot import run_once
+from pytest_multiarch.oneshot import RunCommand, run_once
 from pytest_multiarch.run import MultiarchContainer
 from pytest_multiarch.structure_checks import check_command_output, check_existence, check_license_text
 from pytest_multiarch.structure_go import expand
@@ -87,11 +87,9 @@ class StructureRun:
                 result = run_once(
                     self.engine,
                     current,
-                    command,
+                    RunCommand(command, entrypoint=[""], environment=env),
                     tracker=self.tracker,
                     timeout=self.timeout,
-                    entrypoint=[""],
-                    environment=env,
                     create_options=options,
                 )
             except EngineRefused as exc:

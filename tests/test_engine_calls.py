@@ -15,9 +15,10 @@ import urllib3.exceptions
 
 from pytest_multiarch import cleanup
 from pytest_multiarch.build import BuiltImage
-from pytest_multiarch.engine import Endpoint, Engine, lost_connection
+from pytest_multiarch.engine import Endpoint, Engine
+from pytest_multiarch.enginefaults import lost_connection
 from pytest_multiarch.errors import EngineGone, EngineRefused
-from pytest_multiarch.oneshot import RunTimeout, run_once
+from pytest_multiarch.oneshot import RunCommand, RunTimeout, run_once
 from pytest_multiarch.platforms import Platform
 
 ENDPOINT = "tcp://127.0.0.1:9"
@@ -161,7 +162,7 @@ def test_a_one_shot_run_whose_engine_goes_away_is_one_engine_gone(failing, answe
     reported as a timeout), and the logs are read through Engine.call too."""
     engine = _Engine(_Container({failing: _chunked()}), answers=answers)
     with pytest.raises(EngineGone, match=f"the Docker engine at {ENDPOINT} stopped answering while .*`sleep 1`"):
-        run_once(engine, IMAGE, ["sleep", "1"], tracker=cleanup.Tracker(), timeout=5)
+        run_once(engine, IMAGE, RunCommand(["sleep", "1"]), tracker=cleanup.Tracker(), timeout=5)
 
 
 TIMEOUTS = {
@@ -177,7 +178,7 @@ TIMEOUTS = {
 def test_a_one_shot_run_that_times_out_while_its_engine_answers_is_a_run_timeout(raised):
     engine = _Engine(_Container({"wait": raised}), answers=True)
     with pytest.raises(RunTimeout, match="`sleep 1` on linux/arm64 did not exit within 5 s"):
-        run_once(engine, IMAGE, ["sleep", "1"], tracker=cleanup.Tracker(), timeout=5)
+        run_once(engine, IMAGE, RunCommand(["sleep", "1"]), tracker=cleanup.Tracker(), timeout=5)
 
 
 def test_a_failure_raised_by_the_plugin_in_a_test_shows_the_tests_line_not_the_plugins_frames(pytester):

@@ -148,13 +148,12 @@ class FakeStarts:
         engine: Any,
         image: BuiltImage,
         spec: ImageSpec,
+        setup: Any,  # start.ContainerSetup: environment, network, alias, reuse
         *,
         timeout: float,
         command_timeout: float,
-        reuse: bool,
         on_created: Callable[[Any], None],
         cancelled: Callable[[], bool],
-        **run_options: Any,  # environment, network, alias
     ) -> FakeContainer:
         container = FakeContainer(image)
         self.created.append(container)
