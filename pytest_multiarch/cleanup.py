@@ -304,22 +304,27 @@ def _skip_final_collections() -> None:
 def sweep_orphans(sdk: docker.DockerClient) -> tuple[int, int]:
     """Remove containers left by pytest processes on this host that no longer exist, then their
     networks (a network goes once no container is on it). Returns how many containers and
-    networks were removed."""
+    networks were removed.
+
+    Listed with the engine's plain list calls, which carry the labels: docker-py's
+    ``containers.list`` inspects each container it lists, and one removed meanwhile (by its own
+    session, beside this one under xdist or in another job) raised NotFound for the whole list,
+    which skipped the sweep."""
     try:
-        containers = sdk.containers.list(all=True, filters={"label": OWNER_LABEL})
-        networks = sdk.networks.list(filters={"label": OWNER_LABEL})
+        containers = sdk.api.containers(all=True, filters={"label": OWNER_LABEL})
+        networks = sdk.api.networks(filters={"label": OWNER_LABEL})
     except docker_errors():
         return 0, 0
     removed = [0, 0]
     for container in containers:
-        if _orphaned(container.labels):
-            with ignoring_docker_errors():
-                container.remove(force=True, v=True)
+        if _orphaned(container.get("Labels")):
+            with ignoring_docker_errors():  # gone meanwhile: not ours to count
+                sdk.api.remove_container(container["Id"], force=True, v=True)
                 removed[0] += 1
     for network in networks:
-        if _orphaned(network.attrs.get("Labels")):
+        if _orphaned(network.get("Labels")):
             with ignoring_docker_errors():
-                network.remove()
+                sdk.api.remove_network(network["Id"])
                 removed[1] += 1
     return removed[0], removed[1]
 
