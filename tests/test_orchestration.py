@@ -100,14 +100,13 @@ def test_once_computes_once_across_threads_and_keeps_its_error():
 class FakeDocker:
     """What the containers module asks of an engine's client: no orphans (containers or networks) to sweep."""
 
-    class containers:
+    class api:
         @staticmethod
-        def list(**_: Any) -> list[Any]:
+        def containers(**_: Any) -> list[Any]:
             return []
 
-    class networks:
         @staticmethod
-        def list(**_: Any) -> list[Any]:
+        def networks(**_: Any) -> list[Any]:
             return []
 
 
