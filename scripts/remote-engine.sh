@@ -309,6 +309,11 @@ start_dockerd() {
     # dockerd defaults to the systemd driver, which refuses a --cgroup-parent path ("should be a
     # valid slice named as xxx.slice") and would not start.
     echo '{}' >"$DAEMON_JSON"
+    # A restart on saved network state makes dockerd delete the stale "bridge" network and with
+    # it the interface named docker0, the first engine's, whatever --bridge says: its containers
+    # lose their network until docker0 is back, and new ones fail to start meanwhile. Network
+    # state is not worth keeping (containers are kept, and removable, without it).
+    rm -f "$DATA_DIR/network/files/local-kv.db"
     note_docker0
     log "starting dockerd on $TCP_URL (log: $DOCKERD_LOG)"
     setsid dockerd \

@@ -254,10 +254,11 @@ class PrivateEngine:
         }
 
     def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
+        bridge = _docker0()
         done = subprocess.run(["bash", str(self._script), *args], env=self._env, capture_output=True, text=True)
         assert done.returncode == 0, done.stdout + done.stderr
-        if args[:1] == ("start",):  # the first engine's bridge must have survived the start
-            assert subprocess.run(["ip", "link", "show", "docker0"], capture_output=True).returncode == 0
+        if args[:1] == ("start",):  # the first engine's bridge was never deleted (and put back)
+            assert _docker0() == bridge, f"docker0 was deleted by the start: {done.stderr}"
         return done
 
     def kill(self) -> None:
@@ -272,6 +273,15 @@ class PrivateEngine:
     def answers(self) -> bool:
         asked = ["docker", "-H", self.endpoint, "info", "--format", "{{.Name}}"]
         return subprocess.run(asked, capture_output=True, timeout=30).returncode == 0
+
+
+def _docker0() -> str | None:
+    """The interface index of the first engine's bridge: a new one means it was deleted and made
+    again, and its containers, of tests running beside this one, lost their network."""
+    try:
+        return Path("/sys/class/net/docker0/ifindex").read_text().strip()
+    except OSError:
+        return None
 
 
 def _alive(pid: int) -> bool:
