@@ -12,13 +12,17 @@ pytest reports the outcomes (xfailed, xpassed, skipped) as its own.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_multiarch.errors import UsageError
+from pytest_multiarch.errors import MultiarchError, UsageError
 from pytest_multiarch.platforms import Platform, parse_platforms_or_native
+
+if TYPE_CHECKING:
+    from pytest_multiarch.session import MultiarchSession
 
 PLATFORM_FIXTURE = "multiarch_platform"
 _KEYWORDS = ("platforms", "xfail", "skip", "strict")
@@ -28,6 +32,49 @@ DESCRIPTION = (
 )
 
 
+@dataclasses.dataclass(frozen=True)
+class Rules:
+    """What a test's ``multiarch`` markers say: the configured platforms it runs on, and the
+    pytest marks each of them gets."""
+
+    kept: list[Platform]
+    wanted: Any  # the closest platforms= (None: every configured platform)
+    xfail: dict[Platform, str]
+    skip: dict[Platform, str]
+    strict: bool | None
+
+    def none_kept(self, platforms: list[Platform]) -> str | None:
+        """The skip reason when platforms= keeps none of the configured platforms."""
+        if self.kept or self.wanted is None:
+            return None
+        return f"none of the configured platforms ({', '.join(map(str, platforms))}) is in platforms={self.wanted!r}"
+
+    def marks(self, platform: Platform) -> list[pytest.MarkDecorator]:
+        marks: list[pytest.MarkDecorator] = []
+        if platform in self.skip:
+            marks.append(pytest.mark.skip(reason=f"{platform}: {self.skip[platform]}"))
+        if platform in self.xfail:
+            options: dict[str, Any] = {"reason": f"{platform}: {self.xfail[platform]}"}
+            if self.strict is not None:
+                options["strict"] = bool(self.strict)
+            marks.append(pytest.mark.xfail(**options))
+        return marks
+
+
+def rules(
+    markers: list[pytest.Mark], platforms: list[Platform], known: Iterable[Platform], native: Callable[[Platform], bool]
+) -> Rules:
+    """The rules of ``markers`` (the closest first); UsageError for a marker that is wrong."""
+    known = list(known)
+    return Rules(
+        kept=_kept(markers, platforms, native),
+        wanted=next((_wanted(m) for m in markers if _wanted(m) is not None), None),
+        xfail=_per_platform(markers, "xfail", known),
+        skip=_per_platform(markers, "skip", known),
+        strict=next((m.kwargs["strict"] for m in markers if "strict" in m.kwargs), None),
+    )
+
+
 def parametrize(
     metafunc: pytest.Metafunc, platforms: list[Platform], known: Iterable[Platform], native: Callable[[Platform], bool]
 ) -> None:
@@ -35,36 +82,63 @@ def parametrize(
     configuration names (ini and command line), which ``xfail=`` and ``skip=`` may name;
     ``native``: whether a platform runs natively on its engine."""
     markers = list(metafunc.definition.iter_markers("multiarch"))  # the closest first
-    where = f"@pytest.mark.multiarch on {metafunc.definition.nodeid}"
     try:
-        kept = _kept(markers, platforms, native)
-        xfail = _per_platform(markers, "xfail", known)
-        skip = _per_platform(markers, "skip", known)
+        found = rules(markers, platforms, known, native)
     except UsageError as exc:
         problem = str(exc)
     else:
         problem = ""
     if problem:  # outside the except block: pytest would show the UsageError as its context
-        pytest.fail(f"{where}: {problem}", pytrace=False)
-    wanted = next((_wanted(m) for m in markers if _wanted(m) is not None), None)
-    if not kept and wanted is not None:
-        reason = f"none of the configured platforms ({', '.join(map(str, platforms))}) is in platforms={wanted!r}"
+        pytest.fail(f"@pytest.mark.multiarch on {metafunc.definition.nodeid}: {problem}", pytrace=False)
+    reason = found.none_kept(platforms)
+    if reason is not None:
         no_platform = pytest.param(None, marks=pytest.mark.skip(reason=reason), id="no-platform")
         metafunc.parametrize(PLATFORM_FIXTURE, [no_platform], indirect=True, scope="session")
         return
-    strict = next((m.kwargs["strict"] for m in markers if "strict" in m.kwargs), None)
-    params = []
-    for platform in kept:
-        marks: list[pytest.MarkDecorator] = []
-        if platform in skip:
-            marks.append(pytest.mark.skip(reason=f"{platform}: {skip[platform]}"))
-        if platform in xfail:
-            options: dict[str, Any] = {"reason": f"{platform}: {xfail[platform]}"}
-            if strict is not None:
-                options["strict"] = bool(strict)
-            marks.append(pytest.mark.xfail(**options))
-        params.append(pytest.param(platform, marks=marks, id=str(platform)))
+    params = [pytest.param(p, marks=found.marks(p), id=str(p)) for p in found.kept]
     metafunc.parametrize(PLATFORM_FIXTURE, params, indirect=True, scope="session")
+
+
+def apply_to_items(
+    items: list[pytest.Item], platforms: list[Platform], known: Iterable[Platform], native: Callable[[Platform], bool]
+) -> list[pytest.Item]:
+    """The same rules for items made for one platform each (structure tests): each gets its
+    platform's marks; those of a platform that platforms= leaves out are returned, to deselect
+    (as a parametrized test has no item for them); when it keeps none, they skip with the reason."""
+    dropped = []
+    for item in items:
+        markers = list(item.iter_markers("multiarch"))
+        if not markers:
+            continue
+        platform = item.multiarch_platform  # type: ignore[attr-defined]
+        try:
+            found = rules(markers, platforms, known, native)
+        except UsageError as exc:
+            raise UsageError(f"@pytest.mark.multiarch on {item.nodeid}: {exc}") from None
+        reason = found.none_kept(platforms)
+        if reason is not None:
+            item.add_marker(pytest.mark.skip(reason=reason))
+        elif platform not in found.kept:
+            dropped.append(item)
+        for mark in found.marks(platform):
+            item.add_marker(mark)
+    return dropped
+
+
+def context(
+    session: MultiarchSession, named: Iterable[Platform]
+) -> tuple[list[Platform], frozenset[Platform], Callable[[Platform], bool]]:
+    """The configured platforms, every platform the configuration names, and whether a platform
+    runs natively on its engine: what the rules are decided with. UsageError from the session."""
+    platforms = session.platforms()
+
+    def native(platform: Platform) -> bool:
+        try:
+            return session.engine_for(platform).is_native(platform)
+        except MultiarchError:
+            return False
+
+    return platforms, frozenset([*platforms, *named]), native
 
 
 def _wanted(marker: pytest.Mark) -> Any:

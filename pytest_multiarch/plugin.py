@@ -167,18 +167,9 @@ class MultiarchPlugin:
         if PLATFORM_FIXTURE not in metafunc.fixturenames:
             return
         try:
-            platforms = self.session.platforms()
+            platforms, known, native = marker.context(self.session, self.settings.named_platforms)
         except UsageError as exc:
             pytest.fail(str(exc), pytrace=False)
-        session = self.session
-
-        def native(platform: Platform) -> bool:
-            try:
-                return session.engine_for(platform).is_native(platform)
-            except MultiarchError:
-                return False
-
-        known = frozenset([*platforms, *self.settings.named_platforms])
         marker.parametrize(metafunc, platforms, known, native)
 
     @pytest.hookimpl(trylast=True)  # after pytest grouped the tests by platform

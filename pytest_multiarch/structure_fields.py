@@ -3,6 +3,7 @@ errors (CST reports those as a failed test; a YAML that cannot run is a usage er
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from pytest_multiarch.structure_schema import (
     RunOptions,
     StructureConfig,
     check_regexes,
+    go_json_field,
 )
 
 
@@ -53,7 +55,7 @@ def decode_config(reader: Reader, root: yaml.MappingNode, path: Path) -> Structu
 
 def _version(reader: Reader, root: yaml.MappingNode) -> str:
     for key, value in root.value:
-        if key.value == "schemaVersion":
+        if key.value == "schemaVersion" or (reader.go_json and go_json_field(key.value, ["schemaVersion"])):
             version = reader.text(value, "schemaVersion")
             if version not in VERSIONS:
                 raise reader.fail(value, "schemaVersion", f"unsupported version {version!r}; CST reads 1.0.0 and 2.0.0")
@@ -110,6 +112,8 @@ def _existence(reader: Reader, node: yaml.Node, where: str, v2: bool) -> FileExi
             "isExecutableBy": ("executable_by", reader.text),
         }
     found = reader.struct(node, where, fields)
+    if reader.go_json:  # no UnmarshalYAML: shouldExist false unless given (uid and gid: see the docs)
+        found.setdefault("should_exist", False)
     where = _named(reader, node, where, found)
     if not found.get("path"):
         raise reader.fail(node, where, "field path is missing or empty")
@@ -189,10 +193,12 @@ def _snake(field: str) -> str:
 
 def parse_text(text: str, shown: str, path: Path) -> StructureConfig:
     """The configuration in ``text`` (the file ``shown``), or one UsageError."""
-    reader = Reader(shown)
+    reader = Reader(shown, go_json=shown.endswith(".json"))
     if not shown.endswith((".yaml", ".yml", ".json")):
         raise reader.fail(None, "the file", "CST reads only .yaml, .yml and .json files; rename it")
     try:
+        if reader.go_json:
+            text = _json_text(text, shown)
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -202,6 +208,20 @@ def parse_text(text: str, shown: str, path: Path) -> StructureConfig:
     if root is None or not isinstance(root, yaml.MappingNode):
         raise reader.fail(root, "the file", "expected a mapping with schemaVersion and tests")
     return decode_config(reader, root, path)
+
+
+def _json_text(text: str, shown: str) -> str:
+    """JSON as YAML can read it: as written when YAML reads it alike (line numbers stay right),
+    else written out again (tabs, say, which YAML refuses)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"structure test file {shown}: not valid JSON: {exc.msg} (line {exc.lineno}).") from None
+    try:
+        yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return json.dumps(value, indent=1)
+    return text
 
 
 def parse_file(path: Path, shown: str) -> StructureConfig:

@@ -144,6 +144,27 @@ class StructurePlugin:
         node.structure, node.spec_of = found
         return node
 
+    @pytest.hookimpl(trylast=True)  # after the project's own hooks added their marks
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        """``@pytest.mark.multiarch`` rules for structure items, whose markers a conftest's
+        hook adds (a YAML has no decorators): each item gets its platform's xfail or skip, and
+        those of a platform that platforms= leaves out are deselected."""
+        from pytest_multiarch import marker
+        from pytest_multiarch.structure_items import StructureItem
+
+        ours = [item for item in items if isinstance(item, StructureItem)]
+        if not ours:
+            return
+        try:
+            platforms, known, native = marker.context(self.plugin.session, self.plugin.settings.named_platforms)
+            dropped = marker.apply_to_items(ours, platforms, known, native)  # type: ignore[arg-type]
+        except UsageError as exc:
+            raise pytest.UsageError(f"pytest-multiarch: {exc}") from None
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            gone = set(map(id, dropped))
+            items[:] = [item for item in items if id(item) not in gone]
+
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Start the builds (or pulls) the structure items need, as for other tests."""
         from pytest_multiarch.structure_items import StructureItem

