@@ -4,6 +4,7 @@ build caches and the number of builds at once, and how a platform's error is sho
 
 from __future__ import annotations
 
+import itertools
 import os
 import pty
 import re
@@ -83,10 +84,15 @@ class TestBuilds:
         ]
         output = _on_a_terminal([sys.executable, "-m", "pytest", *args], cwd=busybox_project.path)
         assert re.search(r"(?<![0-9])1 passed", output), output
-        shown = re.findall(r"([\r\n])multiarch: still building linux/amd64 \((\d+) s\)…", output)
-        seconds = [int(s) for _, s in shown]
+        shown = list(re.finditer(r"([\r\n])multiarch: still building linux/amd64 \((\d+) s\)…", output))
+        seconds = [int(found[2]) for found in shown]
         assert len(seconds) >= 3 and seconds == sorted(set(seconds)), output  # counting up, each once
-        assert shown[0][0] == "\n" and all(start == "\r" for start, _ in shown[1:]), output  # one line, rewritten
+        # One line, rewritten in place: a status starts a line of its own only as the first, or
+        # after a line of the build's log took its place (when buildx prints it is up to buildx).
+        for before, status in itertools.pairwise(shown):
+            logged = "multiarch: [linux/amd64]" in output[before.end() : status.start()]
+            assert status[1] == ("\n" if logged else "\r"), output
+        assert shown[0][1] == "\n" and any(status[1] == "\r" for status in shown), output
         # ... and a line of the build's (-v: its log) takes its place, on a line of its own
         assert re.search(r"still building linux/amd64 \(\d+ s\)…[ ]*\r\s*multiarch: (\[linux/amd64\] |build )", output)
         assert re.search(r"[\r\n]multiarch: build linux/amd64: done", output), output
