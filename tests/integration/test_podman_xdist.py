@@ -1,6 +1,6 @@
 """--multiarch-runtime podman under pytest-xdist (-n 2): each platform built once for the whole
-run though both workers test both platforms, every worker's podman service gone afterwards, and
-no container of the controller or of a worker left on podman."""
+run though both workers test both platforms, the controller's report names those images, every
+podman service (the controller's, the workers') gone afterwards, and no container left on podman."""
 
 from __future__ import annotations
 
@@ -30,9 +30,20 @@ def test_x(multiarch_image, multiarch_container, worker_id, n):
 
 def test_xdist_on_podman_builds_each_platform_once_and_leaves_no_service_or_container(podman_project):
     podman_project.makepyfile(test_app=XDIST_TESTS)
+    podman_project.makeconftest(
+        """
+        import os
+        from pathlib import Path
+
+        def pytest_configure(config):
+            if not hasattr(config, "workerinput"):
+                Path("images-controller.pid").write_text(str(os.getpid()))
+        """
+    )
     change_the_image(podman_project, f"{os.getpid()}-podman-xdist")  # a new build key: a real build
     before = set(podman_containers())
     args = ["-p", "xdist", "-n", "2", "--multiarch-runtime", "podman", "--multiarch-secret", "id=tok,env=HOME"]
+    args += ["--multiarch-report=report.json"]
     result = podman_project.runpytest_subprocess(*args)
     result.assert_outcomes(passed=8)
     out = result.stdout.str()
@@ -48,9 +59,14 @@ def test_xdist_on_podman_builds_each_platform_once_and_leaves_no_service_or_cont
     for platform in ("linux/amd64", "linux/arm64"):
         assert re.search(rf"^{platform} +4 +0 +0 +0 +{mode(platform)} +\d+\.\d s ", out, re.M), out
     assert re.search(r"^multiarch: runtime: podman \d+\.\d+\.\d+", out, re.M), out
+    # The controller's report has the workers' images, one per platform, and podman as engine.
+    report = json.loads((podman_project.path / "report.json").read_text())
+    assert {p["image_id"] for p in report["platforms"]} == images, report
+    assert {(p["engine"], p["result"], len(p["passed"])) for p in report["platforms"]} == {("podman", "PASSED", 4)}
     workers = {r["pid"] for r in records.values()}
     assert len(workers) == 2, records
-    for pid in workers:
-        assert services_of(pid) == [], f"worker {pid}'s podman service outlived it"
-        assert podman_containers(pid) == [], f"worker {pid} left containers on podman"
+    controller = int((podman_project.path / "images-controller.pid").read_text())
+    for pid in (controller, *workers):  # the controller builds ahead: it has a service too
+        assert services_of(pid) == [], f"the podman service of pytest process {pid} outlived it"
+        assert podman_containers(pid) == [], f"pytest process {pid} left containers on podman"
     assert set(podman_containers()) <= before, "containers left on podman"
