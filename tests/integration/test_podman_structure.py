@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import os
 
+from conftest import BUSYBOX
 from tests.integration import podman_helpers
-from tests.integration.podman_helpers import podman_containers, services_of
+from tests.integration.podman_helpers import podman_containers, services_of, untag_gate_images
 
 podman_engine = podman_helpers.podman_engine  # the fixtures, for this module
 podman_project = podman_helpers.podman_project
@@ -81,4 +82,36 @@ def test_structure_tests_fail_on_podman_where_the_image_differs(podman_project):
             f"[{platform}] Port 9090 not found in config",
         ):
             assert said in out, f"{said!r} not in:\n{out}"
+    assert podman_containers(os.getpid()) == []
+
+
+GATE_STRUCTURE = """\
+schemaVersion: 2.0.0
+commandTests:
+  - name: machine
+    command: uname
+    args: ["-m"]
+    expectedOutput: ["^(x86_64|aarch64)\\\\n$"]
+fileExistenceTests:
+  - name: busybox
+    path: /bin/busybox
+    isExecutableBy: any
+metadataTest:
+  unexposedPorts: ["8080"]
+"""
+
+
+def test_structure_tests_on_a_podman_release_gate_test_each_pulled_platform(pytester, podman_engine):
+    """--multiarch-image: the registry's busybox, each platform pulled by digest into podman."""
+    pytester.makeini("[pytest]\nmultiarch_platforms = linux/amd64, linux/arm64\n")
+    pytester.makefile(".yaml", structure=GATE_STRUCTURE)
+    gate = ["--multiarch-runtime", "podman", f"--multiarch-image={BUSYBOX}", "-v"]
+    try:
+        result = pytester.runpytest_subprocess(*gate, "--multiarch-structure-tests", "structure.yaml")
+    finally:
+        untag_gate_images()
+    result.assert_outcomes(passed=6)
+    for platform in ("linux/amd64", "linux/arm64"):
+        result.stdout.fnmatch_lines_random([f"structure.yaml::commandTests::machine[[]{platform}[]] PASSED*"])
+        result.stdout.fnmatch_lines_random([f"*{platform}: testing manifest sha256:* of {BUSYBOX}"])
     assert podman_containers(os.getpid()) == []
