@@ -12,13 +12,18 @@ from tests.integration.podman_helpers import podman_containers, services_of, unt
 podman_engine = podman_helpers.podman_engine  # the fixtures, for this module
 podman_project = podman_helpers.podman_project
 
-STRUCTURE = """\
+MACHINE = """\
 schemaVersion: 2.0.0
 commandTests:
   - name: machine
     command: uname
     args: ["-m"]
     expectedOutput: ["^(x86_64|aarch64)\\\\n$"]
+"""
+
+STRUCTURE = (
+    MACHINE
+    + """\
   - name: greeting
     command: sh
     args: ["-c", "cat /greeting; set | grep GREETING_SEEN"]
@@ -39,6 +44,7 @@ metadataTest:
   exposedPorts: ["8080"]
   cmd: ['sh', '-c', 'echo "CPU Architecture: $(uname -m)" > /www/index.html && exec httpd -f -p 8080 -h /www']
 """
+)
 
 ARGS = ["--multiarch-runtime", "podman", "--multiarch-secret", "id=tok,env=HOME", "-v"]
 
@@ -85,13 +91,9 @@ def test_structure_tests_fail_on_podman_where_the_image_differs(podman_project):
     assert podman_containers(os.getpid()) == []
 
 
-GATE_STRUCTURE = """\
-schemaVersion: 2.0.0
-commandTests:
-  - name: machine
-    command: uname
-    args: ["-m"]
-    expectedOutput: ["^(x86_64|aarch64)\\\\n$"]
+GATE_STRUCTURE = (
+    MACHINE
+    + """\
 fileExistenceTests:
   - name: busybox
     path: /bin/busybox
@@ -99,6 +101,7 @@ fileExistenceTests:
 metadataTest:
   unexposedPorts: ["8080"]
 """
+)
 
 
 def test_structure_tests_on_a_podman_release_gate_test_each_pulled_platform(pytester, podman_engine):
