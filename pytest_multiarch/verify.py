@@ -13,6 +13,9 @@ digest. Exit status: 0 verified, 1 not verified, 4 a report or path that cannot 
 predicate alone beside it (``<name>.predicate.json``) for ``actions/attest`` or ``cosign attest``.
 When ``$GITHUB_OUTPUT`` is set, the index digest and each platform's manifest digest are
 appended to it as step outputs (``index``, ``manifest-linux-arm64``, ...).
+
+The registry is read with ``docker buildx imagetools inspect``, or with podman (``--runtime
+podman``, else ``CONTAINER_RUNTIME=podman``) as the podman release gate reads it (podmangate.py).
 """
 
 from __future__ import annotations
@@ -72,6 +75,11 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("reports", nargs="+", metavar="REPORT", help="a --multiarch-report file of a gate run")
     parser.add_argument("--image", metavar="REF", help="the reference (a tag) that must still resolve to the index")
     parser.add_argument("--vsa", metavar="PATH", help="write a SLSA Verification Summary (in-toto Statement) here")
+    parser.add_argument(
+        "--runtime",
+        help="read the registry with docker (buildx imagetools) or podman (manifest inspect), as "
+        "--multiarch-runtime does (default: docker; podman if CONTAINER_RUNTIME=podman)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -192,8 +200,30 @@ def _read_index_with_docker(ref: str) -> PublishedIndex:
     return inspect_published(Engine.default().cli, ref)
 
 
+def _read_index_with_podman(ref: str) -> PublishedIndex:
+    """With ``podman manifest inspect`` (no service is started); a tag's digest is the registry's
+    answer to a HEAD, as the podman gate reads it: a refusal to tell is a GateError here."""
+    from pytest_multiarch.engine import Engine
+    from pytest_multiarch.gate import GateError
+    from pytest_multiarch.podmangate import UNKNOWN_DIGEST, inspect_published
+
+    index = inspect_published(Engine.podman(), ref)
+    if index.digest == UNKNOWN_DIGEST:
+        raise GateError("its registry does not tell the digest it resolves to without credentials (podman)")
+    return index
+
+
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    return verify(args.reports, image=args.image, vsa=args.vsa, out=out or sys.stdout)
+    from pytest_multiarch.podman import parse_runtime
+
+    out = out or sys.stdout
+    try:
+        podman = parse_runtime(args.runtime) == "podman"
+    except MultiarchError as exc:
+        print(f"verify: {str(exc).replace('--multiarch-runtime (ini multiarch_runtime)', '--runtime')}", file=out)
+        return EXIT_BAD_INPUT
+    reader = _read_index_with_podman if podman else _read_index_with_docker
+    return verify(args.reports, image=args.image, vsa=args.vsa, out=out, read_index=reader)
 
 
 def verify(

@@ -317,3 +317,31 @@ def test_a_run_that_only_collects_leaves_an_older_report_alone(pytester):
     (pytester.path / "report.json").write_text("older")
     pytester.runpytest_subprocess("--co").assert_outcomes()
     assert (pytester.path / "report.json").read_text() == "older"
+
+
+def test_verify_on_podman_reads_the_index_with_podman_and_refuses_a_tag_whose_digest_is_not_told(tmp_path, monkeypatch):
+    """--runtime podman (or CONTAINER_RUNTIME=podman): podman's reading of the registry, where a
+    tag's digest may be unknown (a registry wanting credentials): that is a problem, not a move."""
+    from pytest_multiarch import podmangate
+    from pytest_multiarch.verify import run
+
+    both = _write_report(tmp_path / "both.json", {"linux/amd64": ("PASSED", AMD), "linux/arm64": ("PASSED", ARM)})
+    read: list[str] = []
+
+    def inspect_published(engine: Any, ref: str) -> PublishedIndex:
+        assert engine.runtime == "podman"
+        read.append(ref)
+        return _index(digest=INDEX if "@" in ref else podmangate.UNKNOWN_DIGEST)
+
+    monkeypatch.setattr(podmangate, "inspect_published", inspect_published)
+    monkeypatch.setenv("CONTAINER_RUNTIME", "podman")
+    out = io.StringIO()
+    code = run(SimpleNamespace(reports=[str(both)], image=REF, vsa=None, runtime=None), out)
+    said = out.getvalue()
+    assert (code, read) == (1, [f"127.0.0.1:5000/team/app@{INDEX}", REF]), said
+    assert f"{REF}: its registry does not tell the digest it resolves to without credentials (podman)" in said
+    assert "moved" not in said
+
+    out = io.StringIO()
+    assert run(SimpleNamespace(reports=[str(both)], image=None, vsa=None, runtime="rkt"), out) == 4
+    assert out.getvalue() == "verify: --runtime 'rkt': use docker or podman.\n"

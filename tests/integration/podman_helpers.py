@@ -4,11 +4,17 @@ session may have left on podman (containers, a service, its folder, a user's pro
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from conftest import BUSYBOX
+from pytest_multiarch.build import image_repository
+from pytest_multiarch.config import ImageSpec
 
 OWNER_LABEL = "io.github.pytest-multiarch.owner"
 
@@ -39,6 +45,28 @@ def podman_engine(docker_engine: None) -> None:
     problem = _podman_problem()
     if problem:
         pytest.skip(f"podman-backed test: {problem}; run `bash scripts/setup-podman.sh` first")
+
+
+@pytest.fixture
+def podman_project(pytester: pytest.Pytester, podman_engine: None) -> Iterator[pytest.Pytester]:
+    pytester.makefile("", Dockerfile=DOCKERFILE)
+    ignored = [".docker", ".cache", "*.xml", "pid", "runpytest-*", "stdout", "stderr", "started", "release"]
+    ignored += ["images-*", "out", "*.json"]  # what the tests write: not the image's
+    pytester.makefile("", **{".dockerignore": "\n".join(ignored) + "\n"})
+    pytester.makeini(
+        f"""
+        [pytest]
+        multiarch_platforms = linux/amd64, linux/arm64
+        multiarch_build_args =
+            BASE_IMAGE={BUSYBOX}
+            GREETING=hello from podman
+        """
+    )
+    yield pytester
+    repository = image_repository(ImageSpec(name="", context=pytester.path, dockerfile=pytester.path / "Dockerfile"))
+    listed = subprocess.run(["podman", "images", "-q", f"localhost/{repository}"], capture_output=True, text=True)
+    if listed.stdout.split():
+        subprocess.run(["podman", "image", "rm", "--force", *set(listed.stdout.split())], capture_output=True)
 
 
 def podman_containers(owner_pid: int | None = None) -> list[str]:
@@ -85,3 +113,24 @@ def processes_of(uid: int, text: str) -> list[str]:
         except OSError:
             continue
     return found
+
+
+def without_docker(monkeypatch: pytest.MonkeyPatch, folder: Path) -> Path:
+    """As on a machine with podman only: a `docker` first on PATH that fails and notes each call,
+    and DOCKER_HOST pointing nowhere. Returns the file of the calls."""
+    calls = folder / "docker-calls"
+    (folder / "docker").write_text(f'#!/bin/sh\necho "$*" >> {calls}\necho "no docker here" >&2\nexit 127\n')
+    (folder / "docker").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{folder}/no-docker.sock")
+    return calls
+
+
+def untag_gate_images() -> None:
+    """The per-platform tags a gate left (its images stay, as pulled base images do)."""
+    listed = subprocess.run(
+        ["podman", "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True
+    )
+    ours = [tag for tag in listed.stdout.split() if tag.startswith("localhost/pytest-multiarch/gate-")]
+    for tag in ours:  # `podman image untag IMAGE NAME`: that one name
+        subprocess.run(["podman", "image", "untag", tag, tag], capture_output=True)

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,9 +24,12 @@ from tests.integration.podman_helpers import (
     DOCKERFILE,
     podman_containers,
     services_of,
+    untag_gate_images,
+    without_docker,
 )
 
-podman_engine = podman_helpers.podman_engine  # the fixture, for this module
+podman_engine = podman_helpers.podman_engine  # the fixtures, for this module
+podman_project = podman_helpers.podman_project
 
 TOKEN = "podman-test-token-0123456789"
 
@@ -65,40 +67,8 @@ def test_fails_on_purpose(multiarch_container):
 """
 
 
-@pytest.fixture
-def podman_project(pytester: pytest.Pytester, podman_engine: None) -> Iterator[pytest.Pytester]:
-    pytester.makefile("", Dockerfile=DOCKERFILE)
-    ignored = [".docker", ".cache", "*.xml", "pid", "runpytest-*", "stdout", "stderr", "started", "release"]
-    pytester.makefile("", **{".dockerignore": "\n".join(ignored) + "\n"})
-    pytester.makeini(
-        f"""
-        [pytest]
-        multiarch_platforms = linux/amd64, linux/arm64
-        multiarch_build_args =
-            BASE_IMAGE={BUSYBOX}
-            GREETING=hello from podman
-        """
-    )
-    yield pytester
-    repository = image_repository(ImageSpec(name="", context=pytester.path, dockerfile=pytester.path / "Dockerfile"))
-    listed = subprocess.run(["podman", "images", "-q", f"localhost/{repository}"], capture_output=True, text=True)
-    if listed.stdout.split():
-        subprocess.run(["podman", "image", "rm", "--force", *set(listed.stdout.split())], capture_output=True)
-
-
 def docker_images(repository: str) -> str:
     return subprocess.run(["docker", "images", "-q", repository], capture_output=True, text=True).stdout.strip()
-
-
-def without_docker(monkeypatch: pytest.MonkeyPatch, folder: Path) -> Path:
-    """As on a machine with podman only: a `docker` first on PATH that fails and notes each call,
-    and DOCKER_HOST pointing nowhere. Returns the file of the calls."""
-    calls = folder / "docker-calls"
-    (folder / "docker").write_text(f'#!/bin/sh\necho "$*" >> {calls}\necho "no docker here" >&2\nexit 127\n')
-    (folder / "docker").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("DOCKER_HOST", f"unix://{folder}/no-docker.sock")
-    return calls
 
 
 def test_both_platforms_built_and_tested_on_podman_and_nothing_left(podman_project, monkeypatch, tmp_path_factory):
@@ -206,16 +176,6 @@ def test_release(multiarch_run, multiarch_platform, multiarch_index, multiarch_i
     assert multiarch_image.arch.cell(()) == "1/0"
     print("index digest:", multiarch_index.digest)
 """
-
-
-def untag_gate_images() -> None:
-    """The per-platform tags a gate left (its images stay, as pulled base images do)."""
-    listed = subprocess.run(
-        ["podman", "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True
-    )
-    ours = [tag for tag in listed.stdout.split() if tag.startswith("localhost/pytest-multiarch/gate-")]
-    for tag in ours:  # `podman image untag IMAGE NAME`: that one name
-        subprocess.run(["podman", "image", "untag", tag, tag], capture_output=True)
 
 
 def test_release_gate_pulls_each_platform_by_digest_into_podman(pytester, podman_engine):
