@@ -40,6 +40,20 @@ def failure_of(output: str, test: str) -> str:
     return output.split(f"___ {test} ___")[1].split("=====")[0]
 
 
+def assert_one_error_naming_the_engine(
+    process: subprocess.Popen[bytes], log: Path, endpoint: str, test: str, doing: str
+) -> None:
+    """The session failed, and ``test``'s report is a few lines naming the engine and what the
+    test was doing, with no library traceback anywhere in the output."""
+    code, output = finished(process, log)
+    assert code == pytest.ExitCode.TESTS_FAILED, output
+    failure = failure_of(output, test)
+    assert f"EngineGone: the Docker engine at {endpoint} " in failure, output
+    assert doing in failure, failure
+    assert not [name for name in LIBRARY_NAMES if name in output], output
+    assert len(failure.splitlines()) < 12, failure
+
+
 def resident_mib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -53,13 +67,7 @@ def test_an_engine_killed_during_a_one_shot_run_is_one_error_naming_it(busybox_p
     process, log = start_session(busybox_project, private_engine.endpoint)
     wait_for(lambda: owned_by(process.pid, private_engine.endpoint) or process.poll() is not None, "the run")
     private_engine.kill()
-    code, output = finished(process, log)
-    assert code == pytest.ExitCode.TESTS_FAILED, output
-    failure = failure_of(output, f"test_run[{NATIVE}]")
-    assert f"EngineGone: the Docker engine at {private_engine.endpoint} " in failure, output
-    assert "`sleep 300`" in failure, failure
-    assert not [name for name in LIBRARY_NAMES if name in output], output
-    assert len(failure.splitlines()) < 12, failure
+    assert_one_error_naming_the_engine(process, log, private_engine.endpoint, f"test_run[{NATIVE}]", "`sleep 300`")
 
 
 @pytest.mark.usefixtures("docker_engine")
@@ -80,13 +88,7 @@ def test_an_engine_killed_during_a_streamed_file_read_is_one_error_naming_it(bus
     # Streaming: the archive piles up in the reading process.
     wait_for(lambda: process.poll() is not None or resident_mib(process.pid) > before + 64, "the stream")
     private_engine.kill()
-    code, output = finished(process, log)
-    assert code == pytest.ExitCode.TESTS_FAILED, output
-    failure = failure_of(output, f"test_read[{NATIVE}]")
-    assert f"EngineGone: the Docker engine at {private_engine.endpoint} " in failure, output
-    assert "reading /big" in failure, failure
-    assert not [name for name in LIBRARY_NAMES if name in output], output
-    assert len(failure.splitlines()) < 12, failure
+    assert_one_error_naming_the_engine(process, log, private_engine.endpoint, f"test_read[{NATIVE}]", "reading /big")
 
 
 @pytest.mark.usefixtures("docker_engine")
