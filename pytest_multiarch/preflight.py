@@ -240,6 +240,10 @@ def cached_capabilities(engine: Engine, cache_dir: Path | None) -> Capabilities:
         advice=engine.endpoint.start_advice(),
     )
     if fingerprint is not None and cache_dir is not None:
+        # Taken again: the inspection itself may have written ~/.docker/buildx/current (buildx does
+        # on a first call), and keyed by the old one the next run would miss.
+        fingerprint = _fingerprint(engine) or fingerprint
+        path = cache_dir / f"engine-{hashlib.sha256(fingerprint.encode()).hexdigest()[:16]}.json"
         try:
             cache_dir.mkdir(parents=True, exist_ok=True)
             record = {"fingerprint": fingerprint, "time": time.time(), "engine": _to_dict(found)}
