@@ -12,7 +12,7 @@ import argparse
 import os
 import shutil
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TextIO, cast
 
@@ -49,6 +49,9 @@ SETUP_FIX = (
 )
 
 
+RunCheck = Callable[[str, Platform], None]  # (image, platform): a real run, one report line
+
+
 class Report:
     """Prints each check as it finishes (a pull can take a while) and remembers any failure."""
 
@@ -73,6 +76,17 @@ class Report:
     def fail(self, what: str, fix: str) -> None:
         self.failed = True
         self.line("fail", what, fix)
+
+    def runs(self, platforms: list[Platform], runnable: list[Platform], image: str | None, run: RunCheck) -> None:
+        """The run check of each platform that can run (Docker's or podman's), once an image is given."""
+        if not image:
+            self.skip("run: skipped: no image given (use --image REF with a multi-arch image that has uname)")
+            return
+        for platform in platforms:
+            if platform in runnable:
+                run(image, platform)
+            else:
+                self.skip(f"run {platform}: the platform is unavailable")
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -218,14 +232,7 @@ def _check_platforms(report: Report, engine: Engine, platforms: list[Platform], 
         return
     docker, found = checked
     runnable = [p for p in platforms if _check_platform(report, found, p)]
-    if not image:
-        report.skip("run: skipped: no image given (use --image REF with a multi-arch image that has uname)")
-        return
-    for platform in platforms:
-        if platform in runnable:
-            _check_run(report, docker, image, platform)
-        else:
-            report.skip(f"run {platform}: the platform is unavailable")
+    report.runs(platforms, runnable, image, lambda ref, platform: _check_run(report, docker, ref, platform))
 
 
 def _check_engine(report: Report, engine: Engine) -> tuple[DockerClient, Capabilities] | None:

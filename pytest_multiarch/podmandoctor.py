@@ -39,14 +39,7 @@ def check_podman(
         return
     _check_socket(report)
     runnable = [p for p in platforms if check_platform(report, found, p)]
-    if not image:
-        report.skip("run: skipped: no image given (use --image REF with a multi-arch image that has uname)")
-        return
-    for platform in platforms:
-        if platform in runnable:
-            _check_run(report, image, platform)
-        else:
-            report.skip(f"run {platform}: the platform is unavailable")
+    report.runs(platforms, runnable, image, lambda ref, platform: _check_run(report, ref, platform))
 
 
 def _check_cli(report: Report) -> Capabilities | None:
