@@ -215,9 +215,11 @@ def wait_for(condition, what: str, timeout: float = WAIT):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def owned_by(pid: int, host: str = "unix:///var/run/docker.sock") -> list[str]:
-    """Containers on the engine at ``host`` whose owner label names process ``pid``."""
-    listed = ["docker", "-H", host, "ps", "-aq", "--filter", f"label={OWNER_LABEL}"]
+def owned_by(pid: int, host: str = "unix:///var/run/docker.sock", *, running: bool = False) -> list[str]:
+    """Containers on the engine at ``host`` whose owner label names process ``pid``; with
+    ``running``, only those running (not, say, the never-started one the architecture check reads
+    the image's files from)."""
+    listed = ["docker", "-H", host, "ps", "-q" if running else "-aq", "--filter", f"label={OWNER_LABEL}"]
     ids = subprocess.run(listed, capture_output=True, text=True, check=True).stdout.split()
     owners = []
     for container in ids:

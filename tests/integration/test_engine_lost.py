@@ -65,7 +65,10 @@ def resident_mib(pid: int) -> int:
 def test_an_engine_killed_during_a_one_shot_run_is_one_error_naming_it(busybox_project, private_engine):
     busybox_project.makepyfile(test_run="def test_run(multiarch_run):\n    multiarch_run('sleep', '300')\n")
     process, log = start_session(busybox_project, private_engine.endpoint)
-    wait_for(lambda: owned_by(process.pid, private_engine.endpoint) or process.poll() is not None, "the run")
+    # Running: the architecture check's never-started container exists before the run's, and
+    # killing the engine then would fail the session's sweep instead of the run.
+    endpoint = private_engine.endpoint
+    wait_for(lambda: owned_by(process.pid, endpoint, running=True) or process.poll() is not None, "the run")
     private_engine.kill()
     assert_one_error_naming_the_engine(process, log, private_engine.endpoint, f"test_run[{NATIVE}]", "`sleep 300`")
 
