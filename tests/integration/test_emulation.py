@@ -159,9 +159,18 @@ def test_run(multiarch_run):
         [
             f"PASSED test_app.py::test_up[[]{NATIVE}[]]",
             f"PASSED test_app.py::test_run[[]{NATIVE}[]]",
-            f"ERROR test_app.py::test_up[[]{FOREIGN}[]] - [[]{FOREIGN}[]] EmulatorCrash: the container died under "
-            f"{version} with exit code 139*",
-            f"FAILED test_app.py::test_run[[]{FOREIGN}[]] - [[]{FOREIGN}[]] EmulatorCrash: the run `sh -c sh -c 'echo*",
+            f"ERROR test_app.py::test_up[[]{FOREIGN}[]] - *",
+            f"FAILED test_app.py::test_run[[]{FOREIGN}[]] - *",
+        ]
+    )
+    # The messages in full, from the reports' sections: pytest cuts the summary's lines to the
+    # terminal's width (unless CI is set).
+    result.stdout.fnmatch_lines(
+        [
+            f"*_ ERROR at setup of test_up[[]{FOREIGN}[]] _*",
+            f"[[]{FOREIGN}[]] EmulatorCrash: the container died under {version} with exit code 139*",
+            f"*_ test_run[[]{FOREIGN}[]] _*",
+            f"[[]{FOREIGN}[]] EmulatorCrash: the run `sh -c sh -c 'echo*",
         ]
     )
     out = result.stdout.str()
