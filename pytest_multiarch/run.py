@@ -250,23 +250,25 @@ def port_of(image: BuiltImage, spec: ImageSpec) -> int | None:
     return image.exposed_ports[0] if image.exposed_ports else None
 
 
-def _uname(container: MultiarchContainer, tries: int = 3) -> str:
+def _uname(container: MultiarchContainer, timeout: float | None, tries: int = 3) -> str:
     """``uname -m``, asked again when it printed nothing: a uname that runs always prints the
     machine, but podman's exec through its Docker-compatible API sometimes loses a short-lived
     command's output (containers/podman#9096), which would read as an image of another CPU."""
     machine = ""
     for _ in range(tries):
-        machine = container.exec(["uname", "-m"]).strip()
+        machine = container.exec(["uname", "-m"], timeout=timeout).strip()
         if machine:
             break
     return machine
 
 
-def check_machine(container: MultiarchContainer) -> None:
+def check_machine(container: MultiarchContainer, timeout: float | None = None) -> None:
     """``uname -m`` inside must be what the platform's CPU reports: the real run that proves
-    emulation works. Images without ``uname`` (distroless, scratch) are not checked."""
+    emulation works. Images without ``uname`` (distroless, scratch) are not checked. ``timeout``:
+    seconds for each ``uname`` (default: the container's command timeout); a start gives its own,
+    since the check is part of starting, not one of the test's requests."""
     try:
-        machine = _uname(container)
+        machine = _uname(container, timeout)
     except ExecError:
         return
     except docker_errors(EngineRefused) as exc:  # no uname binary: "executable file not found"

@@ -264,7 +264,7 @@ def _check_then_wait(
     runs while the app is still booting, instead of after. A container that exited meanwhile is
     reported by its exit code and logs, not by the call that failed on it."""
     try:
-        check_machine(container)
+        check_machine(container, timeout=max(timeout, container.command_timeout or 0))
     except docker_errors(EngineRefused):
         _raise_if_exited(inner)  # "is not running": say how it exited, with its logs
         raise

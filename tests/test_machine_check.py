@@ -20,10 +20,13 @@ class Answers:
         self.platform = Platform.parse(platform)
         self.answers = answers
         self.asked = 0
+        self.command_timeout = 1.0
+        self.timeouts: list[float | None] = []
 
-    def exec(self, command: list[str]) -> str:
+    def exec(self, command: list[str], *, timeout: float | None = None) -> str:
         assert command == ["uname", "-m"]
         self.asked += 1
+        self.timeouts.append(timeout)
         return self.answers.pop(0)
 
 
@@ -39,3 +42,22 @@ def test_a_wrong_or_lasting_empty_answer_is_an_image_of_another_cpu(answers: lis
     with pytest.raises(ImageMismatch, match=f"reports `uname -m` = {shown}, expected 'aarch64'"):
         check_machine(container)
     assert container.answers == []
+
+
+def test_the_start_checks_the_machine_within_its_own_timeout_not_a_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A start's ``uname -m`` is part of starting: a short --multiarch-request-timeout (1 s, say)
+    must not fail a start on a loaded machine or under QEMU, where the start timeout is met."""
+    from pytest_multiarch import start
+
+    monkeypatch.setattr(start.ReadyWhenServing, "wait_until_ready", lambda self, inner: None)
+    container: Any = Answers("linux/arm64", ["aarch64\n"])
+    container.base_url = None
+    plan = start.ContainerPlan({}, None, (), {}, {}, None, None, "the container", "")
+    start._check_then_wait(container, inner=None, plan=plan, timeout=30.0, cancelled=lambda: False)  # type: ignore[arg-type]
+    assert container.timeouts == [30.0]
+
+
+def test_a_checks_timeout_is_given_to_each_uname() -> None:
+    container: Any = Answers("linux/arm64", ["", "aarch64\n"])
+    check_machine(container, timeout=12.5)
+    assert container.timeouts == [12.5, 12.5]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import NATIVE, WAIT, owned_by, wait_for
+from tests.integration.helpers import NATIVE, WAIT, ctrl_c_as_usual, owned_by, wait_for
 
 
 def descendants_running(pid: int, matching: str) -> list[int]:
@@ -228,7 +228,9 @@ def test_a_second_and_third_ctrl_c_after_the_first_are_absorbed(busybox_project,
     log = busybox_project.path / "out.log"
     args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--multiarch-platforms={NATIVE}"]
     with log.open("w") as out:
-        process = subprocess.Popen(args, cwd=busybox_project.path, stdout=out, stderr=out, start_new_session=True)
+        process = subprocess.Popen(
+            args, cwd=busybox_project.path, stdout=out, stderr=out, start_new_session=True, preexec_fn=ctrl_c_as_usual
+        )
     path = busybox_project.path
     try:
         wait_for(lambda: (path / "running").exists() or process.poll() is not None, "the test")
