@@ -95,6 +95,13 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _start_time(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot); None once it is gone."""
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19])
+    return None
+
+
 def _is_python(pid: int) -> bool:
     with contextlib.suppress(OSError):
         return Path(f"/proc/{pid}/comm").read_text().startswith("python")
@@ -109,7 +116,10 @@ class Watch:
         self._engines = list(engines)
         self._sessions_may_leave = sessions_may_leave
         self._root = os.getpid()
-        self.seen: set[int] = set()
+        # pid -> its start time: pids are used again within a minute on a busy machine (32768 of
+        # them, some 500 a second here), and a pid seen below this test may name another
+        # worker's session by the time the test ends.
+        self.seen: dict[int, int | None] = {}
         self._python: set[int] = set()  # seen and still running
         self.problems: list[str] = []
         self._stop = threading.Event()
@@ -142,10 +152,13 @@ class Watch:
 
     def _scan(self, clients: dict[str, docker.DockerClient]) -> None:
         running = self._below()
-        for pid in running - self.seen:
+        for pid in running:
+            started = _start_time(pid)
+            if pid in self.seen and self.seen[pid] == started:
+                continue
+            self.seen[pid] = started  # new, or its pid used again below this test
             if _is_python(pid):
                 self._python.add(pid)
-        self.seen |= running
         ended = self._python - running
         if not ended:
             return
@@ -156,11 +169,15 @@ class Watch:
             if container.pid in ended:
                 self.problems.append(f"the session of pid {container.pid} ended leaving its {container}")
 
+    def ours(self) -> set[int]:
+        """The processes seen below this test, unless their pid now names another (living) one."""
+        return {pid for pid, started in self.seen.items() if _start_time(pid) in (None, started)} | {self._root}
+
     def stop(self) -> list[str]:
         """Ends the watch; returns what is wrong, and removes the containers it names."""
         self._stop.set()
         self._thread.join()
-        ours = self.seen | {self._root}
+        ours = self.ours()
         left = {c for c in listed(self._clients) - self.before if c.pid in ours}
         problems = list(dict.fromkeys(self.problems))
         problems += [f"the test left its {container}" for container in sorted(left, key=str)]
