@@ -204,6 +204,14 @@ def shim_calls(folder) -> list[str]:
 WAIT = 120  # seconds a state may take to be reached on a loaded machine before a test fails
 
 
+def ctrl_c_as_usual() -> None:
+    """A ``preexec_fn`` for a pytest session a test sends SIGINT to: SIGINT back to its default.
+    A process started in the background of a non-interactive shell (a CI step's ``cmd &``)
+    ignores SIGINT, and so do its children: Python then installs no KeyboardInterrupt handler,
+    and the test's Ctrl-C would be lost."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def wait_for(condition, what: str, timeout: float = WAIT):
     """``condition()``'s first true value, polled every 0.1 s; AssertionError after ``timeout``."""
     deadline = time.monotonic() + timeout

@@ -193,7 +193,9 @@ def test_a_service_started_by_a_users_fixture_before_the_app_reaches_it_by_url(b
     busybox_project.makepyfile(
         test_service="""
         def test_app_reaches_the_service(web_container, service):
-            assert web_container.exec(["sh", "-c", "echo $STATIC; wget -qO- $SERVICE_URL"]).split() == ["yes", "db-ok"]
+            # The service's httpd may not listen yet: asked until it answers, at most 10 s.
+            ask = "echo $STATIC; for i in $(seq 100); do wget -qO- $SERVICE_URL && break; sleep 0.1; done"
+            assert web_container.exec(["sh", "-c", ask]).split() == ["yes", "db-ok"]
         """
     )
     subprocess.run(["docker", "pull", "-q", "127.0.0.1:5000/multiarch/busybox:1-amd64"], capture_output=True)

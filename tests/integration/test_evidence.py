@@ -20,7 +20,7 @@ import pytest
 from conftest import BUSYBOX, BUSYBOX_DOCKERFILE, REGISTRY
 from pytest_multiarch import Platform
 from pytest_multiarch.evidence_report import schema
-from tests.integration.helpers import WAIT, mode, wait_for
+from tests.integration.helpers import WAIT, ctrl_c_as_usual, mode, wait_for
 
 # The user's tests: test_flavour fails on an image whose /www/flavour says "broken".
 USER_TESTS = """
@@ -277,6 +277,7 @@ def test_an_interrupted_run_still_writes_what_it_knew_with_every_platform_failed
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # the signal goes to pytest alone
+            preexec_fn=ctrl_c_as_usual,
         )
         try:
             wait_for(lambda: (gate_project.path / "blocking").exists() or process.poll() is not None, "the test")

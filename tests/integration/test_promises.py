@@ -61,7 +61,9 @@ class TestBuilds:
         result.assert_outcomes(passed=1)
         status = [line for line in result.stdout.lines if "still building" in line]
         shown = [int(re.fullmatch(r"multiarch: still building linux/amd64 \((\d+) s\)…", line)[1]) for line in status]
-        assert len(shown) >= 2 and shown[:2] in ([2, 4], [2, 5], [3, 4], [3, 5]), status  # once per 2 s of build
+        # Once per 2 s of build, give or take a late tick of a loaded machine.
+        assert len(shown) >= 2 and 2 <= shown[0] <= 4, status
+        assert all(1 <= later - earlier <= 3 for earlier, later in itertools.pairwise(shown)), status
         result.stdout.re_match_lines(
             [
                 r"multiarch: \[linux/amd64\] #\d+ .*RUN echo .*sleep 5",

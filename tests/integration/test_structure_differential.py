@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from pytest_multiarch.errors import UsageError
+from pytest_multiarch.names import OWNER_LABEL
 from pytest_multiarch.structure_fields import parse_file
 from tests.conftest import BUSYBOX, PLATFORMS
 
@@ -144,7 +145,7 @@ def cleanup_cst_leftovers(images: list[str]) -> None:
             labels = subprocess.run(
                 ["docker", "inspect", "-f", "{{json .Config.Labels}}", container], capture_output=True, text=True
             ).stdout
-            if "pytest-multiarch" not in labels:
+            if OWNER_LABEL not in labels:  # not a container of the plugin (which cleans up its own)
                 subprocess.run(["docker", "rm", "-f", container], capture_output=True)
 
 
