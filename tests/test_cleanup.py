@@ -45,6 +45,10 @@ SIGNALS_SCRIPT = """
 import os, signal, time
 from pytest_multiarch import cleanup
 
+# Ctrl-C as in a pytest run from a terminal, also where this test's process was started in the
+# background of a non-interactive shell (which ignores SIGINT, and so would this script).
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 def handlers():
     return [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)]
 
