@@ -58,7 +58,7 @@ def run_buildx(
         )
     else:
         command, environment = buildx_command(
-            engine.docker_command(), spec, platform, tag, labels, cache, engine.builder, flags=flags
+            engine.cli_command(), spec, platform, tag, labels, cache, engine.builder, flags=flags
         )
     mask = secret_masker(spec.build_args, spec.environment, [secret.value() for secret in spec.secrets])
     log: list[str] = []

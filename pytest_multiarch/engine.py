@@ -66,6 +66,7 @@ class Engine:
         self._lock = threading.Lock()
         self._sdk: docker.DockerClient | None = None
         self._bridge: DialBridge | None = None
+        self._bridge_lock = threading.Lock()  # not _lock: sdk and cli make the bridge while holding it
         self._cli: DockerClient | None = None
         self._capabilities: Once[Capabilities] = Once(self._inspect, remember=(EngineError,))
 
@@ -148,10 +149,7 @@ class Engine:
                 if self._service is not None:
                     self._service.start()  # EngineError when it does not answer
                 if self.endpoint.url.startswith("ssh://"):
-                    from pytest_multiarch.dialbridge import DialBridge
-
-                    self._bridge = DialBridge(self.endpoint.url)
-                    environment = {"DOCKER_HOST": self._bridge.url}
+                    environment = {"DOCKER_HOST": self._dial_bridge().url}
                 self._sdk = docker.from_env(environment=environment, timeout=API_TIMEOUT_SECONDS)
             return self._sdk
 
@@ -165,14 +163,33 @@ class Engine:
             if self._cli is None:
                 from python_on_whales import DockerClient
 
-                self._cli = DockerClient(client_call=self.docker_command())
+                self._cli = DockerClient(client_call=self.cli_command())
             return self._cli
 
+    def _dial_bridge(self) -> DialBridge:
+        """The ssh:// engine's DialBridge, made on first use; the API client and the CLI share it."""
+        with self._bridge_lock:
+            if self._bridge is None:
+                from pytest_multiarch.dialbridge import DialBridge
+
+                self._bridge = DialBridge(self.endpoint.url)
+            return self._bridge
+
+    def cli_command(self) -> list[str]:
+        """The docker CLI command line the plugin runs (builds, buildx and imagetools calls):
+        ``docker_command``, except that an ssh:// engine named by its URL is reached through its
+        DialBridge, so that each call is a channel of one ssh connection, not a new connection
+        (see dialbridge.py)."""
+        command = self.docker_command()
+        if command[1:] == ["--host", self.endpoint.url] and self.endpoint.url.startswith("ssh://"):
+            return ["docker", "--host", self._dial_bridge().url]
+        return command
+
     def docker_command(self) -> list[str]:
-        """The docker CLI's command line bound to this endpoint: ``--context`` for a docker
-        context, ``--host`` (and the TLS flags) for an explicit one, nothing more for the
-        default context, which the CLI picks without being told. Builds run it directly: loading
-        python-on-whales for them would cost 0.16 s of CPU before the first build."""
+        """The docker CLI's command line bound to this endpoint, as the user would type it:
+        ``--context`` for a docker context, ``--host`` (and the TLS flags) for an explicit one,
+        nothing more for the default context, which the CLI picks without being told. What the
+        plugin runs is ``cli_command``."""
         if self.runtime == "podman":
             return podman_command(None if self._service is not None else self.endpoint.url)
         command = ["docker"]
@@ -302,7 +319,7 @@ class Engine:
 
     def close(self) -> None:
         """Close the API client's connections (the CLI client holds none); stop its podman service."""
-        with self._lock:
+        with self._lock, self._bridge_lock:
             sdk, self._sdk = self._sdk, None
             bridge, self._bridge = self._bridge, None
         if sdk is not None:

@@ -89,3 +89,25 @@ def test_the_cli_is_told_the_endpoint_as_the_user_named_it():
         *("--tlscacert", "/certs/ca.pem", "--tlscert", "/certs/cert.pem", "--tlskey", "/certs/key.pem"),
     ]
     assert Engine(tls).cli.client_config.docker_cmd[1:] == Engine(tls).docker_command()[1:]  # one source
+
+
+def test_the_cli_reaches_an_ssh_engine_through_its_bridge_and_shows_its_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI calls the plugin runs share the API client's DialBridge (one ssh connection);
+    what users are told to type keeps the ssh:// URL."""
+    made: list[str] = []
+
+    class Bridge:
+        def __init__(self, url: str) -> None:
+            made.append(url)
+            self.url = "unix:///tmp/pytest-multiarch-dial-x/docker.sock"
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr("pytest_multiarch.dialbridge.DialBridge", Bridge)
+    engine = Engine.named("ssh://me@arm-host:2222")
+    assert engine.cli_command() == ["docker", "--host", "unix:///tmp/pytest-multiarch-dial-x/docker.sock"]
+    assert engine.cli_command() == engine.cli_command() and made == ["ssh://me@arm-host:2222"]  # one bridge
+    assert engine.docker_command() == ["docker", "--host", "ssh://me@arm-host:2222"]
+    assert "`docker --host ssh://me@arm-host:2222 info`" in str(engine.gone("building", "EOF"))
+    assert Engine.named("tcp://box:2375").cli_command() == ["docker", "--host", "tcp://box:2375"]

@@ -6,8 +6,10 @@ Docker-backed test (conftest.py's ``_no_containers_left``), on both engines."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -51,8 +53,14 @@ def test_a_remote_default_engine_builds_and_runs_both_platforms_there(busybox_pr
 
 @pytest.mark.parametrize("how", ["tcp", "ssh", "context"])
 def test_arm64_routed_to_a_second_engine_while_amd64_stays_local(busybox_project, remote_engine, monkeypatch, how):
+    calls = busybox_project.path / "ssh-calls"
     if how == "ssh":
-        monkeypatch.setenv("PATH", f"{remote_engine['REMOTE_SSH_PATH']}{os.pathsep}{os.environ['PATH']}")
+        # The test's ssh (its config and key), behind one that notes each call with its pid.
+        noting = busybox_project.mkdir("noting")
+        real = f"{remote_engine['REMOTE_SSH_PATH']}/ssh"
+        (noting / "ssh").write_text(f'#!/bin/sh\necho "$$ $*" >> {calls}\nexec {real} "$@"\n')
+        (noting / "ssh").chmod(0o755)
+        monkeypatch.setenv("PATH", os.pathsep.join([str(noting), remote_engine["REMOTE_SSH_PATH"], os.environ["PATH"]]))
         endpoint = remote_engine["REMOTE_SSH_HOST"]
     elif how == "context":
         made = ["docker", "context", "create", "arm-box", "--docker", f"host={REMOTE}"]
@@ -72,6 +80,20 @@ def test_arm64_routed_to_a_second_engine_while_amd64_stays_local(busybox_project
             f"linux/arm64 *1 *0 *0 *0 *{arm} *{name}",
         ]
     )
+    if how == "ssh":
+        assert_one_ssh_connection_carried_everything(calls.read_text().splitlines())
+
+
+def assert_one_ssh_connection_carried_everything(calls: list[str]) -> None:
+    """One master connection, every API and CLI connection a channel of it (dialbridge.py), and
+    the master ended with the session."""
+    masters = [call.split()[0] for call in calls if call.split()[1:3] == ["-M", "-N"]]
+    channels = [call for call in calls if "dial-stdio" in call]
+    assert len(masters) == 1 and len(channels) > 5, calls
+    assert all("-o ControlMaster=no" in call for call in channels), calls
+    pid = int(masters[0])
+    with contextlib.suppress(OSError):  # gone; or its pid is used again, by another process
+        assert "-M" not in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0"), calls
 
 
 def test_an_unreachable_engine_errors_only_its_platform_naming_the_endpoint(
