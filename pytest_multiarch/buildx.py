@@ -11,7 +11,6 @@ masked line by line.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import subprocess
 import threading
@@ -19,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from pytest_multiarch import environ
 from pytest_multiarch.buildargs import shared_build_arguments
 from pytest_multiarch.config import ImageSpec
 from pytest_multiarch.errors import DOCTOR_HINT, BuildError, install_emulator_command
@@ -68,7 +68,7 @@ def run_buildx(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,  # buildx writes its log to stderr: one stream, in order
             stdin=subprocess.DEVNULL,
-            env={**os.environ, **environment},
+            env={**environ.snapshot(), **environment},  # os.environ changes meanwhile
             encoding="utf-8",  # what buildx writes, whatever the locale: masking needs the exact text
             errors="replace",
         )

@@ -16,7 +16,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_multiarch import prunes, rebuilds
+from pytest_multiarch import environ, prunes, rebuilds
 from pytest_multiarch.build import BuildOptions, BuiltImage, build_image, key_inputs, prune_stale
 from pytest_multiarch.config import ImageSpec, Settings
 from pytest_multiarch.context import context_manifest, manifest_digest
@@ -103,7 +103,8 @@ class Images:
 
             return podmangate.inspect_published(self._default_engine, self.settings.published)
         # Read by the default engine's CLI, with the user's `docker login` credentials.
-        return gate.inspect_published(self._default_engine.cli, self.settings.published)
+        cli, published = self._default_engine.cli, self.settings.published
+        return environ.retrying(lambda: gate.inspect_published(cli, published))
 
     def _build(self, spec: ImageSpec, platform: Platform) -> BuiltImage:
         label = f"{platform}{' (' + spec.name + ')' if spec.name else ''}"
@@ -207,7 +208,8 @@ class Images:
             return podmangate.pull_platform(engine, self.published_index(), platform)
         from pytest_multiarch import gate
 
-        return gate.pull_platform(engine.cli, self.published_index(), platform)
+        index = self.published_index()
+        return environ.retrying(lambda: gate.pull_platform(engine.cli, index, platform))  # in a build thread
 
     def _check_arch(self, image: BuiltImage, engine: Engine) -> BuiltImage:
         """``image`` with its architecture check's findings and its files; ArchMismatch when a

@@ -17,14 +17,17 @@ import json
 import re
 import subprocess
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pytest_multiarch.build import BuiltImage, ImageConfig, check_image_platform, exposed_ports
 from pytest_multiarch.enginefaults import request_errors
+from pytest_multiarch.environ import read_environment_once
 from pytest_multiarch.gate import GateError, PublishedIndex, parse_index, repository_of
 from pytest_multiarch.platforms import Platform
 
 if TYPE_CHECKING:
+    import requests
+
     from pytest_multiarch.engine import Engine
 
 UNKNOWN_DIGEST = "unknown"
@@ -90,19 +93,17 @@ def _single_platform(engine: Engine, ref: str, digest: str) -> dict[str, str]:
 def index_digest(ref: str) -> str:
     """The registry's digest of ``ref``'s tag (HEAD, anonymous); UNKNOWN_DIGEST when it will
     not tell."""
-    import requests
-
     registry, repository, tag = split_reference(ref)
     loopback = registry.split(":")[0] in ("localhost", "127.0.0.1")
     for scheme in ("http", "https") if loopback else ("https",):
         url = f"{scheme}://{registry}/v2/{repository}/manifests/{tag}"
         try:
-            answer = requests.head(url, headers={"Accept": _ACCEPT}, timeout=10)
+            answer = _ask("HEAD", url, headers={"Accept": _ACCEPT})
             if answer.status_code == 401:
                 token = _anonymous_token(answer.headers.get("WWW-Authenticate", ""))
                 if token:
                     headers = {"Accept": _ACCEPT, "Authorization": f"Bearer {token}"}
-                    answer = requests.head(url, headers=headers, timeout=10)
+                    answer = _ask("HEAD", url, headers=headers)
         except request_errors():
             continue
         digest = answer.headers.get("Docker-Content-Digest", "")
@@ -111,15 +112,23 @@ def index_digest(ref: str) -> str:
     return UNKNOWN_DIGEST
 
 
-def _anonymous_token(challenge: str) -> str | None:
+def _ask(method: str, url: str, **options: Any) -> requests.Response:
+    """One request to the registry, with the proxies and CA bundle of the environment read
+    once (it runs in a build thread: see environ.py)."""
     import requests
 
+    with requests.Session() as session:
+        read_environment_once(session, url)
+        return session.request(method, url, timeout=10, **options)
+
+
+def _anonymous_token(challenge: str) -> str | None:
     fields = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
     if not challenge.lower().startswith("bearer") or "realm" not in fields:
         return None
     params = {k: v for k, v in fields.items() if k in ("service", "scope")}
     try:
-        found = requests.get(fields["realm"], params=params, timeout=10).json()
+        found = _ask("GET", fields["realm"], params=params).json()
     except request_errors(ValueError):
         return None
     token = found.get("token") or found.get("access_token") if isinstance(found, dict) else None

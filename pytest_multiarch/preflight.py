@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_multiarch import environ
 from pytest_multiarch.errors import (
     DOCTOR_HINT,
     EngineError,
@@ -232,12 +233,14 @@ def cached_capabilities(engine: Engine, cache_dir: Path | None) -> Capabilities:
                 return _from_dict(saved["engine"])
         except (OSError, ValueError, KeyError, TypeError, UsageError):
             pass
-    found = inspect_engine(
-        engine.cli,
-        where=engine.endpoint.describe(),
-        local_endpoint=engine.endpoint.is_local,
-        builder_name=engine.builder,
-        advice=engine.endpoint.start_advice(),
+    found = environ.retrying(  # in the preflight thread, while pytest changes os.environ
+        lambda: inspect_engine(
+            engine.cli,
+            where=engine.endpoint.describe(),
+            local_endpoint=engine.endpoint.is_local,
+            builder_name=engine.builder,
+            advice=engine.endpoint.start_advice(),
+        )
     )
     if fingerprint is not None and cache_dir is not None:
         # Taken again: the inspection itself may have written ~/.docker/buildx/current (buildx does
