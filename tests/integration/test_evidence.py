@@ -20,7 +20,7 @@ import pytest
 from conftest import BUSYBOX, BUSYBOX_DOCKERFILE, REGISTRY
 from pytest_multiarch import Platform
 from pytest_multiarch.evidence_report import schema
-from tests.integration.helpers import WAIT, ctrl_c_as_usual, mode, wait_for
+from tests.integration.helpers import FOREIGN, NATIVE, WAIT, ctrl_c_as_usual, mode, wait_for
 
 # The user's tests: test_flavour fails on an image whose /www/flavour says "broken".
 USER_TESTS = """
@@ -257,12 +257,13 @@ def test_under_xdist_the_controller_writes_the_report_with_the_workers_images(ga
 
 def test_an_interrupted_run_still_writes_what_it_knew_with_every_platform_failed(gate_project, published):
     gate_project.makepyfile(
-        test_block="""
+        # The native platform runs first: its test passes, then the emulated one blocks.
+        test_block=f"""
         import time
         from pathlib import Path
 
-        def test_blocks_on_arm64(multiarch_container, multiarch_platform):
-            if multiarch_platform.arch == "arm64":
+        def test_blocks_when_emulated(multiarch_container, multiarch_platform):
+            if str(multiarch_platform) == {FOREIGN!r}:
                 Path("blocking").write_text("")
                 while True:
                     time.sleep(0.1)
@@ -291,6 +292,6 @@ def test_an_interrupted_run_still_writes_what_it_knew_with_every_platform_failed
     found = check_report(gate_project.path / "report.json")
     assert (found["report"]["complete"], found["report"]["exit_status"]) == (False, 2)
     assert {found[p]["result"] for p in ("linux/amd64", "linux/arm64")} == {"FAILED"}
-    assert "test_block.py::test_blocks_on_arm64[linux/amd64]" in found["linux/amd64"]["passed"]
+    assert f"test_block.py::test_blocks_when_emulated[{NATIVE}]" in found[NATIVE]["passed"]
     assert found["linux/arm64"]["manifest_digest"] == registry_index(published["complete"])[1]["linux/arm64"]
     assert "Traceback" not in output
