@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import time
 from typing import Any
 
@@ -101,16 +102,29 @@ def inspect_published(docker: DockerClient, ref: str) -> PublishedIndex:
     return parse_index(ref, manifest, config)
 
 
+# Registries answer now and then with a server error or "too many requests" (and a registry
+# that rewrites a manifest being pushed again may answer 500 to a read meanwhile): read again.
+_TRANSIENT = re.compile(r"\b(429 Too Many Requests|50[0234] [A-Z][A-Za-z ]+)\b")
+REGISTRY_RETRY_SECONDS = (0.5, 1.0, 2.0)
+
+
 def _imagetools(docker: DockerClient, ref: str, fmt: str) -> str:
+    """``buildx imagetools inspect``'s answer for ``ref``; a transient registry error is asked
+    again (REGISTRY_RETRY_SECONDS), any other one is a GateError at once."""
     cmd = [*docker.client_config.docker_cmd, "buildx", "imagetools", "inspect", ref, "--format", fmt]
-    try:
-        return str(run(cmd, capture_stderr=True))
-    except cli_errors() as exc:
-        raise GateError(
-            f"cannot read {ref} from its registry: {docker_said(exc)}. Check the reference "
-            f"(tag or digest), that the registry is reachable, and for a private registry "
-            f"`docker login <registry>`."
-        ) from None
+    for pause in (*REGISTRY_RETRY_SECONDS, None):
+        try:
+            return str(run(cmd, capture_stderr=True))
+        except cli_errors() as exc:
+            said = docker_said(exc)
+            if pause is None or not _TRANSIENT.search(said):
+                raise GateError(
+                    f"cannot read {ref} from its registry: {said}. Check the reference "
+                    f"(tag or digest), that the registry is reachable, and for a private registry "
+                    f"`docker login <registry>`."
+                ) from None
+            time.sleep(pause)  # a back-off before asking the registry again, not a wait for a state
+    raise AssertionError("unreachable")
 
 
 def repository_of(ref: str) -> str:
