@@ -215,7 +215,9 @@ def released(docker_engine: None, tmp_path_factory: pytest.TempPathFactory) -> I
     context = tmp_path_factory.mktemp("release-app")
     (context / "Dockerfile").write_text(BUSYBOX_DOCKERFILE)
     (context / "Dockerfile.broken").write_text(f'FROM {BUSYBOX}\nEXPOSE 8080\nCMD ["sh", "-c", "exit 3"]\n')
-    repo = f"{REGISTRY}/pytest-multiarch-test/ci-recipe-app"
+    # A repository per xdist worker: workers pushing the same index into one repository made the
+    # registry answer 500 to a read of it while another rewrote it.
+    repo = f"{REGISTRY}/pytest-multiarch-test/ci-recipe-app-{os.getpid()}"
     suffix = os.getpid()
     images = {}
     for name, platform, dockerfile in (

@@ -44,7 +44,9 @@ def published(docker_engine: None, tmp_path_factory: pytest.TempPathFactory) -> 
     """Build the busybox app per arch, push it, and publish a complete and an incomplete index."""
     context = tmp_path_factory.mktemp("gate-app")
     (context / "Dockerfile").write_text(BUSYBOX_DOCKERFILE)
-    repo = f"{REGISTRY}/pytest-multiarch-test/gate-app"
+    # A repository per xdist worker: workers pushing the same index into one repository made the
+    # registry answer 500 to a read of it while another rewrote it.
+    repo = f"{REGISTRY}/pytest-multiarch-test/gate-app-{os.getpid()}"
     refs = {}
     for platform in PLATFORMS.split(","):
         tag = f"{repo}:{Platform.parse(platform).slug}-{os.getpid()}"

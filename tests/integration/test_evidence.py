@@ -47,7 +47,9 @@ def published(docker_engine: None, tmp_path_factory: pytest.TempPathFactory) -> 
     complete, arm64-broken and amd64-only; each name maps to its tag."""
     context = tmp_path_factory.mktemp("evidence-app")
     (context / "Dockerfile").write_text(BUSYBOX_DOCKERFILE + "ARG FLAVOUR=good\nRUN echo $FLAVOUR > /www/flavour\n")
-    repo = f"{REGISTRY}/pytest-multiarch-test/evidence-app"
+    # A repository per xdist worker: workers pushing the same index into one repository made the
+    # registry answer 500 to a read of it while another rewrote it.
+    repo = f"{REGISTRY}/pytest-multiarch-test/evidence-app-{os.getpid()}"
     images = {}
     for name, platform, flavour in (
         ("amd64", "linux/amd64", "good"),
