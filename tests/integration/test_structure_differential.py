@@ -55,6 +55,7 @@ from pytest_multiarch import multiarch_fixtures
 CST_FILES = %r
 
 OUTCOMES = {}
+MESSAGES = {}
 WRITTEN = []
 
 
@@ -82,6 +83,8 @@ def pytest_runtest_setup(item):
 def pytest_runtest_logreport(report):
     if report.when == "call" or report.outcome != "passed":
         OUTCOMES.setdefault(report.nodeid, report.outcome)
+        if report.outcome != "passed":
+            MESSAGES.setdefault(report.nodeid, report.longreprtext[-600:])
 
 
 def pytest_sessionfinish(session):
@@ -95,6 +98,7 @@ def pytest_sessionfinish(session):
             "platform": str(item.multiarch_platform),
             "image": dict(item.user_properties).get("image"),
             "outcome": OUTCOMES.get(item.nodeid),
+            "message": MESSAGES.get(item.nodeid, ""),
         }
     with open("outcomes.json", "w") as out:
         json.dump(items, out)
@@ -257,6 +261,7 @@ def test_every_verdict_is_csts_on_both_platforms(busybox_project: pytest.Pyteste
             documented = "differs: " in nodeid
             if agree == documented:
                 said = "; ".join(map(str, cst.get("Errors") or [])) or "passed"
-                problems.append(f"{nodeid}: ours {outcome}, CST {cst['Name']!r}: {said}")
+                ours_said = str(items[nodeid].get("message") or "passed")
+                problems.append(f"{nodeid}: ours {outcome} ({ours_said}), CST {cst['Name']!r}: {said}")
     assert not problems, "\n".join(problems)
     assert len(items) >= 190, len(items)  # every file's items were compared
