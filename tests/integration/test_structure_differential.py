@@ -148,8 +148,10 @@ def cleanup_cst_leftovers(images: list[str]) -> None:
         for container in found:
             labels = subprocess.run(
                 ["docker", "inspect", "-f", "{{json .Config.Labels}}", container], capture_output=True, text=True
-            ).stdout
-            if OWNER_LABEL not in labels:  # not a container of the plugin (which cleans up its own)
+            )
+            # Only a container whose labels were read and name no owner: not one of the plugin's
+            # (which removes its own), nor one that could not be inspected.
+            if labels.returncode == 0 and labels.stdout.strip() and OWNER_LABEL not in labels.stdout:
                 subprocess.run(["docker", "rm", "-f", container], capture_output=True)
 
 
@@ -222,10 +224,13 @@ def run_both(project: pytest.Pytester, binary: str) -> tuple[dict[tuple[str, str
                 }
                 reference = {key: future.result() for key, future in futures.items()}
             print(f"CST done after {time.monotonic() - started:.1f} s")
-        finally:
+            output, _ = ours.communicate(timeout=300)
+            print(f"pytest-multiarch done after {time.monotonic() - started:.1f} s")
+        finally:  # once this session's own containers are gone too
+            if ours.poll() is None:
+                ours.kill()
+                ours.wait()
             cleanup_cst_leftovers([tag for _, _, tag in runs])
-        output, _ = ours.communicate(timeout=300)
-        print(f"pytest-multiarch done after {time.monotonic() - started:.1f} s")
     finally:
         if ours.poll() is None:
             ours.kill()
