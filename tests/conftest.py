@@ -130,34 +130,10 @@ def shared_by(item: pytest.Item) -> str | None:
     return None
 
 
-# Tests whose run takes longest, started first among the Docker-backed ones so that none of
-# them is the last test left running (see run_order).
-LONGEST = ("tests/integration/test_structure_differential.py", "tests/integration/test_remote_engines.py")
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "docker_engine" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.docker)
-    items[:] = sorted(items, key=run_order)
-
-
-def run_order(item: pytest.Item) -> int:
-    """Where ``item`` goes in the run (a stable sort; the same on every xdist worker):
-
-    0. the tests that take turns (``shared_by``), together at the front: xdist's first chunk
-       hands them all to one worker, which runs them one after another while the others run
-       the rest, instead of their waiting on each other's lock at the end of the run;
-    1. unit tests (quick: they fill the other workers' first chunks);
-    2. the longest Docker-backed tests, then 3. the other Docker-backed ones.
-
-    The order only balances the workers; the lock still keeps a group's tests apart
-    whatever the scheduler does."""
-    if shared_by(item) is not None:
-        return 0
-    if item.get_closest_marker("docker") is None:
-        return 1
-    return 2 if item.nodeid.startswith(LONGEST) else 3
 
 
 @pytest.fixture(autouse=True)
