@@ -26,7 +26,7 @@ from pytest_multiarch.endpoints import cli_context_name as cli_context_name
 from pytest_multiarch.endpoints import docker_config_dir as docker_config_dir
 from pytest_multiarch.endpoints import named_endpoint, resolve_endpoint
 from pytest_multiarch.enginefaults import API_TIMEOUT_SECONDS, lost_connection, refusal
-from pytest_multiarch.environ import read_environment_once
+from pytest_multiarch.environ import read_environment_once, retrying
 from pytest_multiarch.errors import EngineError, EngineGone, EngineRefused, MultiarchError
 from pytest_multiarch.jobs import Once
 from pytest_multiarch.platforms import Platform
@@ -151,8 +151,9 @@ class Engine:
                     self._service.start()  # EngineError when it does not answer
                 if self.endpoint.url.startswith("ssh://"):
                     environment = {"DOCKER_HOST": self._dial_bridge().url}
-                sdk = docker.from_env(environment=environment, timeout=API_TIMEOUT_SECONDS)
-                read_environment_once(sdk.api, sdk.api.base_url)  # its calls run in the plugin's threads
+                # Made, and used, in the plugin's threads: see environ.py.
+                sdk = retrying(lambda: docker.from_env(environment=environment, timeout=API_TIMEOUT_SECONDS))
+                read_environment_once(sdk.api, sdk.api.base_url)
                 self._sdk = sdk
             return self._sdk
 

@@ -37,12 +37,7 @@ def proxies_for(url: str) -> dict[str, str]:
     """The proxies requests would take from the environment for ``url`` (NO_PROXY applied)."""
     import requests.utils
 
-    for _ in range(_TRIES - 1):
-        try:
-            return dict(requests.utils.get_environ_proxies(url, no_proxy=None))
-        except KeyError:
-            continue
-    return dict(requests.utils.get_environ_proxies(url, no_proxy=None))
+    return retrying(lambda: dict(requests.utils.get_environ_proxies(url, no_proxy=None)))
 
 
 def read_environment_once(session: requests.Session, url: str) -> None:
@@ -57,23 +52,31 @@ def read_environment_once(session: requests.Session, url: str) -> None:
 
 
 def retrying(call: Callable[[], T]) -> T:
-    """``call()``, called again when it failed on a variable that went away while it copied
-    ``os.environ`` (python-on-whales copies it before each CLI call, before running anything);
+    """``call()``, called again when it failed on a variable that went away while it read
+    ``os.environ`` (python-on-whales copies it before each CLI call, before running anything;
+    docker-py's client asks the engine's API version while making itself, and wraps the error);
     any other error as it is."""
     for _ in range(_TRIES - 1):
         try:
             return call()
-        except KeyError as exc:
+        except Exception as exc:
             if not vanished_variable(exc):
                 raise
     return call()
 
 
-def vanished_variable(exc: KeyError) -> bool:
-    """Whether ``exc`` was raised by ``os.environ`` itself, reading a variable that was gone."""
-    traceback = exc.__traceback__
-    while traceback is not None and traceback.tb_next is not None:
-        traceback = traceback.tb_next
-    if traceback is None:
-        return False
-    return traceback.tb_frame.f_code is type(os.environ).__getitem__.__code__
+def vanished_variable(exc: BaseException) -> bool:
+    """Whether ``exc``, or an error it was raised from, is ``os.environ``'s own KeyError for a
+    variable that was gone."""
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, KeyError):
+            traceback = error.__traceback__
+            while traceback is not None and traceback.tb_next is not None:
+                traceback = traceback.tb_next
+            if traceback is not None and traceback.tb_frame.f_code is type(os.environ).__getitem__.__code__:
+                return True
+        error = error.__cause__ or error.__context__
+    return False

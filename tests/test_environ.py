@@ -92,3 +92,19 @@ def test_a_call_that_failed_on_a_vanished_variable_is_made_again_and_no_other() 
 
     with pytest.raises(KeyError):
         environ.retrying(fails_on_its_own)
+
+
+def test_an_error_raised_from_a_vanished_variable_is_made_again() -> None:
+    """docker-py wraps the KeyError of its API-version request into a DockerException."""
+    calls: list[int] = []
+
+    def makes_a_client() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            try:
+                os.environ.__getitem__("PYTEST_MULTIARCH_NOT_SET")
+            except KeyError as exc:
+                raise RuntimeError('Invalid response from docker daemon: key "ApiVersion" is missing.') from exc
+        return "client"
+
+    assert environ.retrying(makes_a_client) == "client" and len(calls) == 2
